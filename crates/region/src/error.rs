@@ -1,0 +1,77 @@
+//! Why the registry refused a request.
+
+use shm_pool::PoolError;
+use shm_primitives::{ContextId, RegionHandle};
+
+/// Why a [`RegionRegistry`](crate::RegionRegistry) or a region guard refused a
+/// request. Every refusal is one of these; nothing in this crate panics on input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegionError {
+    /// The handle never named a region of this registry (index never used, or a
+    /// generation that was never issued for its slot).
+    #[error("invalid region handle {0:?}")]
+    InvalidRegionHandle(RegionHandle),
+    /// The handle named a region that has since been freed (its generation is
+    /// dead; it will never name another region).
+    #[error("region {0:?} was freed")]
+    RegionFreed(RegionHandle),
+    /// The registry already holds its configured number of live regions (or ran
+    /// out of slot indices).
+    #[error("too many regions (limit {limit})")]
+    TooManyRegions {
+        /// The configured maximum number of live regions.
+        limit: usize,
+    },
+    /// A size above the region's (or registry's) maximum size.
+    #[error("region size {requested} exceeds the maximum of {max} bytes")]
+    RegionTooLarge {
+        /// Bytes asked for.
+        requested: u64,
+        /// The maximum allowed.
+        max: u64,
+    },
+    /// A region of zero bytes was requested.
+    #[error("a region must hold at least one byte")]
+    ZeroSize,
+    /// [`grow`](crate::RegionWriteGuard::grow) was asked to make a region smaller.
+    #[error("cannot grow a region of {current} bytes to {requested} bytes")]
+    ShrinkRequested {
+        /// The region's current size.
+        current: u64,
+        /// The smaller size asked for.
+        requested: u64,
+    },
+    /// Another live region already has this name.
+    #[error("a region named `{0}` already exists")]
+    NameTaken(String),
+    /// No live region has this name.
+    #[error("no region named `{0}`")]
+    NameNotFound(String),
+    /// The context has no mapping of the region.
+    #[error("context {context} has no mapping of region {handle:?}")]
+    MappingNotFound {
+        /// The region.
+        handle: RegionHandle,
+        /// The context that has no mapping.
+        context: ContextId,
+    },
+    /// `offset + len` does not fit in 64 bits (or an offset given as a wider
+    /// integer is at or above 2^64).
+    #[error("offset {offset} + length {len} overflows 64 bits")]
+    OffsetOverflow {
+        /// The start offset (saturated to `u64::MAX` when it was wider).
+        offset: u64,
+        /// The length of the range.
+        len: u64,
+    },
+    /// A page index whose byte offset overflows 64 bits.
+    #[error("page {0} is beyond any addressable offset")]
+    PageOutOfRange(u64),
+    /// The region's slot is not in the state the operation needs (for example
+    /// re-inserting a removed region whose slot was released).
+    #[error("slot of region {0:?} is not awaiting re-insertion")]
+    SlotNotRemoved(RegionHandle),
+    /// The block pool refused memory.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}

@@ -1,1 +1,76 @@
-fn main() {}
+//! `evm`: run EVM bytecode and Ethereum state tests on revm 43, with or without
+//! shared memory.
+//!
+//! Exit codes: 0 success; 1 revert (or failed state tests); 2 usage or input error;
+//! 3 the transaction was rejected before execution; 4 halt; 5 `--bench` runs disagreed.
+
+mod alloc_counter;
+mod input;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: alloc_counter::CountingAlloc = alloc_counter::CountingAlloc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "evm",
+    version,
+    about = "Run EVM bytecode and Ethereum state tests (revm 43, with optional shared memory)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run bytecode over an in-memory state.
+    Run(run::RunArgs),
+}
+
+/// The process exit status, with the project's fixed meanings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitCode(u8);
+
+impl ExitCode {
+    pub const SUCCESS: Self = Self(0);
+    pub const REVERT: Self = Self(1);
+    pub const FAILURE: Self = Self(1);
+    pub const USAGE: Self = Self(2);
+    pub const REJECTED: Self = Self(3);
+    pub const HALT: Self = Self(4);
+    pub const NONDETERMINISTIC: Self = Self(5);
+
+    /// Prints `error: …` as one line and returns the usage code.
+    pub fn usage(error: impl std::fmt::Display) -> Self {
+        eprintln!("error: {error}");
+        Self::USAGE
+    }
+
+    /// Prints `error: …` as one line and returns the rejected-transaction code.
+    pub fn rejected(error: impl std::fmt::Display) -> Self {
+        eprintln!("error: {error}");
+        Self::REJECTED
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version on stdout with success, usage errors on stderr.
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() {
+                ExitCode::USAGE.0
+            } else {
+                0
+            });
+        }
+    };
+    let code = match cli.command {
+        Command::Run(args) => run::run(args),
+    };
+    std::process::ExitCode::from(code.0)
+}

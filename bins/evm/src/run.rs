@@ -1,0 +1,227 @@
+//! `evm run`: execute bytecode once (or repeatedly with `--bench`) over an in-memory state.
+
+use crate::{
+    alloc_counter,
+    input::{parse_address, parse_hex, parse_u256, parse_u64, read_text, InputError},
+    ExitCode,
+};
+use alloy_primitives::Bytes;
+use clap::Args;
+use shm_evm::{execute, Prestate, RepeatRunner, RunConfig, RunReport, RunStatus};
+use std::{path::PathBuf, time::Instant};
+
+/// Arguments of `evm run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Runtime code in hex (`0x` optional).
+    #[arg(value_name = "CODE", conflicts_with_all = ["code_flag", "codefile"])]
+    code: Option<String>,
+    /// Runtime code in hex (same as the positional CODE).
+    #[arg(long = "code", value_name = "HEX", conflicts_with = "codefile")]
+    code_flag: Option<String>,
+    /// File holding the code in hex (`-` reads standard input); whitespace is ignored.
+    #[arg(long, value_name = "PATH")]
+    codefile: Option<PathBuf>,
+    /// Calldata in hex.
+    #[arg(long, value_name = "HEX", conflicts_with = "inputfile")]
+    input: Option<String>,
+    /// File holding the calldata in hex (`-` reads standard input).
+    #[arg(long, value_name = "PATH")]
+    inputfile: Option<PathBuf>,
+    /// Gas limit (decimal or 0x hex); EIP-7825's per-transaction cap is lifted.
+    #[arg(long, default_value = "10000000000")]
+    gas: String,
+    /// Wei sent with the call (decimal or 0x hex).
+    #[arg(long, default_value = "0")]
+    value: String,
+    /// Transaction sender.
+    #[arg(long, default_value_t = shm_evm::DEFAULT_SENDER.to_string())]
+    sender: String,
+    /// Call target, where the code is installed.
+    #[arg(long, default_value_t = shm_evm::DEFAULT_RECEIVER.to_string())]
+    receiver: String,
+    /// Fork rules (Frontier … Osaka, Amsterdam).
+    #[arg(long, default_value = "Osaka")]
+    fork: String,
+    /// Accounts to install first, as a state-test `pre` alloc (JSON file).
+    #[arg(long, value_name = "FILE")]
+    prestate: Option<PathBuf>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Write an EIP-3155 JSON trace (one object per line) to standard error.
+    #[arg(long)]
+    trace: bool,
+    /// Print the post state (every account) after the result.
+    #[arg(long)]
+    dump: bool,
+    /// Run repeatedly; check that output and gas are the same every time and print
+    /// gas used, time per run (median and spread) and allocations per run.
+    #[arg(long)]
+    bench: bool,
+    /// Number of timed runs for `--bench` (after one warm-up run).
+    #[arg(long, default_value_t = 20, requires = "bench")]
+    bench_runs: usize,
+}
+
+impl RunArgs {
+    fn config(&self) -> Result<RunConfig, InputError> {
+        let code_text = match (&self.code, &self.code_flag, &self.codefile) {
+            (Some(code), _, _) | (None, Some(code), _) => code.clone(),
+            (None, None, Some(path)) => read_text("codefile", path)?,
+            (None, None, None) => {
+                return Err(InputError::Other(
+                    "no code given: pass CODE, --code HEX or --codefile PATH".into(),
+                ))
+            }
+        };
+        let code = parse_hex("code", &code_text)?;
+        let input = match (&self.input, &self.inputfile) {
+            (Some(hex), _) => parse_hex("input", hex)?,
+            (None, Some(path)) => parse_hex("inputfile", &read_text("inputfile", path)?)?,
+            (None, None) => Bytes::new(),
+        };
+        let spec = self.fork.parse().map_err(|_| {
+            InputError::Other(format!(
+                "fork: unknown fork `{}` (expected one of: Frontier, Homestead, Tangerine, Spurious, Byzantium, \
+                 Petersburg, Istanbul, Berlin, London, Merge, Shanghai, Cancun, Prague, Osaka, Amsterdam)",
+                self.fork
+            ))
+        })?;
+        let prestate = match &self.prestate {
+            Some(path) => {
+                Prestate::from_file(path).map_err(|e| InputError::Other(e.to_string()))?
+            }
+            None => Prestate::default(),
+        };
+        Ok(RunConfig {
+            code,
+            input,
+            gas_limit: parse_u64("gas", &self.gas)?,
+            value: parse_u256("value", &self.value)?,
+            sender: parse_address("sender", &self.sender)?,
+            receiver: parse_address("receiver", &self.receiver)?,
+            spec,
+            prestate,
+        })
+    }
+}
+
+/// Runs `evm run`.
+pub fn run(args: RunArgs) -> ExitCode {
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(e) => return ExitCode::usage(e),
+    };
+    if args.bench {
+        return bench(&config, &args);
+    }
+    let trace: Option<Box<dyn std::io::Write>> = args
+        .trace
+        .then(|| Box::new(std::io::BufWriter::new(std::io::stderr())) as _);
+    let outcome = match execute(&config, trace) {
+        Ok(outcome) => outcome,
+        Err(e) => return ExitCode::rejected(e),
+    };
+    let report = RunReport::new(&outcome, args.dump);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report always serialises")
+        );
+    } else {
+        print!("{report}");
+    }
+    ExitCode::of_status(report.status)
+}
+
+fn bench(config: &RunConfig, args: &RunArgs) -> ExitCode {
+    let mut runner = match RepeatRunner::new(config) {
+        Ok(runner) => runner,
+        Err(e) => return ExitCode::rejected(e),
+    };
+    let mut reference: Option<RunReport> = None;
+    let mut times = Vec::with_capacity(args.bench_runs);
+    let mut allocations = (0u64, 0u64);
+    // One untimed warm-up run, then the timed ones.
+    for run in 0..=args.bench_runs {
+        let (allocs_before, bytes_before) = alloc_counter::counts();
+        let start = Instant::now();
+        let result = runner.run();
+        let elapsed = start.elapsed();
+        let (allocs_after, bytes_after) = alloc_counter::counts();
+        let result = match result {
+            Ok(out) => out,
+            Err(e) => return ExitCode::rejected(e),
+        };
+        let report = RunReport::from_result(&result);
+        match &reference {
+            None => reference = Some(report),
+            Some(first) => {
+                if first.output != report.output
+                    || first.gas_used != report.gas_used
+                    || first.status != report.status
+                {
+                    eprintln!(
+                        "error: run {run} differs from the first: gas {} vs {}, output {} vs {}",
+                        report.gas_used, first.gas_used, report.output, first.output
+                    );
+                    return ExitCode::NONDETERMINISTIC;
+                }
+            }
+        }
+        if run > 0 {
+            times.push(elapsed.as_nanos() as u64);
+            allocations = (allocs_after - allocs_before, bytes_after - bytes_before);
+        }
+    }
+    let report = reference.expect("at least one run happened");
+    times.sort_unstable();
+    let median = times[times.len() / 2];
+    let (min, max) = (times[0], times[times.len() - 1]);
+    if args.json {
+        let json = serde_json::json!({
+            "result": report,
+            "runs": times.len(),
+            "median_ns": median,
+            "min_ns": min,
+            "max_ns": max,
+            "allocations_per_run": allocations.0,
+            "allocated_bytes_per_run": allocations.1,
+        });
+        println!("{json}");
+    } else {
+        print!("{report}");
+        println!(
+            "execution time: median {} (min {}, max {}, {} runs)",
+            human(median),
+            human(min),
+            human(max),
+            times.len()
+        );
+        println!(
+            "allocations: {} per run ({} bytes)",
+            allocations.0, allocations.1
+        );
+    }
+    ExitCode::of_status(report.status)
+}
+
+fn human(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.2} µs", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.3} s", ns as f64 / 1e9),
+    }
+}
+
+impl ExitCode {
+    fn of_status(status: RunStatus) -> Self {
+        match status {
+            RunStatus::Success => Self::SUCCESS,
+            RunStatus::Revert => Self::REVERT,
+            RunStatus::Halt => Self::HALT,
+        }
+    }
+}

@@ -1,0 +1,90 @@
+use alloy_primitives::Address;
+use revm::statetest_types::AccountInfo;
+use std::{collections::BTreeMap, path::Path};
+
+/// Accounts to install before the transaction runs, in the state-test `pre` format:
+/// `{ "0xaddr": { "balance": "0x..", "nonce": "0x..", "code": "0x..", "storage": { "0x..": "0x.." } } }`.
+///
+/// ```
+/// let pre = shm_evm::Prestate::from_json_str(r#"{
+///   "0x1000000000000000000000000000000000000001":
+///     { "balance": "0x10", "nonce": "0x1", "code": "0x00", "storage": { "0x01": "0x02" } }
+/// }"#).unwrap();
+/// assert_eq!(pre.accounts.len(), 1);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Prestate {
+    /// Accounts by address, in address order (so dumps and runs are deterministic).
+    pub accounts: BTreeMap<Address, AccountInfo>,
+}
+
+/// Why a prestate could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PrestateError {
+    /// The file could not be read.
+    #[error("cannot read prestate file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The text is not a valid alloc.
+    #[error("invalid prestate JSON{}: {source}", .path.as_deref().map(|p| format!(" in {p}")).unwrap_or_default())]
+    Json {
+        /// The file, when it came from one.
+        path: Option<String>,
+        /// The parse error, with line and column.
+        source: serde_json::Error,
+    },
+}
+
+impl Prestate {
+    /// Parses an alloc from JSON text.
+    pub fn from_json_str(text: &str) -> Result<Self, PrestateError> {
+        let accounts = serde_json::from_str(text)
+            .map_err(|source| PrestateError::Json { path: None, source })?;
+        Ok(Self { accounts })
+    }
+
+    /// Reads and parses an alloc file.
+    pub fn from_file(path: &Path) -> Result<Self, PrestateError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PrestateError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_json_str(&text).map_err(|e| match e {
+            PrestateError::Json { source, .. } => PrestateError::Json {
+                path: Some(shown),
+                source,
+            },
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_json_with_position() {
+        let err = Prestate::from_json_str("{ \"0x01\": ").unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        let err = Prestate::from_json_str(
+            r#"{"0xzz": {"balance":"0x0","nonce":"0x0","code":"0x","storage":{}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid prestate JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_file_names_path() {
+        let err = Prestate::from_file(Path::new("/nonexistent/pre.json")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/pre.json"), "{err}");
+    }
+}

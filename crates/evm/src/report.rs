@@ -1,0 +1,123 @@
+use crate::{AccountDump, RunOutcome};
+use alloy_primitives::{Address, Bytes, B256};
+use revm::context::result::{ExecutionResult, Output};
+use serde::Serialize;
+use std::{collections::BTreeMap, fmt};
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// STOP, RETURN or SELFDESTRUCT.
+    Success,
+    /// REVERT: gas left is refunded, effects undone.
+    Revert,
+    /// An exceptional halt: all gas consumed, effects undone.
+    Halt,
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LogReport {
+    /// Emitting contract.
+    pub address: Address,
+    /// Topics.
+    pub topics: Vec<B256>,
+    /// Data.
+    pub data: Bytes,
+}
+
+/// The printable result of a run (`evm run`'s text and `--json` output).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// How the run ended.
+    pub status: RunStatus,
+    /// revm's halt reason, for a halt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halt_reason: Option<String>,
+    /// Return data (or revert data).
+    pub output: Bytes,
+    /// Gas used by the transaction, as revm reports it (intrinsic gas included, refund deducted).
+    pub gas_used: u64,
+    /// Gas refunded.
+    pub gas_refunded: u64,
+    /// Logs (none unless the run succeeded).
+    pub logs: Vec<LogReport>,
+    /// The post state, when asked for (`--dump`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_state: Option<BTreeMap<Address, AccountDump>>,
+}
+
+impl RunReport {
+    /// The report of `outcome`, with the post state when `dump` is set.
+    pub fn new(outcome: &RunOutcome, dump: bool) -> Self {
+        let mut report = Self::from_result(&outcome.result);
+        if dump {
+            report.post_state = Some(outcome.post_state());
+        }
+        report
+    }
+
+    /// The report of a result alone.
+    pub fn from_result(result: &ExecutionResult) -> Self {
+        let (status, halt_reason, output) = match result {
+            ExecutionResult::Success {
+                output: Output::Call(out),
+                ..
+            } => (RunStatus::Success, None, out.clone()),
+            ExecutionResult::Success {
+                output: Output::Create(out, _),
+                ..
+            } => (RunStatus::Success, None, out.clone()),
+            ExecutionResult::Revert { output, .. } => (RunStatus::Revert, None, output.clone()),
+            ExecutionResult::Halt { reason, .. } => {
+                (RunStatus::Halt, Some(format!("{reason:?}")), Bytes::new())
+            }
+        };
+        let logs = result
+            .logs()
+            .iter()
+            .map(|log| LogReport {
+                address: log.address,
+                topics: log.topics().to_vec(),
+                data: log.data.data.clone(),
+            })
+            .collect();
+        Self {
+            status,
+            halt_reason,
+            output,
+            gas_used: result.tx_gas_used(),
+            gas_refunded: result.gas().inner_refunded(),
+            logs,
+            post_state: None,
+        }
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "output: {}", self.output)?;
+        writeln!(f, "gas used: {}", self.gas_used)?;
+        match (&self.status, &self.halt_reason) {
+            (RunStatus::Halt, Some(reason)) => writeln!(f, "status: halt ({reason})")?,
+            (status, _) => writeln!(f, "status: {}", format!("{status:?}").to_lowercase())?,
+        }
+        for (i, log) in self.logs.iter().enumerate() {
+            write!(f, "log {i}: address {}", log.address)?;
+            for topic in &log.topics {
+                write!(f, " topic {topic}")?;
+            }
+            writeln!(f, " data {}", log.data)?;
+        }
+        if let Some(state) = &self.post_state {
+            writeln!(f, "post state:")?;
+            writeln!(
+                f,
+                "{}",
+                serde_json::to_string_pretty(state).map_err(|_| fmt::Error)?
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+use crate::{dump::dump_state, AccountDump, Prestate, DEFAULT_SPEC};
+use alloy_primitives::{address, Address, Bytes, U256};
+use revm::{
+    bytecode::Bytecode,
+    context::{result::ExecutionResult, BlockEnv, CfgEnv, TxEnv},
+    database::{CacheDB, EmptyDB},
+    handler::{MainnetContext, MainnetEvm},
+    inspector::{inspectors::TracerEip3155, InspectEvm},
+    primitives::{hardfork::SpecId, TxKind},
+    state::{AccountInfo, EvmState},
+    Context, DatabaseCommit, ExecuteEvm, MainBuilder, MainContext,
+};
+use std::{collections::BTreeMap, io::Write};
+
+/// geth's `evm run` sender: the ASCII bytes of "sender", right-aligned.
+pub const DEFAULT_SENDER: Address = address!("0x000000000000000000000000000073656e646572");
+/// geth's `evm run` receiver: the ASCII bytes of "receiver", right-aligned.
+pub const DEFAULT_RECEIVER: Address = address!("0x0000000000000000000000007265636569766572");
+
+/// Balance given to the sender when the prestate does not define it: enough for any
+/// `--value` below it, and gas is free (gas price 0) so it pays for nothing else.
+const DEFAULT_SENDER_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 32]);
+
+/// One transaction to run: the code installed at `receiver`, called by `sender`.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Runtime code installed at `receiver` (replacing any code the prestate gives it).
+    pub code: Bytes,
+    /// Calldata.
+    pub input: Bytes,
+    /// Transaction gas limit; EIP-7825's per-transaction cap is lifted.
+    pub gas_limit: u64,
+    /// Wei sent with the call.
+    pub value: U256,
+    /// Transaction sender.
+    pub sender: Address,
+    /// Call target, where `code` is installed.
+    pub receiver: Address,
+    /// Fork rules.
+    pub spec: SpecId,
+    /// Accounts installed before the run.
+    pub prestate: Prestate,
+}
+
+impl RunConfig {
+    /// A call of `code` with geth's `evm run` defaults: 10,000,000,000 gas, no value,
+    /// no calldata, the newest finished fork, an empty prestate.
+    pub fn new(code: Bytes) -> Self {
+        Self {
+            code,
+            input: Bytes::new(),
+            gas_limit: 10_000_000_000,
+            value: U256::ZERO,
+            sender: DEFAULT_SENDER,
+            receiver: DEFAULT_RECEIVER,
+            spec: DEFAULT_SPEC,
+            prestate: Prestate::default(),
+        }
+    }
+
+    /// The configuration revm's own runners use for a single transaction: nonce check
+    /// off, no per-transaction gas cap, the configured fork's mainnet gas parameters.
+    pub fn cfg_env(&self) -> CfgEnv {
+        let mut cfg = CfgEnv::new_with_spec(self.spec);
+        cfg.set_spec_and_mainnet_gas_params(self.spec);
+        cfg.disable_nonce_check = true;
+        cfg.tx_gas_limit_cap = Some(u64::MAX);
+        cfg
+    }
+
+    /// A block whose gas limit never binds and whose base fee is zero.
+    pub fn block_env(&self) -> BlockEnv {
+        BlockEnv {
+            gas_limit: u64::MAX,
+            basefee: 0,
+            ..BlockEnv::default()
+        }
+    }
+
+    /// The transaction: a call from `sender` to `receiver` at gas price 0.
+    pub fn tx_env(&self) -> Result<TxEnv, RunError> {
+        TxEnv::builder()
+            .caller(self.sender)
+            .kind(TxKind::Call(self.receiver))
+            .data(self.input.clone())
+            .value(self.value)
+            .gas_limit(self.gas_limit)
+            .gas_price(0)
+            .build()
+            .map_err(|e| RunError::Transaction(format!("{e:?}")))
+    }
+}
+
+/// Why a run produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The transaction could not be built from the configuration.
+    #[error("invalid transaction: {0}")]
+    Transaction(String),
+    /// revm rejected the transaction before executing it (e.g. the sender cannot pay the value).
+    #[error("transaction rejected: {0}")]
+    Rejected(String),
+}
+
+/// The result of one run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// revm's result: success, revert or halt, with gas, output and logs.
+    pub result: ExecutionResult,
+    /// The accounts the transaction touched, as revm reports them.
+    pub state: EvmState,
+    /// The database after the transaction was committed.
+    pub db: CacheDB<EmptyDB>,
+}
+
+impl RunOutcome {
+    /// Every account after the transaction, in address order.
+    pub fn post_state(&self) -> BTreeMap<Address, AccountDump> {
+        dump_state(&self.db)
+    }
+}
+
+/// The in-memory state a run starts from: the prestate, the code at the receiver and a
+/// funded sender.
+pub fn prepare_db(config: &RunConfig) -> CacheDB<EmptyDB> {
+    let mut db = CacheDB::new(EmptyDB::default());
+    for (address, account) in &config.prestate.accounts {
+        let info = AccountInfo::default()
+            .with_balance(account.balance)
+            .with_nonce(account.nonce)
+            .with_code(Bytecode::new_raw(account.code.clone()));
+        db.insert_account_info(*address, info);
+        for (slot, value) in &account.storage {
+            // Infallible: the account was just inserted and EmptyDB never errors.
+            let _ = db.insert_account_storage(*address, *slot, *value);
+        }
+    }
+    if !config.prestate.accounts.contains_key(&config.sender) {
+        let balance = config.value.saturating_add(DEFAULT_SENDER_BALANCE);
+        db.insert_account_info(config.sender, AccountInfo::default().with_balance(balance));
+    }
+    let mut receiver = db
+        .cache
+        .accounts
+        .get(&config.receiver)
+        .and_then(|a| a.info())
+        .unwrap_or_default();
+    receiver = receiver.with_code(Bytecode::new_raw(config.code.clone()));
+    db.insert_account_info(config.receiver, receiver);
+    db
+}
+
+/// A built EVM that runs the same transaction again and again over the same state,
+/// without committing: each run sees the prestate (`evm run --bench`).
+pub struct RepeatRunner {
+    evm: MainnetEvm<MainnetContext<CacheDB<EmptyDB>>>,
+    tx: TxEnv,
+}
+
+impl RepeatRunner {
+    /// Builds the state and the EVM once.
+    pub fn new(config: &RunConfig) -> Result<Self, RunError> {
+        let tx = config.tx_env()?;
+        let evm = Context::mainnet()
+            .with_cfg(config.cfg_env())
+            .with_block(config.block_env())
+            .with_db(prepare_db(config))
+            .build_mainnet();
+        Ok(Self { evm, tx })
+    }
+
+    /// Runs the transaction once; the state is left as it was.
+    pub fn run(&mut self) -> Result<ExecutionResult, RunError> {
+        let out = self
+            .evm
+            .transact(self.tx.clone())
+            .map_err(|e| RunError::Rejected(e.to_string()))?;
+        Ok(out.result)
+    }
+}
+
+/// Runs the transaction over a fresh state built from `config`, optionally writing an
+/// EIP-3155 trace (one JSON object per line) to `trace`, and commits it.
+pub fn execute(config: &RunConfig, trace: Option<Box<dyn Write>>) -> Result<RunOutcome, RunError> {
+    let tx = config.tx_env()?;
+    let ctx = Context::mainnet()
+        .with_cfg(config.cfg_env())
+        .with_block(config.block_env())
+        .with_db(prepare_db(config));
+    match trace {
+        Some(writer) => {
+            let mut evm = ctx.build_mainnet_with_inspector(TracerEip3155::new(writer));
+            let out = evm
+                .inspect_tx(tx)
+                .map_err(|e| RunError::Rejected(e.to_string()));
+            // Taking the database drops the tracer, which flushes a buffered writer
+            // before the caller prints the result.
+            finish(evm.ctx.journaled_state.database, out)
+        }
+        None => {
+            let mut evm = ctx.build_mainnet();
+            let out = evm
+                .transact(tx)
+                .map_err(|e| RunError::Rejected(e.to_string()));
+            finish(evm.ctx.journaled_state.database, out)
+        }
+    }
+}
+
+fn finish(
+    mut db: CacheDB<EmptyDB>,
+    out: Result<revm::context::result::ResultAndState, RunError>,
+) -> Result<RunOutcome, RunError> {
+    let out = out?;
+    db.commit(out.state.clone());
+    Ok(RunOutcome {
+        result: out.result,
+        state: out.state,
+        db,
+    })
+}

@@ -1,0 +1,238 @@
+//! The live counters.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use shm_primitives::{ContextId, RegionHandle};
+
+use crate::{HaltCause, HaltCounts, Metrics};
+
+/// Keeps its contents on a cache line (pair) of their own, so that threads
+/// bumping different groups do not invalidate each other's lines (128 bytes:
+/// x86's adjacent-line prefetcher pulls lines in pairs).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// An operation counter and the bytes it moved, bumped together.
+#[derive(Debug, Default)]
+struct OpCounter {
+    count: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl OpCounter {
+    #[inline]
+    fn record(&self, bytes: u64) {
+        self.count.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Lifecycle {
+    regions_created: AtomicU64,
+    regions_destroyed: AtomicU64,
+    mappings: AtomicU64,
+    unmappings: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    current: AtomicU64,
+    peak: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Rare {
+    cow_faults: AtomicU64,
+    gc_runs: AtomicU64,
+    gc_time_ns: AtomicU64,
+    access_denials: AtomicU64,
+    halts: [AtomicU64; 8],
+}
+
+/// The shared-memory subsystem's counters and gauges. `Send + Sync`: share it
+/// by reference or `Arc`; every update is one or two relaxed atomic operations.
+///
+/// The `record_*` methods for region lifecycle events (create, destroy, map,
+/// unmap, GC, halts, denials) also emit a `tracing` event at debug level with
+/// target `shm`, so a caller counts and logs in one call. Data operations
+/// (reads, writes, copies, COW faults) only count: they are the hot path.
+///
+/// Counters are monotonic and wrap only after 2^64 events. The memory gauge
+/// saturates at 0 rather than wrapping if more is subtracted than was added.
+///
+/// ```
+/// use shm_metrics::{HaltCause, MetricsRecorder};
+/// use shm_primitives::RegionHandle;
+///
+/// let metrics = MetricsRecorder::new();
+/// let handle = RegionHandle::new(1, 1).unwrap();
+/// metrics.record_region_created(handle, 4096);
+/// metrics.record_write(64);
+/// metrics.record_read(32);
+/// metrics.record_halt(HaltCause::PermissionDenied);
+///
+/// let snapshot = metrics.snapshot();
+/// assert_eq!(snapshot.active_regions, 1);
+/// assert_eq!(snapshot.memory_bytes, 4096);
+/// assert_eq!(snapshot.halts.permission_denied, 1);
+/// assert!(snapshot.to_prometheus().contains("shm_writes_total 1\n"));
+/// ```
+#[derive(Debug, Default)]
+pub struct MetricsRecorder {
+    lifecycle: CachePadded<Lifecycle>,
+    reads: CachePadded<OpCounter>,
+    writes: CachePadded<OpCounter>,
+    copies: CachePadded<OpCounter>,
+    memory: CachePadded<Memory>,
+    rare: CachePadded<Rare>,
+}
+
+impl MetricsRecorder {
+    /// All counters at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A region was created with `size` bytes: counts it and adds `size` to
+    /// the memory gauge.
+    pub fn record_region_created(&self, handle: RegionHandle, size: u64) {
+        self.lifecycle.regions_created.fetch_add(1, Relaxed);
+        self.add_memory(size);
+        tracing::debug!(target: "shm", %handle, size, "region created");
+    }
+
+    /// A region of `size` bytes was destroyed (its free became final): counts
+    /// it and subtracts `size` from the memory gauge.
+    pub fn record_region_destroyed(&self, handle: RegionHandle, size: u64) {
+        self.lifecycle.regions_destroyed.fetch_add(1, Relaxed);
+        self.sub_memory(size);
+        tracing::debug!(target: "shm", %handle, size, "region destroyed");
+    }
+
+    /// A region grew or shrank from `old_size` to `new_size` bytes: moves the
+    /// memory gauge by the difference.
+    pub fn record_region_resized(&self, handle: RegionHandle, old_size: u64, new_size: u64) {
+        if new_size >= old_size {
+            self.add_memory(new_size - old_size);
+        } else {
+            self.sub_memory(old_size - new_size);
+        }
+        tracing::debug!(target: "shm", %handle, old_size, new_size, "region resized");
+    }
+
+    /// `context` mapped the region.
+    pub fn record_mapping(&self, handle: RegionHandle, context: ContextId) {
+        self.lifecycle.mappings.fetch_add(1, Relaxed);
+        tracing::debug!(target: "shm", %handle, %context, "region mapped");
+    }
+
+    /// `context`'s mapping of the region ended.
+    pub fn record_unmapping(&self, handle: RegionHandle, context: ContextId) {
+        self.lifecycle.unmappings.fetch_add(1, Relaxed);
+        tracing::debug!(target: "shm", %handle, %context, "region unmapped");
+    }
+
+    /// A read of `bytes` bytes from a region.
+    #[inline]
+    pub fn record_read(&self, bytes: u64) {
+        self.reads.record(bytes);
+    }
+
+    /// A write of `bytes` bytes into a region.
+    #[inline]
+    pub fn record_write(&self, bytes: u64) {
+        self.writes.record(bytes);
+    }
+
+    /// A copy of `bytes` bytes between regions (or a host copy).
+    #[inline]
+    pub fn record_copy(&self, bytes: u64) {
+        self.copies.record(bytes);
+    }
+
+    /// A copy-on-write fault (one page copied privately).
+    #[inline]
+    pub fn record_cow_fault(&self) {
+        self.rare.cow_faults.fetch_add(1, Relaxed);
+    }
+
+    /// A garbage-collection run that took `duration` and freed `regions_freed` regions.
+    pub fn record_gc_run(&self, duration: Duration, regions_freed: u64) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        self.rare.gc_runs.fetch_add(1, Relaxed);
+        self.rare.gc_time_ns.fetch_add(nanos, Relaxed);
+        tracing::debug!(target: "shm", duration_ns = nanos, regions_freed, "gc run");
+    }
+
+    /// A shared-memory opcode halted with `cause`.
+    pub fn record_halt(&self, cause: HaltCause) {
+        self.rare.halts[cause.index()].fetch_add(1, Relaxed);
+        tracing::debug!(target: "shm", cause = cause.name(), "shared-memory halt");
+    }
+
+    /// An access check refused `context` access to a region (whether or not
+    /// the refusal ends in a halt).
+    pub fn record_access_denied(&self, handle: RegionHandle, context: ContextId) {
+        self.rare.access_denials.fetch_add(1, Relaxed);
+        tracing::debug!(target: "shm", %handle, %context, "access denied");
+    }
+
+    /// Adds `bytes` to the memory gauge and raises the peak if needed.
+    #[inline]
+    pub fn add_memory(&self, bytes: u64) {
+        let now = self
+            .memory
+            .current
+            .fetch_add(bytes, Relaxed)
+            .saturating_add(bytes);
+        self.memory.peak.fetch_max(now, Relaxed);
+    }
+
+    /// Subtracts `bytes` from the memory gauge, stopping at 0.
+    #[inline]
+    pub fn sub_memory(&self, bytes: u64) {
+        // `fetch_update` cannot fail here: the closure always returns `Some`.
+        let _ = self
+            .memory
+            .current
+            .fetch_update(Relaxed, Relaxed, |now| Some(now.saturating_sub(bytes)));
+    }
+
+    /// A consistent-enough copy of every counter plus the derived figures.
+    /// Counters are read one by one, so updates racing with the snapshot may
+    /// be seen for some counters and not others.
+    pub fn snapshot(&self) -> Metrics {
+        let halts = HaltCounts::from_array(self.rare.halts.each_ref().map(|h| h.load(Relaxed)));
+        Metrics {
+            regions_created: self.lifecycle.regions_created.load(Relaxed),
+            regions_destroyed: self.lifecycle.regions_destroyed.load(Relaxed),
+            mappings: self.lifecycle.mappings.load(Relaxed),
+            unmappings: self.lifecycle.unmappings.load(Relaxed),
+            reads: self.reads.count.load(Relaxed),
+            read_bytes: self.reads.bytes.load(Relaxed),
+            writes: self.writes.count.load(Relaxed),
+            write_bytes: self.writes.bytes.load(Relaxed),
+            copies: self.copies.count.load(Relaxed),
+            copy_bytes: self.copies.bytes.load(Relaxed),
+            cow_faults: self.rare.cow_faults.load(Relaxed),
+            gc_runs: self.rare.gc_runs.load(Relaxed),
+            gc_time_ns: self.rare.gc_time_ns.load(Relaxed),
+            halts,
+            access_denials: self.rare.access_denials.load(Relaxed),
+            memory_bytes: self.memory.current.load(Relaxed),
+            peak_memory_bytes: self.memory.peak.load(Relaxed),
+            ..Metrics::default()
+        }
+        .with_derived()
+    }
+}

@@ -1,0 +1,782 @@
+//! The frame hook: side state that checkpoints, commits and reverts with revm's
+//! own journal checkpoints.
+//!
+//! revm takes a journal checkpoint for every call or create frame it enters
+//! (and one before execution starts), and settles each one, in strictly LIFO
+//! order, by committing it into its parent or reverting it. [`HookedJournal`]
+//! wraps revm's [`Journal`], forwards every [`JournalTr`] method to it
+//! unchanged, and reports those checkpoints and the end of each transaction to
+//! a [`FrameHook`]. Because the hook sits inside the journal rather than in a
+//! handler or an inspector, it sees exactly what revm does on every path:
+//! `transact*`, `inspect*` and system calls.
+//!
+//! | revm code path | hook calls |
+//! |----------------|------------|
+//! | `Handler::pre_execution` (and `run_system_call`) opens the runtime checkpoint | `checkpoint` |
+//! | `Handler::execution` commits it before the first frame, or reverts it on EIP-7702/EIP-2780 out of gas | `checkpoint_commit` / `checkpoint_revert` |
+//! | `make_call_frame` (any CALL-like frame that passes the depth check) | `checkpoint` |
+//! | failed value transfer in `make_call_frame` | `checkpoint_revert` |
+//! | precompile call: ok / not ok | `checkpoint_commit` / `checkpoint_revert` |
+//! | call to an account without code | `checkpoint_commit` |
+//! | call frame returns: ok / revert or halt | `checkpoint_commit` / `checkpoint_revert` |
+//! | `make_create_frame` → `create_account_checkpoint` succeeds | `checkpoint` |
+//! | `create_account_checkpoint` fails (collision, balance overflow) | nothing: revm opened and reverted it internally |
+//! | `return_create`: ok / revert, halt, code too large, leading 0xEF, deposit out of gas | `checkpoint_commit` / `checkpoint_revert` |
+//! | `CallTooDeep`, CREATE with too little balance or nonce overflow | nothing: no checkpoint is taken |
+//! | `Handler::execution_result` → `commit_tx` | `checkpoint_commit` for any still open, then `transaction_end(Committed)` |
+//! | `Handler::catch_error` → `discard_tx` (invalid tx, database error) | `checkpoint_revert` for any still open, then `transaction_end(Discarded)` |
+//! | `finalize` with checkpoints still open (never on revm's own paths) | `checkpoint_commit` for each, then `transaction_end(Committed)` |
+//!
+//! Hook calls come after the inner journal has done its part.
+
+use revm::{
+    bytecode::Bytecode,
+    context::{BlockEnv, CfgEnv, Context, TxEnv},
+    context_interface::{
+        context::{SStoreResult, SelfDestructResult, StateLoad},
+        journaled_state::{
+            account::JournaledAccount, AccountInfoLoad, AccountLoad, JournalCheckpoint,
+            JournalLoadError, JournalTr, TransferError,
+        },
+    },
+    inspector::JournalExt,
+    primitives::{
+        hardfork::SpecId, Address, AddressMap, AddressSet, Bytes, HashSet, Log, StorageKey,
+        StorageValue, B256, U256,
+    },
+    state::{Account, EvmState},
+    Database, Journal, JournalEntry, MainnetEvm,
+};
+
+/// Receives revm's journal checkpoints, in revm's own (strictly LIFO) order.
+///
+/// Every [`checkpoint`](FrameHook::checkpoint) is later matched by exactly one
+/// [`checkpoint_commit`](FrameHook::checkpoint_commit) or
+/// [`checkpoint_revert`](FrameHook::checkpoint_revert), which always settles
+/// the most recently opened checkpoint that is still open. By the time
+/// [`transaction_end`](FrameHook::transaction_end) is called, no checkpoint is
+/// open.
+///
+/// [`HookedJournal`] implements `JournalTr::new` (used by `Context::new`) with
+/// `H::default()`, so a hook used as a revm journal must also be [`Default`];
+/// make the default the "does nothing" state.
+pub trait FrameHook {
+    /// revm opened a checkpoint: a call or create frame, or the pre-execution
+    /// (runtime gas phase) checkpoint.
+    fn checkpoint(&mut self);
+
+    /// The innermost open checkpoint was committed: its changes merge into
+    /// its parent (or, for the outermost one, stand for the transaction).
+    fn checkpoint_commit(&mut self);
+
+    /// The innermost open checkpoint was reverted: undo every change made
+    /// since it was opened.
+    fn checkpoint_revert(&mut self);
+
+    /// The transaction ended; see [`TxOutcome`] for what each outcome asks of
+    /// the hook. Called once per `commit_tx` / `discard_tx`; `discard_tx` may
+    /// come without any checkpoint (a transaction that fails validation) and
+    /// may be repeated, so a hook must treat an extra `Discarded` as harmless.
+    fn transaction_end(&mut self, outcome: TxOutcome);
+}
+
+/// How a transaction ended, as seen by the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxOutcome {
+    /// `commit_tx`: the transaction was executed and its state stands. This
+    /// includes transactions that reverted or halted at the top level: their
+    /// frames' reverts were already reported through
+    /// [`FrameHook::checkpoint_revert`].
+    Committed,
+    /// `discard_tx`: the transaction was invalid or execution hit an error
+    /// (for example a database error). revm drops every change the
+    /// transaction made, including changes of checkpoints that were already
+    /// committed, so the hook must undo all of the transaction's effects too.
+    Discarded,
+}
+
+/// The no-op hook: [`HookedJournal<DB, ()>`] behaves exactly like revm's
+/// [`Journal`].
+impl FrameHook for () {
+    #[inline(always)]
+    fn checkpoint(&mut self) {}
+    #[inline(always)]
+    fn checkpoint_commit(&mut self) {}
+    #[inline(always)]
+    fn checkpoint_revert(&mut self) {}
+    #[inline(always)]
+    fn transaction_end(&mut self, _outcome: TxOutcome) {}
+}
+
+/// revm's [`Journal`] with a [`FrameHook`] told about every checkpoint.
+///
+/// All [`JournalTr`] methods forward to the inner journal, so execution
+/// results and state are identical to the stock journal's; the hook runs after
+/// the inner journal in `checkpoint`, `checkpoint_commit`,
+/// `checkpoint_revert`, `create_account_checkpoint` (on success only),
+/// `commit_tx`, `discard_tx` and `finalize` (see the [module
+/// docs](crate::hook) for which revm paths call which).
+///
+/// The journal counts the checkpoints it has reported as open, so the hook's
+/// pairing holds even if the journal is driven by hand: a commit or revert
+/// with nothing open is forwarded to revm but not reported, and checkpoints
+/// still open when the transaction ends are settled first.
+///
+/// ```
+/// use revm::{context_interface::JournalTr, database::EmptyDB};
+/// use shm_opcodes::HookedJournal;
+///
+/// let mut journal = HookedJournal::new_with_hook(EmptyDB::default(), ());
+/// let checkpoint = journal.checkpoint();
+/// assert_eq!(journal.open_checkpoints(), 1);
+/// journal.checkpoint_revert(checkpoint);
+/// assert_eq!(journal.open_checkpoints(), 0);
+/// ```
+#[derive(Clone, Debug)]
+pub struct HookedJournal<DB, H = ()> {
+    inner: Journal<DB>,
+    hook: H,
+    /// Checkpoints reported to the hook and not yet settled.
+    open_checkpoints: usize,
+}
+
+impl<DB, H> HookedJournal<DB, H> {
+    /// A fresh journal over `database` with `hook`.
+    ///
+    /// Set the spec on it (or build the context with [`hooked_context`], which
+    /// does) before executing.
+    pub fn new_with_hook(database: DB, hook: H) -> Self {
+        Self::from_journal(Journal::new_with_inner(database, Default::default()), hook)
+    }
+
+    /// Wraps an existing journal. Use it between transactions: checkpoints
+    /// the journal already has open are not reported to the hook.
+    pub const fn from_journal(journal: Journal<DB>, hook: H) -> Self {
+        Self {
+            inner: journal,
+            hook,
+            open_checkpoints: 0,
+        }
+    }
+
+    /// The hook, for reading its state (an instruction reaches it through
+    /// `ctx.host.journaled_state.hook()`).
+    #[inline]
+    pub const fn hook(&self) -> &H {
+        &self.hook
+    }
+
+    /// The hook, for changing its state.
+    #[inline]
+    pub const fn hook_mut(&mut self) -> &mut H {
+        &mut self.hook
+    }
+
+    /// Puts in a new hook and returns the old one.
+    pub fn replace_hook(&mut self, hook: H) -> H {
+        core::mem::replace(&mut self.hook, hook)
+    }
+
+    /// The wrapped revm journal.
+    #[inline]
+    pub const fn journal(&self) -> &Journal<DB> {
+        &self.inner
+    }
+
+    /// The wrapped revm journal, mutably. Checkpoints taken or settled
+    /// directly on it bypass the hook.
+    #[inline]
+    pub const fn journal_mut(&mut self) -> &mut Journal<DB> {
+        &mut self.inner
+    }
+
+    /// How many checkpoints the hook has seen opened and not yet settled.
+    #[inline]
+    pub const fn open_checkpoints(&self) -> usize {
+        self.open_checkpoints
+    }
+
+    /// Splits the journal into revm's journal and the hook.
+    pub fn into_parts(self) -> (Journal<DB>, H) {
+        (self.inner, self.hook)
+    }
+}
+
+impl<DB, H: FrameHook> HookedJournal<DB, H> {
+    #[inline]
+    fn opened(&mut self) {
+        self.open_checkpoints += 1;
+        self.hook.checkpoint();
+    }
+
+    #[inline]
+    fn committed(&mut self) {
+        if self.open_checkpoints > 0 {
+            self.open_checkpoints -= 1;
+            self.hook.checkpoint_commit();
+        }
+    }
+
+    #[inline]
+    fn reverted(&mut self) {
+        if self.open_checkpoints > 0 {
+            self.open_checkpoints -= 1;
+            self.hook.checkpoint_revert();
+        }
+    }
+
+    /// Settles every checkpoint still open, innermost first, then ends the
+    /// transaction.
+    #[inline]
+    fn end_transaction(&mut self, outcome: TxOutcome) {
+        while self.open_checkpoints > 0 {
+            match outcome {
+                TxOutcome::Committed => self.committed(),
+                TxOutcome::Discarded => self.reverted(),
+            }
+        }
+        self.hook.transaction_end(outcome);
+    }
+}
+
+/// The error type of the wrapped database.
+type DbError<DB> = <DB as Database>::Error;
+
+impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
+    type Database = DB;
+    type State = EvmState;
+    type JournaledAccount<'a>
+        = JournaledAccount<'a, DB, JournalEntry>
+    where
+        DB: 'a,
+        H: 'a;
+
+    /// A fresh journal with `H::default()` as the hook.
+    fn new(database: DB) -> Self {
+        Self::new_with_hook(database, H::default())
+    }
+
+    #[inline]
+    fn db_mut(&mut self) -> &mut DB {
+        self.inner.db_mut()
+    }
+
+    #[inline]
+    fn db(&self) -> &DB {
+        self.inner.db()
+    }
+
+    #[inline]
+    fn evm_state_mut(&mut self) -> &mut EvmState {
+        self.inner.evm_state_mut()
+    }
+
+    #[inline]
+    fn evm_state(&self) -> &EvmState {
+        self.inner.evm_state()
+    }
+
+    #[inline]
+    fn db_and_state(&self) -> (&DB, &EvmState) {
+        self.inner.db_and_state()
+    }
+
+    #[inline]
+    fn db_and_state_mut(&mut self) -> (&mut DB, &mut EvmState) {
+        self.inner.db_and_state_mut()
+    }
+
+    #[inline]
+    fn sload(
+        &mut self,
+        address: Address,
+        key: StorageKey,
+    ) -> Result<StateLoad<StorageValue>, DbError<DB>> {
+        self.inner.sload(address, key)
+    }
+
+    #[inline]
+    fn sload_skip_cold_load(
+        &mut self,
+        address: Address,
+        key: StorageKey,
+        skip_cold_load: bool,
+    ) -> Result<StateLoad<StorageValue>, JournalLoadError<DbError<DB>>> {
+        self.inner
+            .sload_skip_cold_load(address, key, skip_cold_load)
+    }
+
+    #[inline]
+    fn sstore(
+        &mut self,
+        address: Address,
+        key: StorageKey,
+        value: StorageValue,
+    ) -> Result<StateLoad<SStoreResult>, DbError<DB>> {
+        self.inner.sstore(address, key, value)
+    }
+
+    #[inline]
+    fn sstore_skip_cold_load(
+        &mut self,
+        address: Address,
+        key: StorageKey,
+        value: StorageValue,
+        skip_cold_load: bool,
+    ) -> Result<StateLoad<SStoreResult>, JournalLoadError<DbError<DB>>> {
+        self.inner
+            .sstore_skip_cold_load(address, key, value, skip_cold_load)
+    }
+
+    #[inline]
+    fn tload(&mut self, address: Address, key: StorageKey) -> StorageValue {
+        self.inner.tload(address, key)
+    }
+
+    #[inline]
+    fn tstore(&mut self, address: Address, key: StorageKey, value: StorageValue) {
+        self.inner.tstore(address, key, value)
+    }
+
+    #[inline]
+    fn log(&mut self, log: Log) {
+        self.inner.log(log)
+    }
+
+    #[inline]
+    fn take_logs(&mut self) -> Vec<Log> {
+        self.inner.take_logs()
+    }
+
+    #[inline]
+    fn logs(&self) -> &[Log] {
+        self.inner.logs()
+    }
+
+    #[inline]
+    fn selfdestruct(
+        &mut self,
+        address: Address,
+        target: Address,
+        skip_cold_load: bool,
+    ) -> Result<StateLoad<SelfDestructResult>, JournalLoadError<DbError<DB>>> {
+        self.inner.selfdestruct(address, target, skip_cold_load)
+    }
+
+    #[inline]
+    fn warm_access_list(&mut self, access_list: AddressMap<HashSet<StorageKey>>) {
+        self.inner.warm_access_list(access_list)
+    }
+
+    #[inline]
+    fn warm_coinbase_account(&mut self, address: Address) {
+        self.inner.warm_coinbase_account(address)
+    }
+
+    #[inline]
+    fn warm_precompiles(&mut self, addresses: &AddressSet) {
+        self.inner.warm_precompiles(addresses)
+    }
+
+    #[inline]
+    fn precompile_addresses(&self) -> &AddressSet {
+        self.inner.precompile_addresses()
+    }
+
+    #[inline]
+    fn set_spec_id(&mut self, spec_id: SpecId) {
+        self.inner.set_spec_id(spec_id)
+    }
+
+    #[inline]
+    fn set_eip7708_config(&mut self, disabled: bool, eip8246_delayed_clear_disabled: bool) {
+        self.inner
+            .set_eip7708_config(disabled, eip8246_delayed_clear_disabled)
+    }
+
+    #[inline]
+    fn touch_account(&mut self, address: Address) {
+        self.inner.touch_account(address)
+    }
+
+    #[inline]
+    fn transfer(
+        &mut self,
+        from: Address,
+        to: Address,
+        balance: U256,
+    ) -> Result<Option<TransferError>, DbError<DB>> {
+        self.inner.transfer(from, to, balance)
+    }
+
+    #[inline]
+    fn transfer_loaded(
+        &mut self,
+        from: Address,
+        to: Address,
+        balance: U256,
+    ) -> Option<TransferError> {
+        self.inner.transfer_loaded(from, to, balance)
+    }
+
+    #[inline]
+    #[allow(deprecated)]
+    fn caller_accounting_journal_entry(
+        &mut self,
+        address: Address,
+        old_balance: U256,
+        bump_nonce: bool,
+    ) {
+        self.inner
+            .caller_accounting_journal_entry(address, old_balance, bump_nonce)
+    }
+
+    #[inline]
+    fn balance_incr(&mut self, address: Address, balance: U256) -> Result<(), DbError<DB>> {
+        self.inner.balance_incr(address, balance)
+    }
+
+    #[inline]
+    #[allow(deprecated)]
+    fn nonce_bump_journal_entry(&mut self, address: Address) {
+        self.inner.nonce_bump_journal_entry(address)
+    }
+
+    #[inline]
+    fn load_account(&mut self, address: Address) -> Result<StateLoad<&Account>, DbError<DB>> {
+        self.inner.load_account(address)
+    }
+
+    #[inline]
+    #[allow(deprecated)]
+    fn load_account_code(&mut self, address: Address) -> Result<StateLoad<&Account>, DbError<DB>> {
+        self.inner.load_account_code(address)
+    }
+
+    #[inline]
+    fn load_account_with_code(
+        &mut self,
+        address: Address,
+    ) -> Result<StateLoad<&Account>, DbError<DB>> {
+        self.inner.load_account_with_code(address)
+    }
+
+    #[inline]
+    fn load_account_delegated(
+        &mut self,
+        address: Address,
+    ) -> Result<StateLoad<AccountLoad>, DbError<DB>> {
+        self.inner.load_account_delegated(address)
+    }
+
+    #[inline]
+    fn load_account_mut(
+        &mut self,
+        address: Address,
+    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DbError<DB>> {
+        self.inner.load_account_mut(address)
+    }
+
+    #[inline]
+    fn load_account_mut_skip_cold_load(
+        &mut self,
+        address: Address,
+        skip_cold_load: bool,
+    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, JournalLoadError<DbError<DB>>> {
+        self.inner
+            .load_account_mut_skip_cold_load(address, skip_cold_load)
+    }
+
+    #[inline]
+    fn load_account_with_code_mut(
+        &mut self,
+        address: Address,
+    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DbError<DB>> {
+        self.inner.load_account_with_code_mut(address)
+    }
+
+    #[inline]
+    fn load_account_mut_optional_code(
+        &mut self,
+        address: Address,
+        load_code: bool,
+    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DbError<DB>> {
+        self.inner
+            .load_account_mut_optional_code(address, load_code)
+    }
+
+    #[inline]
+    fn set_code_with_hash(&mut self, address: Address, code: Bytecode, hash: B256) {
+        self.inner.set_code_with_hash(address, code, hash)
+    }
+
+    #[inline]
+    fn set_code(&mut self, address: Address, code: Bytecode) {
+        self.inner.set_code(address, code)
+    }
+
+    #[inline]
+    fn code(&mut self, address: Address) -> Result<StateLoad<Bytes>, DbError<DB>> {
+        self.inner.code(address)
+    }
+
+    #[inline]
+    fn code_hash(&mut self, address: Address) -> Result<StateLoad<B256>, DbError<DB>> {
+        self.inner.code_hash(address)
+    }
+
+    // `clear` keeps its default (`let _ = self.finalize()`), so it goes
+    // through `finalize` below and the hook.
+
+    #[inline]
+    fn checkpoint(&mut self) -> JournalCheckpoint {
+        let checkpoint = self.inner.checkpoint();
+        self.opened();
+        checkpoint
+    }
+
+    #[inline]
+    fn checkpoint_commit(&mut self) {
+        self.inner.checkpoint_commit();
+        self.committed();
+    }
+
+    #[inline]
+    fn checkpoint_revert(&mut self, checkpoint: JournalCheckpoint) {
+        self.inner.checkpoint_revert(checkpoint);
+        self.reverted();
+    }
+
+    #[inline]
+    fn create_account_checkpoint(
+        &mut self,
+        caller: Address,
+        address: Address,
+        balance: U256,
+        spec_id: SpecId,
+    ) -> Result<JournalCheckpoint, TransferError> {
+        // On error revm has already reverted the checkpoint it took inside,
+        // so the hook hears of it only when it stays open.
+        let checkpoint = self
+            .inner
+            .create_account_checkpoint(caller, address, balance, spec_id)?;
+        self.opened();
+        Ok(checkpoint)
+    }
+
+    #[inline]
+    fn depth(&self) -> usize {
+        self.inner.depth()
+    }
+
+    #[inline]
+    fn commit_tx(&mut self) {
+        self.inner.commit_tx();
+        self.end_transaction(TxOutcome::Committed);
+    }
+
+    #[inline]
+    fn discard_tx(&mut self) {
+        self.inner.discard_tx();
+        self.end_transaction(TxOutcome::Discarded);
+    }
+
+    #[inline]
+    fn finalize(&mut self) -> EvmState {
+        let state = self.inner.finalize();
+        // revm's own paths finalize only after `commit_tx` / `discard_tx`.
+        // Checkpoints still open here mean the journal was driven by hand;
+        // `finalize` keeps their changes, so they count as committed.
+        if self.open_checkpoints > 0 {
+            self.end_transaction(TxOutcome::Committed);
+        }
+        state
+    }
+
+    #[inline]
+    fn load_account_info_skip_cold_load(
+        &mut self,
+        address: Address,
+        load_code: bool,
+        skip_cold_load: bool,
+    ) -> Result<AccountInfoLoad<'_>, JournalLoadError<DbError<DB>>> {
+        self.inner
+            .load_account_info_skip_cold_load(address, load_code, skip_cold_load)
+    }
+}
+
+/// Needed by `inspect_*`: the journal entries since the last checkpoint.
+impl<DB: Database, H: FrameHook + Default> JournalExt for HookedJournal<DB, H> {
+    #[inline]
+    fn journal(&self) -> &[JournalEntry] {
+        self.inner.journal()
+    }
+}
+
+/// A mainnet [`Context`] whose journal is a [`HookedJournal`].
+pub type HookedContext<DB, H> = Context<BlockEnv, TxEnv, CfgEnv, DB, HookedJournal<DB, H>, ()>;
+
+/// A mainnet EVM ([`MainnetEvm`]) over a [`HookedContext`], built with
+/// `MainBuilder::build_mainnet` or `build_mainnet_with_inspector`.
+pub type HookedEvm<DB, H, INSP = ()> = MainnetEvm<HookedContext<DB, H>, INSP>;
+
+/// A mainnet context like `Context::mainnet().with_db(db)` for `spec`, whose
+/// journal reports its checkpoints to `hook`.
+///
+/// ```
+/// use revm::{
+///     database::InMemoryDB, inspector::inspectors::TracerEip3155,
+///     primitives::hardfork::SpecId, InspectEvm, MainBuilder,
+/// };
+/// use shm_opcodes::hooked_context;
+///
+/// let ctx = hooked_context(InMemoryDB::default(), SpecId::OSAKA, ());
+/// let mut evm = ctx.build_mainnet_with_inspector(TracerEip3155::new(Box::new(std::io::sink())));
+/// let result = evm.inspect_tx(Default::default()).unwrap();
+/// assert!(result.result.is_success());
+/// ```
+pub fn hooked_context<DB, H>(db: DB, spec: SpecId, hook: H) -> HookedContext<DB, H>
+where
+    DB: Database,
+    H: FrameHook + Default,
+{
+    // `Context::new` builds the journal through `JournalTr::new` and syncs the
+    // config into it; only the default hook needs replacing.
+    let mut ctx = HookedContext::<DB, H>::new(db, spec);
+    ctx.journaled_state.hook = hook;
+    ctx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use revm::{
+        context_interface::journaled_state::account::JournaledAccountTr, database::EmptyDB,
+    };
+
+    /// Records the hook calls as characters: `(` open, `)` commit, `!` revert,
+    /// `C` / `D` transaction committed / discarded.
+    #[derive(Default, Debug)]
+    struct Trace(String);
+
+    impl FrameHook for Trace {
+        fn checkpoint(&mut self) {
+            self.0.push('(');
+        }
+        fn checkpoint_commit(&mut self) {
+            self.0.push(')');
+        }
+        fn checkpoint_revert(&mut self) {
+            self.0.push('!');
+        }
+        fn transaction_end(&mut self, outcome: TxOutcome) {
+            self.0.push(match outcome {
+                TxOutcome::Committed => 'C',
+                TxOutcome::Discarded => 'D',
+            });
+        }
+    }
+
+    fn journal() -> HookedJournal<EmptyDB, Trace> {
+        let mut journal = HookedJournal::new_with_hook(EmptyDB::default(), Trace::default());
+        journal.set_spec_id(SpecId::PRAGUE);
+        journal
+    }
+
+    #[test]
+    fn nested_checkpoints_are_reported_in_order() {
+        let mut j = journal();
+        let outer = j.checkpoint();
+        let inner = j.checkpoint();
+        assert_eq!(j.depth(), 2);
+        j.checkpoint_revert(inner);
+        let _second = j.checkpoint();
+        j.checkpoint_commit();
+        j.checkpoint_revert(outer);
+        j.commit_tx();
+        assert_eq!(j.hook().0, "((!()!C");
+        assert_eq!(j.open_checkpoints(), 0);
+    }
+
+    #[test]
+    fn settles_without_an_open_checkpoint_are_not_reported() {
+        let mut j = journal();
+        j.checkpoint_commit();
+        j.checkpoint_revert(JournalCheckpoint::default());
+        assert_eq!(j.hook().0, "");
+        assert_eq!(j.depth(), 0);
+    }
+
+    #[test]
+    fn discard_reverts_open_checkpoints_innermost_first() {
+        let mut j = journal();
+        j.checkpoint();
+        j.checkpoint();
+        j.checkpoint_commit();
+        j.checkpoint();
+        j.discard_tx();
+        assert_eq!(j.hook().0, "(()(!!D");
+        assert_eq!(j.open_checkpoints(), 0);
+        // `discard_tx` may be repeated: each call is reported, nothing is open.
+        j.discard_tx();
+        assert_eq!(j.hook().0, "(()(!!DD");
+    }
+
+    #[test]
+    fn commit_tx_commits_open_checkpoints() {
+        let mut j = journal();
+        j.checkpoint();
+        j.checkpoint();
+        j.commit_tx();
+        assert_eq!(j.hook().0, "(())C");
+    }
+
+    #[test]
+    fn finalize_ends_only_a_transaction_left_open() {
+        let mut j = journal();
+        let _ = j.finalize();
+        assert_eq!(j.hook().0, "");
+        j.checkpoint();
+        let _ = j.finalize();
+        assert_eq!(j.hook().0, "()C");
+        // `clear` goes through `finalize`.
+        j.checkpoint();
+        j.clear();
+        assert_eq!(j.hook().0, "()C()C");
+        assert_eq!(j.depth(), 0);
+    }
+
+    #[test]
+    fn a_failed_create_account_checkpoint_is_not_reported() {
+        let mut j = journal();
+        let caller = Address::with_last_byte(1);
+        let taken = Address::with_last_byte(2);
+        j.load_account(caller).unwrap();
+        j.load_account_mut(taken).unwrap().data.bump_nonce();
+        let err = j
+            .create_account_checkpoint(caller, taken, U256::ZERO, SpecId::PRAGUE)
+            .unwrap_err();
+        assert_eq!(err, TransferError::CreateCollision);
+        assert_eq!(j.hook().0, "");
+        assert_eq!(j.depth(), 0);
+
+        let fresh = Address::with_last_byte(3);
+        j.load_account(fresh).unwrap();
+        j.create_account_checkpoint(caller, fresh, U256::ZERO, SpecId::PRAGUE)
+            .unwrap();
+        assert_eq!(j.hook().0, "(");
+        assert_eq!(j.depth(), 1);
+    }
+
+    #[test]
+    fn replace_hook_and_into_parts() {
+        let mut j = journal();
+        j.checkpoint();
+        let old = j.replace_hook(Trace::default());
+        assert_eq!(old.0, "(");
+        j.checkpoint_commit();
+        let (inner, hook) = j.into_parts();
+        assert_eq!(hook.0, ")");
+        assert_eq!(inner.depth, 0);
+    }
+}

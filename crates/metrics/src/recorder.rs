@@ -170,7 +170,11 @@ impl MetricsRecorder {
     pub fn record_gc_run(&self, duration: Duration, regions_freed: u64) {
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         self.rare.gc_runs.fetch_add(1, Relaxed);
-        self.rare.gc_time_ns.fetch_add(nanos, Relaxed);
+        // Saturate rather than wrap: a total that wrapped would look tiny.
+        let _ = self
+            .rare
+            .gc_time_ns
+            .fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_add(nanos)));
         tracing::debug!(target: "shm", duration_ns = nanos, regions_freed, "gc run");
     }
 

@@ -296,9 +296,12 @@ fn concurrent_threads_give_exact_totals() {
     assert!(s.peak_memory_bytes <= THREADS * 10 + (1..=THREADS).sum::<u64>());
 }
 
-/// Collects (target, level, message, field names) of every event.
+/// One captured event: target, level, message, names of the other fields.
+type Captured = (String, tracing::Level, String, Vec<String>);
+
+/// Collects every event.
 #[derive(Default, Clone)]
-struct Capture(Arc<Mutex<Vec<(String, tracing::Level, String, Vec<String>)>>>);
+struct Capture(Arc<Mutex<Vec<Captured>>>);
 
 struct Fields(String, Vec<String>);
 

@@ -557,15 +557,18 @@ impl<'a> RegionWriteGuard<'a> {
 
     /// Reports to `observer` every page overlapping `range` (which lies inside
     /// the region), with its current bytes.
+    /// Pages are cut at `old_size`: what the region held before this mutation.
     fn observe(
         &self,
         range: Range<usize>,
+        old_size: usize,
         observer: &mut PageObserver<'_>,
     ) -> Result<(), RegionError> {
+        let range = range.start..range.end.min(old_size);
         if range.is_empty() {
             return Ok(());
         }
-        let bytes = live_bytes(&self.state)?;
+        let bytes = &live_bytes(&self.state)?[..old_size];
         let first = range.start / PAGE_SIZE;
         let last = (range.end - 1) / PAGE_SIZE;
         for page in first..=last {
@@ -624,7 +627,7 @@ impl<'a> RegionWriteGuard<'a> {
             }
         }
         let range = clip(offset, data.len(), self.state.meta.size)?;
-        self.observe(range.start..range.end.min(old_size), observer)?;
+        self.observe(range.clone(), old_size, observer)?;
         let written = range.len();
         if written > 0 {
             self.block_mut()?.write_at(range.start, &data[..written])?;
@@ -665,7 +668,7 @@ impl<'a> RegionWriteGuard<'a> {
         if target.is_empty() {
             return Ok(0);
         }
-        self.observe(target.clone(), observer)?;
+        self.observe(target.clone(), size, observer)?;
         // Source bytes that exist and land inside the target; the rest of the
         // target reads from past the end, i.e. zero.
         let from_region = source.len().min(target.len());

@@ -1,2 +1,107 @@
-//! placeholder, replaced below
-fn main() {}
+//! What the frame hook costs: one transaction making 1,000 CALLs (1,002
+//! checkpoints), run through revm's stock `Journal` (the baseline), through
+//! `HookedJournal<_, ()>` and through `HookedJournal` with a hook that counts.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use revm::{
+    bytecode::Bytecode,
+    context::{BlockEnv, CfgEnv, Context, TxEnv},
+    database::InMemoryDB,
+    primitives::{hardfork::SpecId, Address, TxKind},
+    state::AccountInfo,
+    ExecuteEvm, MainBuilder,
+};
+use shm_opcodes::{hooked_context, FrameHook, TxOutcome};
+use std::hint::black_box;
+
+const CALLER: Address = Address::with_last_byte(0xCA);
+const LOOPER: Address = Address::with_last_byte(0xB0);
+const TARGET: Address = Address::with_last_byte(0xA1);
+
+/// Counts hook calls: the cheapest hook that does something.
+#[derive(Default)]
+struct Counter {
+    depth: usize,
+    events: u64,
+}
+
+impl FrameHook for Counter {
+    fn checkpoint(&mut self) {
+        self.depth += 1;
+        self.events += 1;
+    }
+    fn checkpoint_commit(&mut self) {
+        self.depth -= 1;
+        self.events += 1;
+    }
+    fn checkpoint_revert(&mut self) {
+        self.depth -= 1;
+        self.events += 1;
+    }
+    fn transaction_end(&mut self, _outcome: TxOutcome) {
+        self.events += 1;
+    }
+}
+
+fn world() -> InMemoryDB {
+    let looper = vec![
+        0x61, 0x03, 0xe8, // PUSH2 1000           counter
+        0x5b, // 3: JUMPDEST
+        0x5f, 0x5f, 0x5f, 0x5f, 0x5f, // PUSH0 x5: retSize .. value
+        0x60, 0xa1, // PUSH1 TARGET
+        0x5a, 0xf1, 0x50, // GAS CALL POP
+        0x60, 0x01, 0x90, 0x03, // counter - 1
+        0x80, 0x60, 0x03, 0x57, // DUP1, JUMPI(3) while non-zero
+        0x00, // STOP
+    ];
+    let mut db = InMemoryDB::default();
+    db.insert_account_info(CALLER, AccountInfo::default());
+    db.insert_account_info(
+        LOOPER,
+        AccountInfo::default().with_code(Bytecode::new_raw(looper.into())),
+    );
+    db.insert_account_info(
+        TARGET,
+        AccountInfo::default().with_code(Bytecode::new_raw(vec![0x00].into())),
+    );
+    db
+}
+
+fn tx() -> TxEnv {
+    TxEnv::builder()
+        .caller(CALLER)
+        .kind(TxKind::Call(LOOPER))
+        .gas_limit(10_000_000)
+        .build()
+        .expect("valid transaction")
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("call_loop_1000");
+
+    let mut stock =
+        Context::<BlockEnv, TxEnv, CfgEnv, InMemoryDB>::new(world(), SpecId::OSAKA).build_mainnet();
+    let result = stock.transact(tx()).expect("runs");
+    assert!(result.result.is_success());
+    group.bench_function("stock_journal", |b| {
+        b.iter(|| black_box(stock.transact(tx()).expect("runs")))
+    });
+
+    let mut unit = hooked_context(world(), SpecId::OSAKA, ()).build_mainnet();
+    group.bench_function("hooked_unit", |b| {
+        b.iter(|| black_box(unit.transact(tx()).expect("runs")))
+    });
+
+    let mut counted = hooked_context(world(), SpecId::OSAKA, Counter::default()).build_mainnet();
+    counted.transact(tx()).expect("runs");
+    let hook = counted.ctx.journaled_state.hook();
+    // 1,002 checkpoints opened and settled, one transaction end.
+    assert_eq!((hook.events, hook.depth), (2 * 1002 + 1, 0));
+    group.bench_function("hooked_counter", |b| {
+        b.iter(|| black_box(counted.transact(tx()).expect("runs")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,1 +1,163 @@
-fn main() {}
+//! Region reads and writes against plain baselines in the same run:
+//! `copy_from_slice` on a `Vec<u8>` (bandwidth), the same copy through a
+//! `parking_lot::RwLock<Vec<u8>>` (lock overhead), and reads of one region from
+//! two threads against one thread (scaling).
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use parking_lot::RwLock;
+use shm_pool::{BlockPool, PoolConfig};
+use shm_primitives::{Address, RegionHandle};
+use shm_region::{RegionRegistry, RegionSpec, RegistryConfig};
+
+const REGION: usize = 1 << 20;
+const SIZES: [usize; 3] = [32, 4096, 1 << 20];
+
+fn setup() -> (RegionRegistry, RegionHandle) {
+    let registry = RegionRegistry::new(
+        BlockPool::new(PoolConfig::with_blocks([16, 16, 4, 2])),
+        RegistryConfig {
+            max_regions: 16,
+            max_region_size: 4 << 20,
+        },
+    );
+    let handle = registry
+        .create(RegionSpec::new(REGION as u64, Address::ZERO))
+        .expect("create");
+    let pattern: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
+    registry.write(handle, 0, &pattern, false).expect("fill");
+    (registry, handle)
+}
+
+fn label(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 => format!("{}MiB", s >> 20),
+        s if s >= 1 << 10 => format!("{}KiB", s >> 10),
+        s => format!("{s}B"),
+    }
+}
+
+fn reads(c: &mut Criterion) {
+    let (registry, handle) = setup();
+    let region = registry.get(handle).expect("live");
+    let vec: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
+    let locked = RwLock::new(vec.clone());
+    let mut group = c.benchmark_group("read");
+    for size in SIZES {
+        let mut buf = vec![0u8; size];
+        group.throughput(Throughput::Bytes(size as u64));
+        let id = label(size);
+        group.bench_function(BenchmarkId::new("vec_copy", &id), |b| {
+            b.iter(|| buf.copy_from_slice(&black_box(&vec)[..size]))
+        });
+        if size == 32 {
+            group.bench_function(BenchmarkId::new("rwlock_vec_copy", &id), |b| {
+                b.iter(|| buf.copy_from_slice(&black_box(&locked).read()[..size]))
+            });
+        }
+        group.bench_function(BenchmarkId::new("registry_read", &id), |b| {
+            b.iter(|| registry.read(black_box(handle), 0, &mut buf).expect("read"))
+        });
+        group.bench_function(BenchmarkId::new("region_guard_read", &id), |b| {
+            b.iter(|| {
+                black_box(&region)
+                    .lock_read()
+                    .expect("live")
+                    .read(0, &mut buf)
+                    .expect("read")
+            })
+        });
+    }
+    group.finish();
+}
+
+fn writes(c: &mut Criterion) {
+    let (registry, handle) = setup();
+    let region = registry.get(handle).expect("live");
+    let mut vec = vec![0u8; REGION];
+    let locked = RwLock::new(vec.clone());
+    let mut group = c.benchmark_group("write");
+    for size in SIZES {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+        group.throughput(Throughput::Bytes(size as u64));
+        let id = label(size);
+        group.bench_function(BenchmarkId::new("vec_copy", &id), |b| {
+            b.iter(|| vec[..size].copy_from_slice(black_box(&data)))
+        });
+        if size == 32 {
+            group.bench_function(BenchmarkId::new("rwlock_vec_copy", &id), |b| {
+                b.iter(|| locked.write()[..size].copy_from_slice(black_box(&data)))
+            });
+        }
+        group.bench_function(BenchmarkId::new("registry_write", &id), |b| {
+            b.iter(|| {
+                registry
+                    .write(black_box(handle), 0, &data, false)
+                    .expect("write")
+            })
+        });
+        group.bench_function(BenchmarkId::new("region_guard_write", &id), |b| {
+            b.iter(|| {
+                black_box(&region)
+                    .lock_write()
+                    .expect("live")
+                    .write(0, &data, false)
+                    .expect("write")
+            })
+        });
+    }
+    group.finish();
+}
+
+/// `threads` threads each read `chunk` bytes per iteration from one region,
+/// through the registry; returns the wall time of `iters` iterations.
+fn parallel_reads(
+    registry: &RegionRegistry,
+    handle: RegionHandle,
+    threads: usize,
+    chunk: usize,
+    iters: u64,
+) -> Duration {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let barrier = Arc::clone(&barrier);
+            scope.spawn(move || {
+                let mut buf = vec![0u8; chunk];
+                let lanes = (REGION / chunk) as u64;
+                barrier.wait();
+                for i in 0..iters {
+                    let offset = ((i + t as u64) % lanes) * chunk as u64;
+                    registry.read(handle, offset, &mut buf).expect("read");
+                    black_box(&buf);
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+fn scaling(c: &mut Criterion) {
+    let (registry, handle) = setup();
+    let mut group = c.benchmark_group("parallel_read");
+    for chunk in [4096usize, 64 << 10] {
+        for threads in [1usize, 2] {
+            group.throughput(Throughput::Bytes((chunk * threads) as u64));
+            group.bench_function(
+                BenchmarkId::new(format!("{threads}_threads"), label(chunk)),
+                |b| b.iter_custom(|iters| parallel_reads(&registry, handle, threads, chunk, iters)),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, reads, writes, scaling);
+criterion_main!(benches);

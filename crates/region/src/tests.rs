@@ -390,9 +390,9 @@ fn copy_within_is_memmove_and_reads_zero_past_end() {
     assert_eq!(registry.copy_within(h, 3, 1, 4), Ok(4)); // backward overlap
     assert_eq!(contents(&registry, h), b"0123434789");
     assert_eq!(registry.copy_within(h, 8, 0, 4), Ok(4)); // source runs past the end
-    assert_eq!(contents(&registry, h), b"89\0\0434789");
+    assert_eq!(contents(&registry, h), b"89\x00\x00434789");
     assert_eq!(registry.copy_within(h, 0, 7, 5), Ok(3)); // destination runs past the end
-    assert_eq!(contents(&registry, h), b"89\0\043489\0");
+    assert_eq!(contents(&registry, h), b"89\x00\x0043489\x00");
     assert_eq!(registry.copy_within(h, 0, 10, 5), Ok(0));
 }
 

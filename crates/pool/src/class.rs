@@ -1,6 +1,7 @@
 //! The four block sizes a pool keeps.
 
 use core::fmt;
+use std::alloc::Layout;
 
 /// One of the four block sizes a [`BlockPool`](crate::BlockPool) keeps ready.
 ///
@@ -48,6 +49,14 @@ impl SizeClass {
             SizeClass::B64 => 64,
             _ => crate::PAGE_ALIGN,
         }
+    }
+
+    /// Size and alignment of a block of this class.
+    #[inline]
+    pub const fn layout(self) -> Layout {
+        // SAFETY: `align()` is a power of two (64 or 4096) and `bytes()` is a
+        // multiple of it no larger than 1 MiB, far below `isize::MAX`.
+        unsafe { Layout::from_size_align_unchecked(self.bytes(), self.align()) }
     }
 
     /// Position of this class in [`SizeClass::ALL`] and in the per-class arrays
@@ -114,6 +123,8 @@ mod tests {
             assert_eq!(class.index(), i);
             assert!(class.bytes().is_power_of_two());
             assert_eq!(class.bytes() % class.align(), 0);
+            let checked = Layout::from_size_align(class.bytes(), class.align()).unwrap();
+            assert_eq!(class.layout(), checked);
             if let Some(next) = class.larger() {
                 assert!(next.bytes() > class.bytes());
                 assert_eq!(next.index(), i + 1);

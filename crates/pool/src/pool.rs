@@ -18,61 +18,101 @@ struct FreeBlock {
     dirty: usize,
 }
 
-/// One size class: its free list and counters.
+/// A class's free list and counters. They sit under one lock because a free
+/// list push or pop takes it anyway: bumping plain integers inside that short
+/// critical section is cheaper than separate atomic operations, and `stats()`
+/// sees each class consistently.
+struct ClassState {
+    /// LIFO, so the most recently used (cache-warm) block goes out first.
+    /// Its capacity is reserved up front: a push never reallocates.
+    free: Vec<FreeBlock>,
+    /// Blocks in existence (free + allocated + being created by `regrow`).
+    total: usize,
+    allocated: usize,
+    high_water: usize,
+    /// Bytes requested for the blocks of this class currently handed out.
+    requested_bytes: usize,
+    fallback_allocations: u64,
+}
+
+/// One size class. Aligned to 128 bytes so that threads working on different
+/// classes do not share the cache lines of their locks.
+#[repr(align(128))]
 struct ClassPool {
     class: SizeClass,
     capacity: usize,
-    /// LIFO, so the most recently used (cache-warm) block goes out first.
-    /// Its capacity is reserved up front: a push never reallocates.
-    free: Mutex<Vec<FreeBlock>>,
-    total: AtomicUsize,
-    allocated: AtomicUsize,
-    high_water: AtomicUsize,
-    fallback_allocations: AtomicU64,
+    state: Mutex<ClassState>,
 }
 
 impl ClassPool {
     fn new(class: SizeClass, capacity: usize) -> Self {
-        let layout = class_layout(class);
         let mut free = Vec::with_capacity(capacity);
         // Pre-allocate; if the system runs short, stop early and let later
         // allocations re-create blocks up to `capacity`.
         while free.len() < capacity {
-            match RawBlock::alloc_zeroed(layout) {
+            match RawBlock::alloc_zeroed(class.layout()) {
                 Some(raw) => free.push(FreeBlock { raw, dirty: 0 }),
                 None => break,
             }
         }
+        let state = ClassState {
+            total: free.len(),
+            free,
+            allocated: 0,
+            high_water: 0,
+            requested_bytes: 0,
+            fallback_allocations: 0,
+        };
         Self {
             class,
             capacity,
-            total: AtomicUsize::new(free.len()),
-            free: Mutex::new(free),
-            allocated: AtomicUsize::new(0),
-            high_water: AtomicUsize::new(0),
-            fallback_allocations: AtomicU64::new(0),
+            state: Mutex::new(state),
         }
     }
 
+    /// Pops a free block and counts it as handed out for `requested` bytes.
     #[inline]
-    fn pop(&self) -> Option<FreeBlock> {
-        self.free.lock().pop()
+    fn pop(&self, requested: usize, fallback: bool) -> Option<FreeBlock> {
+        let mut state = self.state.lock();
+        let block = state.free.pop()?;
+        state.allocated += 1;
+        state.high_water = state.high_water.max(state.allocated);
+        state.requested_bytes += requested;
+        state.fallback_allocations += u64::from(fallback);
+        Some(block)
     }
 
-    /// Makes a fresh block if the class holds fewer than `capacity`.
-    fn regrow(&self) -> Result<Option<FreeBlock>, PoolError> {
-        let capacity = self.capacity;
-        if self
-            .total
-            .fetch_update(Relaxed, Relaxed, |t| (t < capacity).then_some(t + 1))
-            .is_err()
+    /// Pushes a released block and uncounts it.
+    #[inline]
+    fn push(&self, block: FreeBlock, requested: usize) {
+        let mut state = self.state.lock();
+        state.free.push(block);
+        state.allocated -= 1;
+        state.requested_bytes -= requested;
+    }
+
+    /// Makes a fresh block, counted as handed out, if the class holds fewer
+    /// than `capacity` (after `compact`). The system allocation happens
+    /// outside the lock, on a slot reserved under it.
+    fn regrow(&self, requested: usize) -> Result<Option<FreeBlock>, PoolError> {
         {
-            return Ok(None);
+            let mut state = self.state.lock();
+            if state.total >= self.capacity {
+                return Ok(None);
+            }
+            state.total += 1;
         }
-        match RawBlock::alloc_zeroed(class_layout(self.class)) {
-            Some(raw) => Ok(Some(FreeBlock { raw, dirty: 0 })),
+        let fresh = RawBlock::alloc_zeroed(self.class.layout());
+        let mut state = self.state.lock();
+        match fresh {
+            Some(raw) => {
+                state.allocated += 1;
+                state.high_water = state.high_water.max(state.allocated);
+                state.requested_bytes += requested;
+                Ok(Some(FreeBlock { raw, dirty: 0 }))
+            }
             None => {
-                self.total.fetch_sub(1, Relaxed);
+                state.total -= 1;
                 Err(PoolError::SystemAllocFailed {
                     bytes: self.class.bytes(),
                 })
@@ -80,23 +120,27 @@ impl ClassPool {
         }
     }
 
-    fn stats(&self) -> ClassStats {
-        ClassStats {
+    /// Takes the free blocks above `floor` off the list (the coldest first).
+    fn drain_above(&self, floor: usize) -> Vec<FreeBlock> {
+        let mut state = self.state.lock();
+        let excess = state.free.len().saturating_sub(floor);
+        state.total -= excess;
+        state.free.drain(..excess).collect()
+    }
+
+    fn stats(&self) -> (ClassStats, usize) {
+        let state = self.state.lock();
+        let stats = ClassStats {
             class: self.class,
             capacity: self.capacity,
-            total: self.total.load(Relaxed),
-            free: self.free.lock().len(),
-            allocated: self.allocated.load(Relaxed),
-            high_water: self.high_water.load(Relaxed),
-            fallback_allocations: self.fallback_allocations.load(Relaxed),
-        }
+            total: state.total,
+            free: state.free.len(),
+            allocated: state.allocated,
+            high_water: state.high_water,
+            fallback_allocations: state.fallback_allocations,
+        };
+        (stats, state.requested_bytes)
     }
-}
-
-fn class_layout(class: SizeClass) -> Layout {
-    // Both are powers of two and the size is a multiple of the alignment, so
-    // this never fails; the fallback keeps it panic-free all the same.
-    Layout::from_size_align(class.bytes(), class.align()).unwrap_or(Layout::new::<[u8; 64]>())
 }
 
 /// State shared by a pool and the blocks it handed out.
@@ -107,8 +151,7 @@ pub(crate) struct PoolShared {
     large_count: AtomicUsize,
     large_high_water: AtomicUsize,
     large_total: AtomicU64,
-    requested_bytes: AtomicUsize,
-    handed_out_bytes: AtomicUsize,
+    large_requested: AtomicUsize,
 }
 
 impl PoolShared {
@@ -120,8 +163,6 @@ impl PoolShared {
         dirty: usize,
         requested: usize,
     ) {
-        self.requested_bytes.fetch_sub(requested, Relaxed);
-        self.handed_out_bytes.fetch_sub(raw.len(), Relaxed);
         match kind {
             BlockKind::Classed(class) => {
                 let mut dirty = dirty;
@@ -129,9 +170,7 @@ impl PoolShared {
                     raw.scrub_prefix(dirty);
                     dirty = 0;
                 }
-                let pool = &self.classes[class.index()];
-                pool.free.lock().push(FreeBlock { raw, dirty });
-                pool.allocated.fetch_sub(1, Relaxed);
+                self.classes[class.index()].push(FreeBlock { raw, dirty }, requested);
             }
             BlockKind::Large => {
                 let len = raw.len();
@@ -139,6 +178,7 @@ impl PoolShared {
                     raw.scrub_prefix(dirty);
                 }
                 drop(raw);
+                self.large_requested.fetch_sub(requested, Relaxed);
                 self.large_count.fetch_sub(1, Relaxed);
                 self.large_bytes.fetch_sub(len, Relaxed);
             }
@@ -181,8 +221,7 @@ impl BlockPool {
                 large_count: AtomicUsize::new(0),
                 large_high_water: AtomicUsize::new(0),
                 large_total: AtomicU64::new(0),
-                requested_bytes: AtomicUsize::new(0),
-                handed_out_bytes: AtomicUsize::new(0),
+                large_requested: AtomicUsize::new(0),
             }),
         }
     }
@@ -260,8 +299,7 @@ impl BlockPool {
         shared.large_high_water.fetch_max(in_use + rounded, Relaxed);
         shared.large_count.fetch_add(1, Relaxed);
         shared.large_total.fetch_add(1, Relaxed);
-        shared.requested_bytes.fetch_add(size, Relaxed);
-        shared.handed_out_bytes.fetch_add(rounded, Relaxed);
+        shared.large_requested.fetch_add(size, Relaxed);
         Ok(Block::new(raw, BlockKind::Large, size, Arc::clone(shared)))
     }
 
@@ -281,16 +319,10 @@ impl BlockPool {
         let mut freed_bytes = 0;
         for pool in &shared.classes {
             let floor = shared.config.retain_floor[pool.class.index()];
-            let surplus: Vec<FreeBlock> = {
-                let mut free = pool.free.lock();
-                let excess = free.len().saturating_sub(floor);
-                // The head of the LIFO list is the coldest.
-                free.drain(..excess).collect()
-            };
+            let surplus = pool.drain_above(floor);
             if surplus.is_empty() {
                 continue;
             }
-            pool.total.fetch_sub(surplus.len(), Relaxed);
             freed_bytes += surplus.len() * pool.class.bytes();
             for mut block in surplus {
                 if shared.config.zero_on_return {
@@ -304,7 +336,8 @@ impl BlockPool {
     /// A snapshot of the counters (see [`PoolStats`] for what each means).
     pub fn stats(&self) -> PoolStats {
         let shared = &self.shared;
-        let classes = shared.classes.each_ref().map(ClassPool::stats);
+        let per_class = shared.classes.each_ref().map(ClassPool::stats);
+        let classes = per_class.map(|(stats, _)| stats);
         let large = LargeStats {
             count: shared.large_count.load(Relaxed),
             bytes_in_use: shared.large_bytes.load(Relaxed),
@@ -312,8 +345,16 @@ impl BlockPool {
             limit: shared.config.large_alloc_limit,
             allocations_total: shared.large_total.load(Relaxed),
         };
-        let requested_bytes = shared.requested_bytes.load(Relaxed);
-        let handed_out_bytes = shared.handed_out_bytes.load(Relaxed);
+        let requested_bytes = per_class
+            .iter()
+            .map(|(_, requested)| requested)
+            .sum::<usize>()
+            + shared.large_requested.load(Relaxed);
+        let handed_out_bytes = classes
+            .iter()
+            .map(ClassStats::allocated_bytes)
+            .sum::<usize>()
+            + large.bytes_in_use;
         let existing: usize = classes.iter().map(ClassStats::total_bytes).sum();
         let allocated: usize = classes.iter().map(ClassStats::allocated_bytes).sum();
         let utilization = if existing == 0 {
@@ -339,20 +380,18 @@ impl BlockPool {
     /// A block for a request of `requested` bytes, from `class` or a larger one.
     fn take(&self, class: SizeClass, requested: usize) -> Result<Block, PoolError> {
         let own = &self.shared.classes[class.index()];
-        if let Some(free) = own.pop() {
+        if let Some(free) = own.pop(requested, false) {
             return Ok(self.hand_out(class, free, requested));
         }
         // Blocks that `compact` gave back may be re-created up to the configured count.
-        let regrow_error = match own.regrow() {
+        let regrow_error = match own.regrow(requested) {
             Ok(Some(fresh)) => return Ok(self.hand_out(class, fresh, requested)),
             Ok(None) => None,
             Err(error) => Some(error),
         };
         let mut next = class.larger();
         while let Some(larger) = next {
-            let pool = &self.shared.classes[larger.index()];
-            if let Some(free) = pool.pop() {
-                pool.fallback_allocations.fetch_add(1, Relaxed);
+            if let Some(free) = self.shared.classes[larger.index()].pop(requested, true) {
                 return Ok(self.hand_out(larger, free, requested));
             }
             next = larger.larger();
@@ -363,23 +402,18 @@ impl BlockPool {
         }))
     }
 
-    /// Zeroes what a free block's last user dirtied, counts it and wraps it.
+    /// Zeroes what a free block's last user dirtied (outside any lock) and wraps it.
+    #[inline]
     fn hand_out(&self, class: SizeClass, free: FreeBlock, requested: usize) -> Block {
         let FreeBlock { mut raw, dirty } = free;
         if dirty > 0 {
             raw.zero_prefix(dirty);
         }
-        let shared = &self.shared;
-        let pool = &shared.classes[class.index()];
-        let now = pool.allocated.fetch_add(1, Relaxed) + 1;
-        pool.high_water.fetch_max(now, Relaxed);
-        shared.requested_bytes.fetch_add(requested, Relaxed);
-        shared.handed_out_bytes.fetch_add(raw.len(), Relaxed);
         Block::new(
             raw,
             BlockKind::Classed(class),
             requested,
-            Arc::clone(shared),
+            Arc::clone(&self.shared),
         )
     }
 }

@@ -371,3 +371,12 @@ fn lifecycle_helpers_emit_debug_events_and_hot_paths_do_not() {
     assert_eq!(m.snapshot().regions_created, 1);
     assert_eq!(m.snapshot().halts.static_write, 1);
 }
+
+#[test]
+fn recorder_and_snapshot_are_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_copy<T: Copy>() {}
+    assert_send_sync::<MetricsRecorder>();
+    assert_copy::<Metrics>();
+    assert_copy::<HaltCause>();
+}

@@ -433,3 +433,21 @@ fn threads_allocate_write_and_release_concurrently() {
     );
     assert_eq!((stats.requested_bytes, stats.handed_out_bytes), (0, 0));
 }
+
+#[test]
+fn pool_and_blocks_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<BlockPool>();
+    assert_send_sync::<Block>();
+    assert_send_sync::<PoolError>();
+    // A block moves to another thread and is released there.
+    let pool = pool([0, 1, 0, 0]);
+    let mut block = pool.allocate(1).unwrap();
+    block.write_at(0, &[1]).unwrap();
+    let remote = pool.clone();
+    std::thread::spawn(move || remote.release(block))
+        .join()
+        .unwrap();
+    assert_eq!(pool.stats().class(SizeClass::K4).free, 1);
+    assert!(all_zero(&pool.allocate(1).unwrap()));
+}

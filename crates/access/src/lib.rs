@@ -27,8 +27,8 @@
 //!
 //! let registry = RegionRegistry::new(BlockPool::new(PoolConfig::default()), RegistryConfig::default());
 //! let (owner, stranger) = (Address::repeat_byte(1), Address::repeat_byte(2));
-//! let region = registry.get(registry.create(RegionSpec::new(64, owner))?)?;
-//! let mut guard = region.lock_write()?;
+//! let handle = registry.create(RegionSpec::new(64, owner))?;
+//! let mut guard = registry.lock_write(handle)?;
 //!
 //! // Strict: the owner must map before reading; a stranger may not even map.
 //! let strict = SecurityLevel::Strict;
@@ -137,8 +137,7 @@ impl AccessDenied {
 /// # let registry = RegionRegistry::new(BlockPool::new(PoolConfig::default()), RegistryConfig::default());
 /// let public_write = RegionOptions { public_write: true, ..RegionOptions::default() };
 /// let h = registry.create(RegionSpec::new(64, Address::ZERO).options(public_write))?;
-/// let region = registry.get(h)?;
-/// let guard = region.lock_read()?;
+/// let guard = registry.lock_read(h)?;
 /// assert_eq!(shm_access::rights(guard.meta(), Address::repeat_byte(9)), Permissions::read_write());
 /// # Ok::<(), shm_region::RegionError>(())
 /// ```

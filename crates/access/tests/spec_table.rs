@@ -181,8 +181,7 @@ fn with_scenario<T>(
                 .expect("map");
         }
     }
-    let region = registry.get(handle).expect("get");
-    let guard = region.lock_read().expect("lock");
+    let guard = registry.lock_read(handle).expect("lock");
     f(guard.meta(), asker)
 }
 
@@ -251,8 +250,7 @@ fn owner_rights_come_from_its_base_permissions() {
     registry
         .map(handle, OWNER, MapOptions::empty())
         .expect("map");
-    let region = registry.get(handle).expect("get");
-    let guard = region.lock_read().expect("lock");
+    let guard = registry.lock_read(handle).expect("lock");
     for level in [SecurityLevel::Basic, SecurityLevel::Strict] {
         assert_eq!(
             check_access(level, guard.meta(), OWNER, AccessKind::Read),
@@ -280,8 +278,7 @@ fn revoking_a_grant_takes_the_rights_away() {
         .grant(handle, STRANGER, Grant::new(Permissions::read_write()))
         .expect("grant");
     let check = |kind| {
-        let region = registry.get(handle).expect("get");
-        let guard = region.lock_read().expect("lock");
+        let guard = registry.lock_read(handle).expect("lock");
         check_access(SecurityLevel::Basic, guard.meta(), STRANGER, kind)
     };
     assert_eq!(check(AccessKind::Write), Ok(()));

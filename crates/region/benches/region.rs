@@ -42,7 +42,6 @@ fn label(size: usize) -> String {
 
 fn reads(c: &mut Criterion) {
     let (registry, handle) = setup();
-    let region = registry.get(handle).expect("live");
     let vec: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
     let locked = RwLock::new(vec.clone());
     let mut group = c.benchmark_group("read");
@@ -61,22 +60,12 @@ fn reads(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("registry_read", &id), |b| {
             b.iter(|| registry.read(black_box(handle), 0, &mut buf).expect("read"))
         });
-        group.bench_function(BenchmarkId::new("region_guard_read", &id), |b| {
-            b.iter(|| {
-                black_box(&region)
-                    .lock_read()
-                    .expect("live")
-                    .read(0, &mut buf)
-                    .expect("read")
-            })
-        });
     }
     group.finish();
 }
 
 fn writes(c: &mut Criterion) {
     let (registry, handle) = setup();
-    let region = registry.get(handle).expect("live");
     let mut vec = vec![0u8; REGION];
     let locked = RwLock::new(vec.clone());
     let mut group = c.benchmark_group("write");
@@ -96,15 +85,6 @@ fn writes(c: &mut Criterion) {
             b.iter(|| {
                 registry
                     .write(black_box(handle), 0, &data, false)
-                    .expect("write")
-            })
-        });
-        group.bench_function(BenchmarkId::new("region_guard_write", &id), |b| {
-            b.iter(|| {
-                black_box(&region)
-                    .lock_write()
-                    .expect("live")
-                    .write(0, &data, false)
                     .expect("write")
             })
         });

@@ -26,12 +26,11 @@
 //! registry.map(handle, alice, MapOptions::empty())?;
 //!
 //! // One lock acquisition for a check and an access, as the manager does it.
-//! let region = registry.get(handle)?;
-//! let mut guard = region.lock_write()?;
+//! let mut guard = registry.lock_write(handle)?;
 //! assert!(guard.meta().mapping(alice).is_some());
 //! guard.write(0, b"hello", false)?;
 //! guard.copy_within(0, 2, 5)?; // memmove semantics
-//! assert_eq!(&guard.bytes()?[..7], b"hehello");
+//! assert_eq!(&guard.bytes()[..7], b"hehello");
 //! # Ok::<(), shm_region::RegionError>(())
 //! ```
 #![warn(missing_docs)]
@@ -42,8 +41,8 @@ mod registry;
 
 pub use error::RegionError;
 pub use region::{
-    Grant, MappingInfo, PageObserver, Region, RegionInfo, RegionMeta, RegionReadGuard,
-    RegionWriteGuard, WriteOutcome,
+    Grant, MappingInfo, PageObserver, RegionInfo, RegionMeta, RegionReadGuard, RegionWriteGuard,
+    WriteOutcome,
 };
 pub use registry::{RegionRegistry, RegionSpec, RegistryConfig};
 

@@ -5,7 +5,9 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use shm_pool::{Block, BlockPool, PoolError};
 use shm_primitives::{ContextId, MapOptions, Permissions, RegionHandle, RegionOptions, PAGE_SIZE};
 
@@ -235,26 +237,57 @@ pub struct RegionInfo {
     pub last_access: SystemTime,
 }
 
-pub(crate) struct RegionState {
+/// A region as its slot holds it.
+pub(crate) struct Occupant {
     pub(crate) meta: RegionMeta,
-    /// `None` once the region was freed for good; every access then fails.
-    block: Option<Block>,
+    /// Holds at least `meta.size` bytes; bytes past the size are always zero,
+    /// so growing inside the same block needs no zeroing.
+    pub(crate) block: Block,
+    /// Freed, but a revert may still bring it back
+    /// ([`RegionRegistry::begin_free`](crate::RegionRegistry::begin_free)).
+    pub(crate) pending_free: bool,
 }
 
-/// One region: an `Arc` is shared by the registry and whoever is using it.
-/// All bytes and metadata live behind the region's own lock, so readers of
-/// one region run in parallel and never wait for other regions.
-///
-/// Invariant: block bytes beyond the logical size are always zero, so growing
-/// inside the same block never needs zeroing.
-pub struct Region {
-    handle: RegionHandle,
-    /// A copy of the (immutable) name, readable without the region lock.
-    name: Option<String>,
-    pool: BlockPool,
+impl Occupant {
+    fn is_live(&self, handle: RegionHandle) -> bool {
+        !self.pending_free && self.meta.handle == handle
+    }
+}
+
+pub(crate) struct SlotState {
+    /// Highest generation ever issued for this slot (0: none yet). A handle
+    /// of this slot with a generation up to this that is not the live
+    /// region's named a region that was freed.
+    pub(crate) issued: u32,
+    pub(crate) occupant: Option<Occupant>,
+}
+
+impl SlotState {
+    /// The error for `handle` when it does not name this slot's live region.
+    pub(crate) fn dead(&self, handle: RegionHandle) -> RegionError {
+        if handle.generation() <= self.issued {
+            RegionError::RegionFreed(handle)
+        } else {
+            RegionError::InvalidRegionHandle(handle)
+        }
+    }
+
+    /// The live region `handle` names, if it is this slot's.
+    pub(crate) fn live(&self, handle: RegionHandle) -> Result<&Occupant, RegionError> {
+        self.occupant
+            .as_ref()
+            .filter(|o| o.is_live(handle))
+            .ok_or_else(|| self.dead(handle))
+    }
+}
+
+/// One slot of the registry: the home of successive regions, one at a time.
+/// Slots never move and are never dropped while the registry lives, so
+/// reaching a region by handle takes only the slot's own lock.
+pub(crate) struct Slot {
+    pub(crate) state: RwLock<SlotState>,
     /// Nanoseconds since the Unix epoch; atomic so shared guards can update it.
     last_access_nanos: AtomicU64,
-    state: RwLock<RegionState>,
 }
 
 fn now_nanos() -> u64 {
@@ -264,109 +297,61 @@ fn now_nanos() -> u64 {
         .unwrap_or(0)
 }
 
-impl Region {
-    pub(crate) fn new(meta: RegionMeta, block: Block, pool: BlockPool) -> Self {
+impl Slot {
+    pub(crate) fn new() -> Self {
         Self {
-            handle: meta.handle,
-            name: meta.name.clone(),
-            pool,
-            last_access_nanos: AtomicU64::new(now_nanos()),
-            state: RwLock::new(RegionState {
-                meta,
-                block: Some(block),
+            state: RwLock::new(SlotState {
+                issued: 0,
+                occupant: None,
             }),
+            last_access_nanos: AtomicU64::new(0),
         }
     }
 
-    /// The handle the region was created under.
-    pub fn handle(&self) -> RegionHandle {
-        self.handle
-    }
-
-    /// Its name, if it was given one.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    /// Last access by a context: creation, mapping, or [`RegionReadGuard::note_access`].
-    pub fn last_access(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_nanos(self.last_access_nanos.load(Relaxed))
-    }
-
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.last_access_nanos.store(now_nanos(), Relaxed);
     }
 
-    /// Locks the region shared, waiting as long as it takes.
-    ///
-    /// # Errors
-    /// [`RegionError::RegionFreed`] if the region was freed.
-    pub fn lock_read(&self) -> Result<RegionReadGuard<'_>, RegionError> {
-        RegionReadGuard::new(self, self.state.read())
+    pub(crate) fn last_access(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.last_access_nanos.load(Relaxed))
     }
 
-    /// Locks the region exclusively, waiting as long as it takes.
-    ///
-    /// # Errors
-    /// [`RegionError::RegionFreed`] if the region was freed.
-    pub fn lock_write(&self) -> Result<RegionWriteGuard<'_>, RegionError> {
-        RegionWriteGuard::new(self, self.state.write())
+    pub(crate) fn read_guard<'a>(
+        &'a self,
+        handle: RegionHandle,
+        state: RwLockReadGuard<'a, SlotState>,
+    ) -> Result<RegionReadGuard<'a>, RegionError> {
+        RwLockReadGuard::try_map(state, |s| s.occupant.as_ref().filter(|o| o.is_live(handle)))
+            .map(|occupant| RegionReadGuard {
+                slot: self,
+                occupant,
+            })
+            .map_err(|state| state.dead(handle))
     }
 
-    /// Locks the region shared, waiting at most `timeout`; `Ok(None)` when it
-    /// stayed busy (the "region busy" halt of spec §6).
-    ///
-    /// # Errors
-    /// [`RegionError::RegionFreed`] if the region was freed.
-    pub fn try_lock_read_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<Option<RegionReadGuard<'_>>, RegionError> {
-        self.state
-            .try_read_for(timeout)
-            .map(|g| RegionReadGuard::new(self, g))
-            .transpose()
+    pub(crate) fn write_guard<'a>(
+        &'a self,
+        handle: RegionHandle,
+        pool: &'a BlockPool,
+        state: RwLockWriteGuard<'a, SlotState>,
+    ) -> Result<RegionWriteGuard<'a>, RegionError> {
+        RwLockWriteGuard::try_map(state, |s| s.occupant.as_mut().filter(|o| o.is_live(handle)))
+            .map(|occupant| RegionWriteGuard {
+                slot: self,
+                pool,
+                occupant,
+            })
+            .map_err(|state| state.dead(handle))
     }
 
-    /// Locks the region exclusively, waiting at most `timeout`; `Ok(None)`
-    /// when it stayed busy.
-    ///
-    /// # Errors
-    /// [`RegionError::RegionFreed`] if the region was freed.
-    pub fn try_lock_write_for(
-        &self,
-        timeout: Duration,
-    ) -> Result<Option<RegionWriteGuard<'_>>, RegionError> {
-        self.state
-            .try_write_for(timeout)
-            .map(|g| RegionWriteGuard::new(self, g))
-            .transpose()
-    }
-
-    /// A snapshot for listings, or `None` once freed.
-    pub fn info(&self) -> Option<RegionInfo> {
+    pub(crate) fn info(&self, handle: RegionHandle) -> Result<RegionInfo, RegionError> {
         let state = self.state.read();
-        let capacity = state.block.as_ref()?.len();
-        Some(RegionInfo {
-            meta: state.meta.clone(),
-            capacity,
+        let occupant = state.live(handle)?;
+        Ok(RegionInfo {
+            meta: occupant.meta.clone(),
+            capacity: occupant.block.len(),
             last_access: self.last_access(),
         })
-    }
-
-    /// Takes the block out and gives it back to the pool: the region is dead
-    /// from now on. Waits for current users of the region to finish.
-    pub(crate) fn release_block(&self) {
-        let block = self.state.write().block.take();
-        drop(block); // a dropped block returns to its pool
-    }
-}
-
-impl std::fmt::Debug for Region {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Region")
-            .field("handle", &self.handle)
-            .finish_non_exhaustive()
     }
 }
 
@@ -392,17 +377,12 @@ fn page_offset(page: u64) -> Result<u64, RegionError> {
         .ok_or(RegionError::PageOutOfRange(page))
 }
 
-/// Shared state for both guards: the read-only operations.
-fn live_bytes(state: &RegionState) -> Result<&[u8], RegionError> {
-    let block = state
-        .block
-        .as_ref()
-        .ok_or(RegionError::RegionFreed(state.meta.handle))?;
-    Ok(&block.as_slice()[..state.meta.size])
+fn live_bytes(occupant: &Occupant) -> &[u8] {
+    &occupant.block.as_slice()[..occupant.meta.size]
 }
 
-fn read_into(state: &RegionState, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
-    let bytes = live_bytes(state)?;
+fn read_into(occupant: &Occupant, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
+    let bytes = live_bytes(occupant);
     let range = clip(offset, buf.len(), bytes.len())?;
     let n = range.len();
     let (from_region, past_end) = buf.split_at_mut(n);
@@ -411,56 +391,43 @@ fn read_into(state: &RegionState, offset: u64, buf: &mut [u8]) -> Result<usize, 
     Ok(n)
 }
 
-fn read_page_into(
-    state: &RegionState,
-    page: u64,
-    out: &mut [u8; PAGE_SIZE],
-) -> Result<usize, RegionError> {
-    read_into(state, page_offset(page)?, out)
-}
-
-/// A shared lock on one region: many may be held at once.
-pub struct RegionReadGuard<'a> {
-    region: &'a Region,
-    state: RwLockReadGuard<'a, RegionState>,
-}
-
-impl<'a> RegionReadGuard<'a> {
-    fn new(
-        region: &'a Region,
-        state: RwLockReadGuard<'a, RegionState>,
-    ) -> Result<Self, RegionError> {
-        if state.block.is_none() {
-            return Err(RegionError::RegionFreed(region.handle));
-        }
-        Ok(Self { region, state })
+fn note_access(slot: &Slot, occupant: &Occupant, context: ContextId) {
+    if let Some(mapping) = occupant.meta.mappings.get(&context) {
+        mapping.access_count.fetch_add(1, Relaxed);
     }
+    slot.touch();
+}
 
+/// A shared lock on one live region: many may be held at once. Obtained from
+/// [`RegionRegistry::lock_read`](crate::RegionRegistry::lock_read).
+pub struct RegionReadGuard<'a> {
+    slot: &'a Slot,
+    occupant: MappedRwLockReadGuard<'a, Occupant>,
+}
+
+impl RegionReadGuard<'_> {
     /// The region's metadata (for access checks and listings).
     pub fn meta(&self) -> &RegionMeta {
-        &self.state.meta
+        &self.occupant.meta
     }
 
     /// Logical size in bytes.
     pub fn size(&self) -> u64 {
-        self.state.meta.size as u64
+        self.occupant.meta.size as u64
     }
 
     /// The region's live bytes (exactly its size).
-    ///
-    /// # Errors
-    /// [`RegionError::RegionFreed`] if freed.
-    pub fn bytes(&self) -> Result<&[u8], RegionError> {
-        live_bytes(&self.state)
+    pub fn bytes(&self) -> &[u8] {
+        live_bytes(&self.occupant)
     }
 
-    /// Copies bytes at `offset` into `buf`; bytes past the end read as zero.
-    /// Returns how many came from the region.
+    /// Copies bytes at `offset` into `buf`; bytes past the end read as zero
+    /// (as CALLDATACOPY). Returns how many came from the region.
     ///
     /// # Errors
     /// [`RegionError::OffsetOverflow`] when `offset + buf.len()` overflows 64 bits.
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
-        read_into(&self.state, offset, buf)
+        read_into(&self.occupant, offset, buf)
     }
 
     /// Copies page `page` (4 KiB at `page * PAGE_SIZE`) into `out`, zero past
@@ -469,58 +436,50 @@ impl<'a> RegionReadGuard<'a> {
     /// # Errors
     /// [`RegionError::PageOutOfRange`] when the page's offset overflows 64 bits.
     pub fn read_page(&self, page: u64, out: &mut [u8; PAGE_SIZE]) -> Result<usize, RegionError> {
-        read_page_into(&self.state, page, out)
+        read_into(&self.occupant, page_offset(page)?, out)
     }
 
     /// Counts one access by `context`: bumps its mapping's access count (if it
     /// has one) and the region's last-access time. Callers that check access
-    /// (the manager) call this once per READ/WRITE; raw host reads do not.
+    /// (the manager) call this once per READ/WRITE; host reads and journal
+    /// snapshots do not.
     pub fn note_access(&self, context: ContextId) {
-        if let Some(mapping) = self.state.meta.mappings.get(&context) {
-            mapping.access_count.fetch_add(1, Relaxed);
-        }
-        self.region.touch();
+        note_access(self.slot, &self.occupant, context);
     }
-}
 
-/// An exclusive lock on one region.
-pub struct RegionWriteGuard<'a> {
-    region: &'a Region,
-    state: RwLockWriteGuard<'a, RegionState>,
+    /// Bytes of the pool block behind the region (≥ its size).
+    pub fn capacity(&self) -> usize {
+        self.occupant.block.len()
+    }
 }
 
 /// Called with `(page_index, page_bytes)` for every page a mutation is about to
-/// change, before it changes; `page_bytes` is the page's current content
-/// within the region (shorter than a page for the last one).
+/// change, before it changes; `page_bytes` is the page's content within the
+/// region as it was before the mutation (shorter than a page for the last one).
 pub type PageObserver<'f> = dyn FnMut(u64, &[u8]) + 'f;
 
-impl<'a> RegionWriteGuard<'a> {
-    fn new(
-        region: &'a Region,
-        state: RwLockWriteGuard<'a, RegionState>,
-    ) -> Result<Self, RegionError> {
-        if state.block.is_none() {
-            return Err(RegionError::RegionFreed(region.handle));
-        }
-        Ok(Self { region, state })
-    }
+/// An exclusive lock on one live region. Obtained from
+/// [`RegionRegistry::lock_write`](crate::RegionRegistry::lock_write).
+pub struct RegionWriteGuard<'a> {
+    slot: &'a Slot,
+    pool: &'a BlockPool,
+    occupant: MappedRwLockWriteGuard<'a, Occupant>,
+}
 
+impl RegionWriteGuard<'_> {
     /// The region's metadata.
     pub fn meta(&self) -> &RegionMeta {
-        &self.state.meta
+        &self.occupant.meta
     }
 
     /// Logical size in bytes.
     pub fn size(&self) -> u64 {
-        self.state.meta.size as u64
+        self.occupant.meta.size as u64
     }
 
     /// The region's live bytes (exactly its size).
-    ///
-    /// # Errors
-    /// [`RegionError::RegionFreed`] if freed.
-    pub fn bytes(&self) -> Result<&[u8], RegionError> {
-        live_bytes(&self.state)
+    pub fn bytes(&self) -> &[u8] {
+        live_bytes(&self.occupant)
     }
 
     /// As [`RegionReadGuard::read`].
@@ -528,7 +487,7 @@ impl<'a> RegionWriteGuard<'a> {
     /// # Errors
     /// [`RegionError::OffsetOverflow`].
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
-        read_into(&self.state, offset, buf)
+        read_into(&self.occupant, offset, buf)
     }
 
     /// As [`RegionReadGuard::read_page`].
@@ -536,39 +495,27 @@ impl<'a> RegionWriteGuard<'a> {
     /// # Errors
     /// [`RegionError::PageOutOfRange`].
     pub fn read_page(&self, page: u64, out: &mut [u8; PAGE_SIZE]) -> Result<usize, RegionError> {
-        read_page_into(&self.state, page, out)
+        read_into(&self.occupant, page_offset(page)?, out)
     }
 
     /// As [`RegionReadGuard::note_access`].
     pub fn note_access(&self, context: ContextId) {
-        if let Some(mapping) = self.state.meta.mappings.get(&context) {
-            mapping.access_count.fetch_add(1, Relaxed);
-        }
-        self.region.touch();
+        note_access(self.slot, &self.occupant, context);
     }
 
-    fn block_mut(&mut self) -> Result<&mut Block, RegionError> {
-        let handle = self.state.meta.handle;
-        self.state
-            .block
-            .as_mut()
-            .ok_or(RegionError::RegionFreed(handle))
+    /// Bytes of the pool block behind the region (≥ its size).
+    pub fn capacity(&self) -> usize {
+        self.occupant.block.len()
     }
 
-    /// Reports to `observer` every page overlapping `range` (which lies inside
-    /// the region), with its current bytes.
-    /// Pages are cut at `old_size`: what the region held before this mutation.
-    fn observe(
-        &self,
-        range: Range<usize>,
-        old_size: usize,
-        observer: &mut PageObserver<'_>,
-    ) -> Result<(), RegionError> {
+    /// Reports to `observer` every page overlapping `range` below `old_size`
+    /// (what the region held before this mutation), with its current bytes.
+    fn observe(&self, range: Range<usize>, old_size: usize, observer: &mut PageObserver<'_>) {
         let range = range.start..range.end.min(old_size);
         if range.is_empty() {
-            return Ok(());
+            return;
         }
-        let bytes = &live_bytes(&self.state)?[..old_size];
+        let bytes = &live_bytes(&self.occupant)[..old_size];
         let first = range.start / PAGE_SIZE;
         let last = (range.end - 1) / PAGE_SIZE;
         for page in first..=last {
@@ -576,7 +523,6 @@ impl<'a> RegionWriteGuard<'a> {
             let end = (start + PAGE_SIZE).min(bytes.len());
             observer(page as u64, &bytes[start..end]);
         }
-        Ok(())
     }
 
     /// Writes `data` at `offset`; past the end writes what fits. When
@@ -595,9 +541,10 @@ impl<'a> RegionWriteGuard<'a> {
         self.write_observed(offset, data, allow_grow, &mut |_, _| {})
     }
 
-    /// As [`write`](Self::write), reporting each page that existed before the
-    /// write and that it changes to `observer` first (the revert journal's hook:
-    /// pages only added by growth are not reported, `set_size` undoes them).
+    /// As [`write`](Self::write), first reporting to `observer` each page that
+    /// existed before the write and that the write changes (the revert
+    /// journal's hook: pages only added by growth are not reported, since
+    /// `set_size` back to `old_size` undoes them).
     ///
     /// # Errors
     /// [`RegionError::OffsetOverflow`].
@@ -612,12 +559,12 @@ impl<'a> RegionWriteGuard<'a> {
         let end = offset
             .checked_add(len64)
             .ok_or(RegionError::OffsetOverflow { offset, len: len64 })?;
-        let old_size = self.state.meta.size;
+        let old_size = self.occupant.meta.size;
         let mut growth_error = None;
-        if allow_grow && self.state.meta.options.auto_grow && end > old_size as u64 {
+        if allow_grow && self.occupant.meta.options.auto_grow && end > old_size as u64 {
             let target = usize::try_from(end)
                 .unwrap_or(usize::MAX)
-                .min(self.state.meta.max_size);
+                .min(self.occupant.meta.max_size);
             if target > old_size {
                 match self.resize_to(target) {
                     Ok(()) => {}
@@ -626,17 +573,19 @@ impl<'a> RegionWriteGuard<'a> {
                 }
             }
         }
-        let range = clip(offset, data.len(), self.state.meta.size)?;
-        self.observe(range.clone(), old_size, observer)?;
+        let range = clip(offset, data.len(), self.occupant.meta.size)?;
+        self.observe(range.clone(), old_size, observer);
         let written = range.len();
         if written > 0 {
-            self.block_mut()?.write_at(range.start, &data[..written])?;
-            self.state.meta.dirty = true;
+            self.occupant
+                .block
+                .write_at(range.start, &data[..written])?;
+            self.occupant.meta.dirty = true;
         }
         Ok(WriteOutcome {
             written,
             old_size: old_size as u64,
-            new_size: self.state.meta.size as u64,
+            new_size: self.occupant.meta.size as u64,
             growth_error,
         })
     }
@@ -646,7 +595,8 @@ impl<'a> RegionWriteGuard<'a> {
     /// destination takes what fits (copies never grow). Returns bytes written.
     ///
     /// # Errors
-    /// [`RegionError::OffsetOverflow`] when either range overflows 64 bits.
+    /// [`RegionError::OffsetOverflow`] when either range overflows 64 bits
+    /// (the source is checked first).
     pub fn copy_within(&mut self, src: u64, dst: u64, len: usize) -> Result<usize, RegionError> {
         self.copy_within_observed(src, dst, len, &mut |_, _| {})
     }
@@ -662,22 +612,21 @@ impl<'a> RegionWriteGuard<'a> {
         len: usize,
         observer: &mut PageObserver<'_>,
     ) -> Result<usize, RegionError> {
-        let size = self.state.meta.size;
+        let size = self.occupant.meta.size;
         let source = clip(src, len, size)?;
         let target = clip(dst, len, size)?;
         if target.is_empty() {
             return Ok(0);
         }
-        self.observe(target.clone(), size, observer)?;
+        self.observe(target.clone(), size, observer);
         // Source bytes that exist and land inside the target; the rest of the
         // target reads from past the end, i.e. zero.
         let from_region = source.len().min(target.len());
         let touched_end = target.end.max(source.start + from_region);
-        let block = self.block_mut()?;
-        let dest = block.range_mut(0, touched_end)?;
-        dest.copy_within(source.start..source.start + from_region, target.start);
-        dest[target.start + from_region..target.end].fill(0);
-        self.state.meta.dirty = true;
+        let bytes = self.occupant.block.range_mut(0, touched_end)?;
+        bytes.copy_within(source.start..source.start + from_region, target.start);
+        bytes[target.start + from_region..target.end].fill(0);
+        self.occupant.meta.dirty = true;
         Ok(target.len())
     }
 
@@ -689,7 +638,7 @@ impl<'a> RegionWriteGuard<'a> {
     /// [`RegionError::ShrinkRequested`], [`RegionError::RegionTooLarge`] above
     /// `max_size`, [`RegionError::Pool`] when the pool refuses (nothing changes).
     pub fn grow(&mut self, new_size: u64) -> Result<u64, RegionError> {
-        let current = self.state.meta.size as u64;
+        let current = self.size();
         if new_size < current {
             return Err(RegionError::ShrinkRequested {
                 current,
@@ -700,15 +649,15 @@ impl<'a> RegionWriteGuard<'a> {
     }
 
     /// Sets the logical size, growing or shrinking (the revert journal's undo of
-    /// growth). Shrinking zeroes the cut bytes, keeps the block, and returns the
+    /// growth). Shrinking zeroes the cut bytes and keeps the block. Returns the
     /// old size.
     ///
     /// # Errors
     /// [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`],
     /// [`RegionError::Pool`].
     pub fn set_size(&mut self, new_size: u64) -> Result<u64, RegionError> {
-        let old_size = self.state.meta.size as u64;
-        let max = self.state.meta.max_size;
+        let old_size = self.size();
+        let max = self.occupant.meta.max_size;
         let too_large = RegionError::RegionTooLarge {
             requested: new_size,
             max: max as u64,
@@ -726,23 +675,19 @@ impl<'a> RegionWriteGuard<'a> {
 
     /// `new_size` is non-zero and within `max_size`.
     fn resize_to(&mut self, new_size: usize) -> Result<(), RegionError> {
-        let size = self.state.meta.size;
-        let pool = &self.region.pool;
-        let handle = self.state.meta.handle;
-        let block = self
-            .state
-            .block
-            .as_mut()
-            .ok_or(RegionError::RegionFreed(handle))?;
+        let size = self.occupant.meta.size;
         if new_size < size {
-            block.range_mut(new_size, size - new_size)?.fill(0);
-        } else if new_size > block.len() {
-            let mut bigger = pool.allocate(new_size)?;
-            bigger.write_at(0, &block.as_slice()[..size])?;
-            // The old block returns to the pool when dropped here.
-            self.state.block = Some(bigger);
+            self.occupant
+                .block
+                .range_mut(new_size, size - new_size)?
+                .fill(0);
+        } else if new_size > self.occupant.block.len() {
+            let mut bigger = self.pool.allocate(new_size)?;
+            bigger.write_at(0, &self.occupant.block.as_slice()[..size])?;
+            // The old block goes back to its pool when dropped here.
+            self.occupant.block = bigger;
         }
-        self.state.meta.size = new_size;
+        self.occupant.meta.size = new_size;
         Ok(())
     }
 
@@ -757,19 +702,20 @@ impl<'a> RegionWriteGuard<'a> {
         page: u64,
         saved: &[u8; PAGE_SIZE],
     ) -> Result<usize, RegionError> {
-        let range = clip(page_offset(page)?, PAGE_SIZE, self.state.meta.size)?;
+        let range = clip(page_offset(page)?, PAGE_SIZE, self.occupant.meta.size)?;
         let n = range.len();
         if n > 0 {
-            self.block_mut()?.write_at(range.start, &saved[..n])?;
+            self.occupant.block.write_at(range.start, &saved[..n])?;
         }
         Ok(n)
     }
 
     /// Gives `context` a mapping with `options`, replacing any it had; returns
-    /// the replaced one (so a revert can put it back).
+    /// the replaced one (so a revert can put it back). Permission checks are
+    /// `shm-access`'s job.
     pub fn map(&mut self, context: ContextId, options: MapOptions) -> Option<MappingInfo> {
-        self.region.touch();
-        self.state
+        self.slot.touch();
+        self.occupant
             .meta
             .mappings
             .insert(context, MappingInfo::new(options))
@@ -780,8 +726,8 @@ impl<'a> RegionWriteGuard<'a> {
     /// # Errors
     /// [`RegionError::MappingNotFound`].
     pub fn unmap(&mut self, context: ContextId) -> Result<MappingInfo, RegionError> {
-        let handle = self.state.meta.handle;
-        self.state
+        let handle = self.occupant.meta.handle;
+        self.occupant
             .meta
             .mappings
             .remove(&context)
@@ -796,53 +742,46 @@ impl<'a> RegionWriteGuard<'a> {
         mapping: Option<MappingInfo>,
     ) -> Option<MappingInfo> {
         match mapping {
-            Some(mapping) => self.state.meta.mappings.insert(context, mapping),
-            None => self.state.meta.mappings.remove(&context),
+            Some(mapping) => self.occupant.meta.mappings.insert(context, mapping),
+            None => self.occupant.meta.mappings.remove(&context),
         }
     }
 
     /// Grants `context` rights on the region; returns the grant it replaces.
     pub fn grant(&mut self, context: ContextId, grant: Grant) -> Option<Grant> {
-        self.state.meta.grants.insert(context, grant)
+        self.occupant.meta.grants.insert(context, grant)
     }
 
     /// Withdraws the grant of `context`; returns it.
     pub fn revoke(&mut self, context: ContextId) -> Option<Grant> {
-        self.state.meta.grants.remove(&context)
+        self.occupant.meta.grants.remove(&context)
     }
 
     /// Takes a host reference; returns the new count of host references.
     pub fn add_host_ref(&mut self) -> u32 {
-        let refs = &mut self.state.meta.host_refs;
+        let refs = &mut self.occupant.meta.host_refs;
         *refs = refs.saturating_add(1);
         *refs
     }
 
     /// Drops a host reference (never below zero); returns the new count.
     pub fn drop_host_ref(&mut self) -> u32 {
-        let refs = &mut self.state.meta.host_refs;
+        let refs = &mut self.occupant.meta.host_refs;
         *refs = refs.saturating_sub(1);
         *refs
     }
 
     /// Clears the dirty flag (after the bytes were persisted).
     pub fn clear_dirty(&mut self) {
-        self.state.meta.dirty = false;
+        self.occupant.meta.dirty = false;
     }
 
     /// Zeroes every byte of the region without changing its size (Paranoid
     /// scrubbing before a final free).
-    ///
-    /// # Errors
-    /// [`RegionError::RegionFreed`].
-    pub fn zero(&mut self) -> Result<(), RegionError> {
-        let size = self.state.meta.size;
-        self.block_mut()?.range_mut(0, size)?.fill(0);
-        Ok(())
-    }
-
-    /// Bytes of the pool block behind the region.
-    pub fn capacity(&self) -> usize {
-        self.state.block.as_ref().map_or(0, Block::len)
+    pub fn zero(&mut self) {
+        let size = self.occupant.meta.size;
+        if let Ok(bytes) = self.occupant.block.range_mut(0, size) {
+            bytes.fill(0);
+        }
     }
 }

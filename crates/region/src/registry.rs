@@ -1,15 +1,18 @@
 //! The slot table: handles with generations, names, limits.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 use shm_pool::BlockPool;
 use shm_primitives::{ContextId, MapOptions, Permissions, RegionHandle, RegionOptions, PAGE_SIZE};
 
-use crate::region::{RegionMeta, WriteOutcome};
-use crate::{Grant, MappingInfo, Region, RegionError, RegionInfo};
+use crate::region::{Occupant, Slot, SlotState};
+use crate::{
+    Grant, MappingInfo, RegionError, RegionInfo, RegionMeta, RegionReadGuard, RegionWriteGuard,
+    WriteOutcome,
+};
 
 /// Limits of a [`RegionRegistry`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,69 +89,72 @@ impl RegionSpec {
     }
 }
 
-enum SlotState {
-    /// Never used, or freed for good (then in the free list unless retired).
-    Empty,
-    Live(Arc<Region>),
-    /// Freed but not yet final: unreachable by handle, bytes kept so a revert
-    /// can bring it back under the same handle; the slot is not reused.
-    PendingFree(Arc<Region>),
+/// Slots in the first segment; segment `k` holds `FIRST_SEGMENT << k` slots.
+const FIRST_SEGMENT: usize = 64;
+/// Enough segments for every `u32` slot index.
+const SEGMENTS: usize = 27;
+
+/// Slots with stable addresses, grown a segment at a time: a slot once made
+/// never moves, so a handle lookup reads it without any table lock.
+struct Slots {
+    segments: [OnceLock<Box<[Slot]>>; SEGMENTS],
 }
 
-struct Slot {
-    /// Highest generation ever issued for this slot (0: none yet). A handle
-    /// whose generation is at most this and that is not the live region's
-    /// named a region that was freed.
-    issued: u32,
-    state: SlotState,
+impl Slots {
+    fn new() -> Self {
+        Self {
+            segments: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// (segment, offset) of 0-based slot `position`.
+    fn locate(position: usize) -> (usize, usize) {
+        let bucket = position / FIRST_SEGMENT + 1;
+        let segment = (usize::BITS - 1 - bucket.leading_zeros()) as usize;
+        (segment, position - FIRST_SEGMENT * ((1 << segment) - 1))
+    }
+
+    fn get(&self, position: usize) -> Option<&Slot> {
+        let (segment, offset) = Self::locate(position);
+        self.segments.get(segment)?.get()?.get(offset)
+    }
+
+    fn get_or_make(&self, position: usize) -> Option<&Slot> {
+        let (segment, offset) = Self::locate(position);
+        self.segments
+            .get(segment)?
+            .get_or_init(|| (0..FIRST_SEGMENT << segment).map(|_| Slot::new()).collect())
+            .get(offset)
+    }
 }
 
+/// Bookkeeping that only creation and final frees touch.
 #[derive(Default)]
-struct SlotTable {
-    slots: Vec<Slot>,
-    /// Indices (0-based) of empty slots that may be reused: lowest first, so
-    /// handle assignment depends only on the registry's history.
+struct Table {
+    /// Slots ever used: positions `0..used` exist.
+    used: u32,
+    /// Positions of empty slots that may be reused: lowest first, so handle
+    /// assignment depends only on the registry's history.
     free: BTreeSet<u32>,
     names: HashMap<String, RegionHandle>,
     /// Live and pending-free regions.
     occupied: usize,
 }
 
-impl SlotTable {
-    fn slot(&self, handle: RegionHandle) -> Result<&Slot, RegionError> {
-        self.slots
-            .get(slot_index(handle))
-            .ok_or(RegionError::InvalidRegionHandle(handle))
-    }
-
-    fn live(&self, handle: RegionHandle) -> Result<&Arc<Region>, RegionError> {
-        let slot = self.slot(handle)?;
-        match &slot.state {
-            SlotState::Live(region) if region.handle() == handle => Ok(region),
-            _ => Err(dead_handle(slot, handle)),
-        }
-    }
-}
-
-fn slot_index(handle: RegionHandle) -> usize {
+fn position(handle: RegionHandle) -> usize {
     // `index() ≥ 1` by construction of `RegionHandle`.
     (handle.index() - 1) as usize
-}
-
-fn dead_handle(slot: &Slot, handle: RegionHandle) -> RegionError {
-    if handle.generation() <= slot.issued {
-        RegionError::RegionFreed(handle)
-    } else {
-        RegionError::InvalidRegionHandle(handle)
-    }
 }
 
 /// The region registry: every region of one manager, addressed by
 /// generation-checked [`RegionHandle`]s.
 ///
-/// The slot table sits behind one `RwLock` taken only to look up, insert or
-/// remove; each region has its own lock for its bytes and metadata, so work on
-/// different regions (and reads of one region) runs in parallel.
+/// Each region lives in a slot with its own `RwLock` over its bytes and
+/// metadata, so work on different regions (and reads of one region) runs in
+/// parallel. Slots never move, so reaching a region by handle takes only that
+/// slot's lock (one atomic operation to lock, one to unlock); the bookkeeping
+/// table (free list, names, counts) sits behind a `Mutex` taken only by
+/// create, free and name lookups.
 ///
 /// Handles: a new region takes the lowest free slot index, at that slot's next
 /// generation. Freeing retires the generation for good; a slot whose
@@ -176,7 +182,8 @@ fn dead_handle(slot: &Slot, handle: RegionHandle) -> RegionError {
 pub struct RegionRegistry {
     pool: BlockPool,
     config: RegistryConfig,
-    table: RwLock<SlotTable>,
+    slots: Slots,
+    table: Mutex<Table>,
 }
 
 impl RegionRegistry {
@@ -185,7 +192,8 @@ impl RegionRegistry {
         Self {
             pool,
             config,
-            table: RwLock::new(SlotTable::default()),
+            slots: Slots::new(),
+            table: Mutex::new(Table::default()),
         }
     }
 
@@ -201,7 +209,7 @@ impl RegionRegistry {
 
     /// Regions alive (including those awaiting a final free).
     pub fn len(&self) -> usize {
-        self.table.read().occupied
+        self.table.lock().occupied
     }
 
     /// Whether no region is alive.
@@ -209,7 +217,14 @@ impl RegionRegistry {
         self.len() == 0
     }
 
-    /// Creates a zeroed region and returns its handle.
+    fn slot(&self, handle: RegionHandle) -> Result<&Slot, RegionError> {
+        self.slots
+            .get(position(handle))
+            .ok_or(RegionError::InvalidRegionHandle(handle))
+    }
+
+    /// Creates a zeroed region and returns its handle: the lowest free slot
+    /// index, at that slot's next generation.
     ///
     /// # Errors
     /// [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`],
@@ -230,51 +245,55 @@ impl RegionRegistry {
         }
         let size = usize::try_from(spec.size).map_err(|_| too_large.clone())?;
         let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
-        // Cheap refusals first, so a doomed request does not churn the pool.
-        self.check_room(&self.table.read(), spec.name.as_deref())?;
+        // Cheap refusals first, so a doomed request does not churn the pool;
+        // the pool is asked outside the table lock.
+        self.check_room(&self.table.lock(), spec.name.as_deref())?;
         let block = self.pool.allocate(size)?;
 
-        let mut table = self.table.write();
+        let mut table = self.table.lock();
         self.check_room(&table, spec.name.as_deref())?;
-        let index = match table.free.pop_first() {
-            Some(index) => index,
-            None => u32::try_from(table.slots.len())
-                .ok()
-                .filter(|&i| i < u32::MAX)
-                .ok_or(RegionError::TooManyRegions {
-                    limit: self.config.max_regions,
-                })?,
+        let too_many = RegionError::TooManyRegions {
+            limit: self.config.max_regions,
         };
-        let position = index as usize;
-        if position == table.slots.len() {
-            table.slots.push(Slot {
-                issued: 0,
-                state: SlotState::Empty,
-            });
+        let position = match table.free.first() {
+            Some(&position) => position,
+            None if table.used < u32::MAX => table.used,
+            None => return Err(too_many),
+        };
+        let slot = self
+            .slots
+            .get_or_make(position as usize)
+            .ok_or(too_many.clone())?;
+        let mut state = slot.state.write();
+        // Slots in the free list always have a generation left (see `free_slot`).
+        let generation = state.issued.checked_add(1).ok_or(too_many.clone())?;
+        let handle = RegionHandle::new(position + 1, generation).ok_or(too_many)?;
+        state.issued = generation;
+        state.occupant = Some(Occupant {
+            meta: RegionMeta {
+                handle,
+                name: spec.name.clone(),
+                owner: spec.owner,
+                permissions: spec.permissions,
+                options: spec.options,
+                size,
+                max_size,
+                grants: BTreeMap::new(),
+                mappings: BTreeMap::new(),
+                host_refs: 0,
+                created_at: SystemTime::now(),
+                dirty: false,
+            },
+            block,
+            pending_free: false,
+        });
+        drop(state);
+        slot.touch();
+        if position == table.used {
+            table.used += 1;
+        } else {
+            table.free.remove(&position);
         }
-        let slot = &mut table.slots[position];
-        // Slots in the free list always have a generation left (see `release_slot`).
-        let generation = slot.issued + 1;
-        let handle =
-            RegionHandle::new(index + 1, generation).ok_or(RegionError::TooManyRegions {
-                limit: self.config.max_regions,
-            })?;
-        let meta = RegionMeta {
-            handle,
-            name: spec.name.clone(),
-            owner: spec.owner,
-            permissions: spec.permissions,
-            options: spec.options,
-            size,
-            max_size,
-            grants: BTreeMap::new(),
-            mappings: BTreeMap::new(),
-            host_refs: 0,
-            created_at: SystemTime::now(),
-            dirty: false,
-        };
-        slot.issued = generation;
-        slot.state = SlotState::Live(Arc::new(Region::new(meta, block, self.pool.clone())));
         table.occupied += 1;
         if let Some(name) = spec.name {
             table.names.insert(name, handle);
@@ -282,7 +301,7 @@ impl RegionRegistry {
         Ok(handle)
     }
 
-    fn check_room(&self, table: &SlotTable, name: Option<&str>) -> Result<(), RegionError> {
+    fn check_room(&self, table: &Table, name: Option<&str>) -> Result<(), RegionError> {
         if table.occupied >= self.config.max_regions {
             return Err(RegionError::TooManyRegions {
                 limit: self.config.max_regions,
@@ -296,13 +315,77 @@ impl RegionRegistry {
         }
     }
 
-    /// The live region `handle` names.
+    /// Locks the region `handle` names for reading (shared with other readers).
+    ///
+    /// ```
+    /// # use shm_pool::{BlockPool, PoolConfig};
+    /// # use shm_primitives::Address;
+    /// # use shm_region::{RegionRegistry, RegionSpec, RegistryConfig};
+    /// # let registry = RegionRegistry::new(BlockPool::new(PoolConfig::default()), RegistryConfig::default());
+    /// let h = registry.create(RegionSpec::new(32, Address::ZERO))?;
+    /// let guard = registry.lock_read(h)?;
+    /// assert_eq!((guard.size(), guard.meta().owner()), (32, Address::ZERO));
+    /// # Ok::<(), shm_region::RegionError>(())
+    /// ```
     ///
     /// # Errors
     /// [`RegionError::InvalidRegionHandle`] if it never named a region here,
     /// [`RegionError::RegionFreed`] if its region was freed.
-    pub fn get(&self, handle: RegionHandle) -> Result<Arc<Region>, RegionError> {
-        self.table.read().live(handle).cloned()
+    pub fn lock_read(&self, handle: RegionHandle) -> Result<RegionReadGuard<'_>, RegionError> {
+        let slot = self.slot(handle)?;
+        slot.read_guard(handle, slot.state.read())
+    }
+
+    /// Locks the region `handle` names exclusively.
+    ///
+    /// # Errors
+    /// As [`lock_read`](Self::lock_read).
+    pub fn lock_write(&self, handle: RegionHandle) -> Result<RegionWriteGuard<'_>, RegionError> {
+        let slot = self.slot(handle)?;
+        slot.write_guard(handle, &self.pool, slot.state.write())
+    }
+
+    /// As [`lock_read`](Self::lock_read), waiting at most `timeout`;
+    /// `Ok(None)` when the region stayed busy (a busy slot is reported busy
+    /// before its handle is checked).
+    ///
+    /// # Errors
+    /// As [`lock_read`](Self::lock_read).
+    pub fn try_lock_read_for(
+        &self,
+        handle: RegionHandle,
+        timeout: Duration,
+    ) -> Result<Option<RegionReadGuard<'_>>, RegionError> {
+        let slot = self.slot(handle)?;
+        slot.state
+            .try_read_for(timeout)
+            .map(|state| slot.read_guard(handle, state))
+            .transpose()
+    }
+
+    /// As [`lock_write`](Self::lock_write), waiting at most `timeout`;
+    /// `Ok(None)` when the region stayed busy.
+    ///
+    /// # Errors
+    /// As [`lock_read`](Self::lock_read).
+    pub fn try_lock_write_for(
+        &self,
+        handle: RegionHandle,
+        timeout: Duration,
+    ) -> Result<Option<RegionWriteGuard<'_>>, RegionError> {
+        let slot = self.slot(handle)?;
+        slot.state
+            .try_write_for(timeout)
+            .map(|state| slot.write_guard(handle, &self.pool, state))
+            .transpose()
+    }
+
+    /// Whether `handle` names a live region (the cheap handle check).
+    ///
+    /// # Errors
+    /// As [`lock_read`](Self::lock_read).
+    pub fn check(&self, handle: RegionHandle) -> Result<(), RegionError> {
+        self.slot(handle)?.state.read().live(handle).map(|_| ())
     }
 
     /// The handle of the live region called `name`.
@@ -310,40 +393,41 @@ impl RegionRegistry {
     /// # Errors
     /// [`RegionError::NameNotFound`] (also while its region awaits a final free).
     pub fn lookup(&self, name: &str) -> Result<RegionHandle, RegionError> {
-        let table = self.table.read();
         let not_found = || RegionError::NameNotFound(name.to_string());
-        let handle = *table.names.get(name).ok_or_else(not_found)?;
-        table.live(handle).map(|_| handle).map_err(|_| not_found())
+        let handle = *self.table.lock().names.get(name).ok_or_else(not_found)?;
+        self.check(handle).map(|()| handle).map_err(|_| not_found())
+    }
+
+    /// A snapshot of one region for listings.
+    ///
+    /// # Errors
+    /// As [`lock_read`](Self::lock_read).
+    pub fn info(&self, handle: RegionHandle) -> Result<RegionInfo, RegionError> {
+        self.slot(handle)?.info(handle)
     }
 
     /// Handles of all live regions, by slot index.
     pub fn handles(&self) -> Vec<RegionHandle> {
-        self.live_regions().iter().map(|r| r.handle()).collect()
-    }
-
-    /// All live regions, by slot index (for stats and listings).
-    pub fn live_regions(&self) -> Vec<Arc<Region>> {
-        let table = self.table.read();
-        table
-            .slots
-            .iter()
-            .filter_map(|slot| match &slot.state {
-                SlotState::Live(region) => Some(Arc::clone(region)),
-                _ => None,
+        let used = self.table.lock().used as usize;
+        (0..used)
+            .filter_map(|position| {
+                let state = self.slots.get(position)?.state.read();
+                let occupant = state.occupant.as_ref().filter(|o| !o.pending_free)?;
+                Some(occupant.meta.handle)
             })
             .collect()
     }
 
-    /// Snapshots of all live regions, by slot index.
+    /// Snapshots of all live regions, by slot index (for stats and listings).
     pub fn infos(&self) -> Vec<RegionInfo> {
-        self.live_regions()
-            .iter()
-            .filter_map(|r| r.info())
+        self.handles()
+            .into_iter()
+            .filter_map(|h| self.info(h).ok())
             .collect()
     }
 
     /// Reads at `offset` into `buf` (zero past the end); returns how many bytes
-    /// came from the region. See [`RegionReadGuard::read`](crate::RegionReadGuard::read).
+    /// came from the region. See [`RegionReadGuard::read`].
     ///
     /// # Errors
     /// Handle errors, [`RegionError::OffsetOverflow`].
@@ -353,10 +437,10 @@ impl RegionRegistry {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, RegionError> {
-        self.get(handle)?.lock_read()?.read(offset, buf)
+        self.lock_read(handle)?.read(offset, buf)
     }
 
-    /// Writes `data` at `offset`. See [`RegionWriteGuard::write`](crate::RegionWriteGuard::write).
+    /// Writes `data` at `offset`. See [`RegionWriteGuard::write`].
     ///
     /// # Errors
     /// Handle errors, [`RegionError::OffsetOverflow`].
@@ -367,13 +451,11 @@ impl RegionRegistry {
         data: &[u8],
         allow_grow: bool,
     ) -> Result<WriteOutcome, RegionError> {
-        self.get(handle)?
-            .lock_write()?
-            .write(offset, data, allow_grow)
+        self.lock_write(handle)?.write(offset, data, allow_grow)
     }
 
     /// Copies inside one region like `memmove`. See
-    /// [`RegionWriteGuard::copy_within`](crate::RegionWriteGuard::copy_within).
+    /// [`RegionWriteGuard::copy_within`].
     ///
     /// # Errors
     /// Handle errors, [`RegionError::OffsetOverflow`].
@@ -384,7 +466,7 @@ impl RegionRegistry {
         dst: u64,
         len: usize,
     ) -> Result<usize, RegionError> {
-        self.get(handle)?.lock_write()?.copy_within(src, dst, len)
+        self.lock_write(handle)?.copy_within(src, dst, len)
     }
 
     /// Grows a region; returns its old size.
@@ -393,7 +475,7 @@ impl RegionRegistry {
     /// Handle errors, [`RegionError::ShrinkRequested`],
     /// [`RegionError::RegionTooLarge`], [`RegionError::Pool`].
     pub fn grow(&self, handle: RegionHandle, new_size: u64) -> Result<u64, RegionError> {
-        self.get(handle)?.lock_write()?.grow(new_size)
+        self.lock_write(handle)?.grow(new_size)
     }
 
     /// Sets a region's size (undo of growth); returns the old size.
@@ -402,7 +484,7 @@ impl RegionRegistry {
     /// Handle errors, [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`],
     /// [`RegionError::Pool`].
     pub fn set_size(&self, handle: RegionHandle, size: u64) -> Result<u64, RegionError> {
-        self.get(handle)?.lock_write()?.set_size(size)
+        self.lock_write(handle)?.set_size(size)
     }
 
     /// Copies page `page` of a region into `out` (zero past the end).
@@ -415,7 +497,7 @@ impl RegionRegistry {
         page: u64,
         out: &mut [u8; PAGE_SIZE],
     ) -> Result<usize, RegionError> {
-        self.get(handle)?.lock_read()?.read_page(page, out)
+        self.lock_read(handle)?.read_page(page, out)
     }
 
     /// Writes a saved page back without changing the size.
@@ -428,7 +510,7 @@ impl RegionRegistry {
         page: u64,
         saved: &[u8; PAGE_SIZE],
     ) -> Result<usize, RegionError> {
-        self.get(handle)?.lock_write()?.restore_page(page, saved)
+        self.lock_write(handle)?.restore_page(page, saved)
     }
 
     /// Maps a region into `context` (replacing its mapping); returns the
@@ -442,7 +524,7 @@ impl RegionRegistry {
         context: ContextId,
         options: MapOptions,
     ) -> Result<Option<MappingInfo>, RegionError> {
-        Ok(self.get(handle)?.lock_write()?.map(context, options))
+        Ok(self.lock_write(handle)?.map(context, options))
     }
 
     /// Removes the mapping of `context`.
@@ -454,7 +536,7 @@ impl RegionRegistry {
         handle: RegionHandle,
         context: ContextId,
     ) -> Result<MappingInfo, RegionError> {
-        self.get(handle)?.lock_write()?.unmap(context)
+        self.lock_write(handle)?.unmap(context)
     }
 
     /// Grants `context` rights on a region; returns the replaced grant.
@@ -467,7 +549,7 @@ impl RegionRegistry {
         context: ContextId,
         grant: Grant,
     ) -> Result<Option<Grant>, RegionError> {
-        Ok(self.get(handle)?.lock_write()?.grant(context, grant))
+        Ok(self.lock_write(handle)?.grant(context, grant))
     }
 
     /// Withdraws the grant of `context`; returns it.
@@ -479,38 +561,34 @@ impl RegionRegistry {
         handle: RegionHandle,
         context: ContextId,
     ) -> Result<Option<Grant>, RegionError> {
-        Ok(self.get(handle)?.lock_write()?.revoke(context))
+        Ok(self.lock_write(handle)?.revoke(context))
     }
 
     /// Frees a region for good: its handle dies, its name is released, its
-    /// block goes back to the pool and its slot may be reused (at a new
-    /// generation).
+    /// block goes back to the pool and its slot may be reused (at the next
+    /// generation; a slot whose generations are used up is retired).
     ///
     /// # Errors
     /// Handle errors.
     pub fn free(&self, handle: RegionHandle) -> Result<(), RegionError> {
-        let region = {
-            let mut table = self.table.write();
-            let region = Arc::clone(table.live(handle)?);
-            self.release_slot(&mut table, handle, region.name());
-            region
-        };
-        // Outside the table lock: waits only for users of this region.
-        region.release_block();
-        Ok(())
+        self.take_occupant(handle, |state| state.live(handle).map(|_| ()))
     }
 
     /// First half of a free that a revert may still undo: the handle stops
-    /// working at once (lookups say [`RegionError::RegionFreed`]), but the
+    /// working at once (it reads as [`RegionError::RegionFreed`]), but the
     /// bytes, the name and the slot are kept until
     /// [`finish_free`](Self::finish_free) or [`cancel_free`](Self::cancel_free).
+    /// A pending region still counts toward `max_regions`.
     ///
     /// # Errors
     /// Handle errors.
     pub fn begin_free(&self, handle: RegionHandle) -> Result<(), RegionError> {
-        let mut table = self.table.write();
-        let region = Arc::clone(table.live(handle)?);
-        table.slots[slot_index(handle)].state = SlotState::PendingFree(region);
+        let slot = self.slot(handle)?;
+        let mut state = slot.state.write();
+        state.live(handle)?;
+        if let Some(occupant) = state.occupant.as_mut() {
+            occupant.pending_free = true;
+        }
         Ok(())
     }
 
@@ -520,68 +598,72 @@ impl RegionRegistry {
     /// # Errors
     /// [`RegionError::SlotNotRemoved`] when `handle` is not awaiting a final free.
     pub fn cancel_free(&self, handle: RegionHandle) -> Result<(), RegionError> {
-        let mut table = self.table.write();
-        let slot = table
-            .slots
-            .get_mut(slot_index(handle))
-            .ok_or(RegionError::SlotNotRemoved(handle))?;
-        match std::mem::replace(&mut slot.state, SlotState::Empty) {
-            SlotState::PendingFree(region) if region.handle() == handle => {
-                slot.state = SlotState::Live(region);
+        let not_pending = RegionError::SlotNotRemoved(handle);
+        let slot = self.slot(handle).map_err(|_| not_pending.clone())?;
+        let mut state = slot.state.write();
+        match state.occupant.as_mut() {
+            Some(o) if o.pending_free && o.meta.handle == handle => {
+                o.pending_free = false;
                 Ok(())
             }
-            other => {
-                slot.state = other;
-                Err(RegionError::SlotNotRemoved(handle))
-            }
+            _ => Err(not_pending),
         }
     }
 
-    /// Completes [`begin_free`](Self::begin_free): as [`free`](Self::free).
+    /// Completes [`begin_free`](Self::begin_free) as [`free`](Self::free) does.
     ///
     /// # Errors
     /// [`RegionError::SlotNotRemoved`] when `handle` is not awaiting a final free.
     pub fn finish_free(&self, handle: RegionHandle) -> Result<(), RegionError> {
-        let region = {
-            let mut table = self.table.write();
-            let region = match table.slots.get(slot_index(handle)).map(|s| &s.state) {
-                Some(SlotState::PendingFree(region)) if region.handle() == handle => {
-                    Arc::clone(region)
-                }
-                _ => return Err(RegionError::SlotNotRemoved(handle)),
-            };
-            self.release_slot(&mut table, handle, region.name());
-            region
+        let not_pending = RegionError::SlotNotRemoved(handle);
+        self.slot(handle).map_err(|_| not_pending.clone())?;
+        self.take_occupant(handle, |state| match &state.occupant {
+            Some(o) if o.pending_free && o.meta.handle == handle => Ok(()),
+            _ => Err(not_pending),
+        })
+    }
+
+    /// Takes the region out of its slot if `valid` agrees, then (outside the
+    /// slot lock) returns the slot to the free list and the block to the pool.
+    fn take_occupant(
+        &self,
+        handle: RegionHandle,
+        valid: impl FnOnce(&SlotState) -> Result<(), RegionError>,
+    ) -> Result<(), RegionError> {
+        let slot = self.slot(handle)?;
+        let (occupant, retired) = {
+            let mut state = slot.state.write();
+            valid(&state)?;
+            (state.occupant.take(), state.issued == u32::MAX)
         };
-        region.release_block();
+        let Some(occupant) = occupant else {
+            return Err(RegionError::RegionFreed(handle));
+        };
+        {
+            let mut table = self.table.lock();
+            table.occupied -= 1;
+            if !retired {
+                table.free.insert(handle.index() - 1);
+            }
+            if let Some(name) = &occupant.meta.name {
+                table.names.remove(name);
+            }
+        }
+        // The block goes back to its pool when dropped.
+        drop(occupant);
         Ok(())
     }
 
     /// Handles awaiting a final free, by slot index.
     pub fn pending_frees(&self) -> Vec<RegionHandle> {
-        let table = self.table.read();
-        table
-            .slots
-            .iter()
-            .filter_map(|slot| match &slot.state {
-                SlotState::PendingFree(region) => Some(region.handle()),
-                _ => None,
+        let used = self.table.lock().used as usize;
+        (0..used)
+            .filter_map(|position| {
+                let state = self.slots.get(position)?.state.read();
+                let occupant = state.occupant.as_ref().filter(|o| o.pending_free)?;
+                Some(occupant.meta.handle)
             })
             .collect()
-    }
-
-    /// Empties the slot of `handle` (live or pending) and makes it reusable
-    /// unless its generations are used up.
-    fn release_slot(&self, table: &mut SlotTable, handle: RegionHandle, name: Option<&str>) {
-        let index = slot_index(handle);
-        table.slots[index].state = SlotState::Empty;
-        table.occupied -= 1;
-        if table.slots[index].issued < u32::MAX {
-            table.free.insert(handle.index() - 1);
-        }
-        if let Some(name) = name {
-            table.names.remove(name);
-        }
     }
 
     /// Frees for good every live region for which `condition` holds (in slot
@@ -602,14 +684,14 @@ impl RegionRegistry {
     /// ```
     pub fn free_where(&self, mut condition: impl FnMut(&RegionMeta) -> bool) -> Vec<RegionHandle> {
         let mut freed = Vec::new();
-        for region in self.live_regions() {
-            let chosen = region
-                .lock_read()
+        for handle in self.handles() {
+            let chosen = self
+                .lock_read(handle)
                 .map(|guard| condition(guard.meta()))
                 .unwrap_or(false);
             // A region freed meanwhile by someone else is simply skipped.
-            if chosen && self.free(region.handle()).is_ok() {
-                freed.push(region.handle());
+            if chosen && self.free(handle).is_ok() {
+                freed.push(handle);
             }
         }
         freed
@@ -629,9 +711,28 @@ impl std::fmt::Debug for RegionRegistry {
 impl RegionRegistry {
     /// Test hook: pretends slot `index` (1-based) already issued `generation`.
     pub(crate) fn force_issued(&self, index: u32, generation: u32) {
-        let mut table = self.table.write();
-        if let Some(slot) = table.slots.get_mut((index - 1) as usize) {
-            slot.issued = generation;
+        if let Some(slot) = self.slots.get((index - 1) as usize) {
+            slot.state.write().issued = generation;
         }
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+
+    #[test]
+    fn segments_tile_the_index_space() {
+        assert_eq!(Slots::locate(0), (0, 0));
+        assert_eq!(Slots::locate(63), (0, 63));
+        assert_eq!(Slots::locate(64), (1, 0));
+        assert_eq!(Slots::locate(191), (1, 127));
+        assert_eq!(Slots::locate(192), (2, 0));
+        let (segment, offset) = Slots::locate(u32::MAX as usize - 1);
+        assert!(segment < SEGMENTS && offset < FIRST_SEGMENT << segment);
+        let slots = Slots::new();
+        assert!(slots.get(200).is_none());
+        assert!(slots.get_or_make(200).is_some());
+        assert!(slots.get(200).is_some() && slots.get(192).is_some() && slots.get(0).is_none());
     }
 }

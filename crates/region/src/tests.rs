@@ -34,14 +34,7 @@ fn auto_grow() -> RegionOptions {
 }
 
 fn contents(registry: &RegionRegistry, handle: RegionHandle) -> Vec<u8> {
-    registry
-        .get(handle)
-        .unwrap()
-        .lock_read()
-        .unwrap()
-        .bytes()
-        .unwrap()
-        .to_vec()
+    registry.lock_read(handle).unwrap().bytes().to_vec()
 }
 
 #[test]
@@ -49,8 +42,7 @@ fn new_region_is_zero_and_sized() {
     let registry = registry();
     let h = registry.create(RegionSpec::new(100, OWNER)).unwrap();
     assert_eq!(contents(&registry, h), vec![0; 100]);
-    let region = registry.get(h).unwrap();
-    let guard = region.lock_read().unwrap();
+    let guard = registry.lock_read(h).unwrap();
     assert_eq!(guard.size(), 100);
     assert_eq!(guard.meta().owner(), OWNER);
     assert_eq!(guard.meta().handle(), h);
@@ -82,13 +74,7 @@ fn write_past_end_writes_what_fits() {
     );
     assert_eq!(&contents(&registry, h)[8..], b"ab");
     assert_eq!(registry.write(h, 10, b"x", false).unwrap().written, 0);
-    assert!(registry
-        .get(h)
-        .unwrap()
-        .lock_read()
-        .unwrap()
-        .meta()
-        .is_dirty());
+    assert!(registry.lock_read(h).unwrap().meta().is_dirty());
 }
 
 #[test]
@@ -184,7 +170,7 @@ fn lookup_by_name() {
         registry.lookup("nope"),
         Err(RegionError::NameNotFound("nope".into()))
     );
-    assert_eq!(registry.get(h).unwrap().name(), Some("orders"));
+    assert_eq!(registry.lock_read(h).unwrap().meta().name(), Some("orders"));
     registry.free(h).unwrap();
     assert_eq!(
         registry.lookup("orders"),
@@ -220,19 +206,19 @@ fn freed_and_invalid_handles_are_told_apart() {
     registry.free(a).unwrap();
     let reused = registry.create(RegionSpec::new(8, OWNER)).unwrap();
     assert_eq!(reused.index(), a.index());
-    assert_eq!(registry.get(a).unwrap_err(), RegionError::RegionFreed(a));
+    assert_eq!(registry.check(a).unwrap_err(), RegionError::RegionFreed(a));
     let never_issued = RegionHandle::new(a.index(), 3).unwrap();
     assert_eq!(
-        registry.get(never_issued).unwrap_err(),
+        registry.check(never_issued).unwrap_err(),
         RegionError::InvalidRegionHandle(never_issued)
     );
     let no_slot = RegionHandle::new(99, 1).unwrap();
     assert_eq!(
-        registry.get(no_slot).unwrap_err(),
+        registry.check(no_slot).unwrap_err(),
         RegionError::InvalidRegionHandle(no_slot)
     );
     assert_eq!(registry.free(a), Err(RegionError::RegionFreed(a)));
-    assert!(registry.get(reused).is_ok());
+    assert!(registry.check(reused).is_ok());
 }
 
 #[test]
@@ -251,11 +237,11 @@ fn slot_is_retired_when_its_generation_would_wrap() {
         "slot 1 is retired"
     );
     assert_eq!(
-        registry.get(last).unwrap_err(),
+        registry.check(last).unwrap_err(),
         RegionError::RegionFreed(last)
     );
     assert_eq!(
-        registry.get(first).unwrap_err(),
+        registry.check(first).unwrap_err(),
         RegionError::RegionFreed(first)
     );
     registry.free(next).unwrap();
@@ -266,14 +252,55 @@ fn slot_is_retired_when_its_generation_would_wrap() {
 }
 
 #[test]
-fn a_stale_region_arc_sees_the_free() {
+fn free_waits_for_a_reader_then_every_access_sees_it() {
     let registry = registry();
     let h = registry.create(RegionSpec::new(8, OWNER)).unwrap();
-    let region = registry.get(h).unwrap();
-    registry.free(h).unwrap();
-    assert_eq!(region.lock_read().err(), Some(RegionError::RegionFreed(h)));
-    assert_eq!(region.lock_write().err(), Some(RegionError::RegionFreed(h)));
-    assert!(region.info().is_none());
+    registry.write(h, 0, b"visible!", false).unwrap();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let guard = registry.lock_read(h).unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // The free cannot have happened under a held guard.
+            guard.bytes().to_vec()
+        });
+        locked_rx.recv().unwrap();
+        registry.free(h).unwrap();
+        assert_eq!(reader.join().unwrap(), b"visible!");
+    });
+    assert_eq!(
+        registry.lock_read(h).err(),
+        Some(RegionError::RegionFreed(h))
+    );
+    assert_eq!(
+        registry.lock_write(h).err(),
+        Some(RegionError::RegionFreed(h))
+    );
+    assert_eq!(registry.info(h).err(), Some(RegionError::RegionFreed(h)));
+}
+
+#[test]
+fn busy_regions_time_out() {
+    let registry = registry();
+    let h = registry.create(RegionSpec::new(8, OWNER)).unwrap();
+    let writer = registry.lock_write(h).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let wait = std::time::Duration::from_millis(10);
+            assert!(registry.try_lock_read_for(h, wait).unwrap().is_none());
+            assert!(registry.try_lock_write_for(h, wait).unwrap().is_none());
+        });
+    });
+    drop(writer);
+    let wait = std::time::Duration::from_millis(10);
+    assert_eq!(
+        registry
+            .try_lock_read_for(h, wait)
+            .unwrap()
+            .map(|g| g.size()),
+        Some(8)
+    );
 }
 
 #[test]
@@ -340,9 +367,8 @@ fn growth_moves_to_bigger_blocks_and_keeps_bytes() {
     registry.write(h, 0, &[9; 64], false).unwrap();
     assert_eq!(registry.grow(h, 100_000), Ok(64));
     assert_eq!(registry.grow(h, 2 << 20), Ok(100_000)); // a large allocation
-    let region = registry.get(h).unwrap();
-    assert!(region.lock_read().unwrap().meta().size() == 2 << 20);
-    assert!(region.info().unwrap().capacity >= 2 << 20);
+    assert_eq!(registry.lock_read(h).unwrap().meta().size(), 2 << 20);
+    assert!(registry.info(h).unwrap().capacity >= 2 << 20);
     let bytes = contents(&registry, h);
     assert!(bytes[..64].iter().all(|&b| b == 9) && bytes[64..].iter().all(|&b| b == 0));
     assert_eq!(
@@ -411,11 +437,10 @@ fn pages_round_trip_and_observer_sees_pre_write_pages() {
     assert_eq!(registry.read_page(h, 2, &mut last), Ok(100));
     assert!(last.iter().all(|&b| b == 0));
 
-    let region = registry.get(h).unwrap();
     let mut seen = Vec::new();
     let old_end = 2 * PAGE_SIZE as u64 + 100;
-    let outcome = region
-        .lock_write()
+    let outcome = registry
+        .lock_write(h)
         .unwrap()
         .write_observed(
             PAGE_SIZE as u64 - 1,
@@ -438,10 +463,7 @@ fn pages_round_trip_and_observer_sees_pre_write_pages() {
     let mut page = [0u8; PAGE_SIZE];
     page[..10].fill(3);
     assert_eq!(registry.restore_page(h, 2, &page), Ok(100));
-    assert_eq!(
-        registry.get(h).unwrap().lock_read().unwrap().size(),
-        old_end
-    );
+    assert_eq!(registry.lock_read(h).unwrap().size(), old_end);
     assert_eq!(registry.restore_page(h, 3, &page), Ok(0));
 }
 
@@ -458,9 +480,8 @@ fn mappings_replace_unmap_and_restore() {
         .unwrap()
         .unwrap();
     assert!(old.is_copy_on_write());
-    let region = registry.get(h).unwrap();
     {
-        let guard = region.lock_read().unwrap();
+        let guard = registry.lock_read(h).unwrap();
         let mapping = guard.meta().mapping(OTHER).unwrap();
         assert!(mapping.is_read_only() && mapping.permissions == Permissions::read_only());
         guard.note_access(OTHER);
@@ -468,12 +489,12 @@ fn mappings_replace_unmap_and_restore() {
         assert_eq!(guard.meta().mapping(OTHER).unwrap().access_count(), 2);
         assert_eq!(guard.meta().ref_count(), 1);
     }
-    region
-        .lock_write()
+    registry
+        .lock_write(h)
         .unwrap()
         .restore_mapping(OTHER, Some(old.clone()));
     assert_eq!(
-        region.lock_read().unwrap().meta().mapping(OTHER),
+        registry.lock_read(h).unwrap().meta().mapping(OTHER),
         Some(&old)
     );
     assert_eq!(registry.unmap(h, OTHER).unwrap(), old);
@@ -492,13 +513,12 @@ fn grants_and_host_refs() {
     let h = registry.create(RegionSpec::new(8, OWNER)).unwrap();
     let grant = Grant::new(Permissions::read_only()).with_free();
     assert_eq!(registry.grant(h, OTHER, grant), Ok(None));
-    let region = registry.get(h).unwrap();
     assert_eq!(
-        region.lock_read().unwrap().meta().grant(OTHER),
+        registry.lock_read(h).unwrap().meta().grant(OTHER),
         Some(&grant)
     );
     {
-        let mut guard = region.lock_write().unwrap();
+        let mut guard = registry.lock_write(h).unwrap();
         assert_eq!(
             (
                 guard.add_host_ref(),
@@ -511,7 +531,7 @@ fn grants_and_host_refs() {
         assert_eq!(guard.meta().ref_count(), 2);
     }
     assert_eq!(registry.revoke(h, OTHER), Ok(Some(grant)));
-    assert_eq!(region.lock_read().unwrap().meta().grant(OTHER), None);
+    assert_eq!(registry.lock_read(h).unwrap().meta().grant(OTHER), None);
 }
 
 #[test]
@@ -548,7 +568,7 @@ fn two_phase_free_can_be_cancelled_or_finished() {
     registry.begin_free(h).unwrap();
     registry.finish_free(h).unwrap();
     assert_eq!(registry.finish_free(h), Err(RegionError::SlotNotRemoved(h)));
-    assert_eq!(registry.get(h).unwrap_err(), RegionError::RegionFreed(h));
+    assert_eq!(registry.check(h).unwrap_err(), RegionError::RegionFreed(h));
     let again = registry
         .create(RegionSpec::new(8, OWNER).named("kept"))
         .unwrap();

@@ -428,14 +428,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         listed.sort();
         prop_assert_eq!(&listed, &live);
         for (handle, region) in &model.regions {
-            let arc = registry.get(*handle);
+            let guard = registry.lock_read(*handle);
             if region.pending_free {
-                prop_assert_eq!(arc.err(), Some(RegionError::RegionFreed(*handle)));
+                prop_assert_eq!(guard.err(), Some(RegionError::RegionFreed(*handle)));
                 continue;
             }
-            let arc = arc.expect("live");
-            let guard = arc.lock_read().expect("live");
-            prop_assert_eq!(guard.bytes().expect("live"), &region.bytes[..]);
+            let guard = guard.expect("live");
+            prop_assert_eq!(guard.bytes(), &region.bytes[..]);
             let mappings: BTreeMap<ContextId, MapOptions> = guard
                 .meta()
                 .mappings()

@@ -46,8 +46,8 @@ enum Before {
 }
 
 enum Entry {
-    Created(RegionHandle),
-    FreeBegun(RegionHandle),
+    Created(RegionHandle, u64),
+    FreeBegun(RegionHandle, u64),
     Mapped {
         handle: RegionHandle,
         context: ContextId,
@@ -69,11 +69,14 @@ enum Entry {
 /// What the end of a transaction left for the caller to settle.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TxEnd {
-    /// Regions the transaction created that are still alive (the caller frees the
-    /// transaction-scoped ones and keeps the persistent ones).
-    pub created: Vec<RegionHandle>,
-    /// Regions whose free became final at this transaction end.
-    pub freed: Vec<RegionHandle>,
+    /// Regions (and their sizes at creation) the transaction created that are
+    /// still alive: the caller frees the transaction-scoped ones and keeps the
+    /// persistent ones.
+    pub created: Vec<(RegionHandle, u64)>,
+    /// Regions (and sizes) whose free became final at this transaction end.
+    pub freed: Vec<(RegionHandle, u64)>,
+    /// Regions (and sizes) whose creation a failed transaction undid.
+    pub undone: Vec<(RegionHandle, u64)>,
     /// Private copy-on-write pages dropped.
     pub cow_pages_dropped: usize,
 }
@@ -151,21 +154,26 @@ impl TxJournal {
     }
 
     /// Reverts the innermost checkpoint: undoes every effect recorded since it was
-    /// opened, newest first. O(entries of the frame).
-    pub fn revert(&mut self, registry: &RegionRegistry) {
+    /// opened, newest first. O(entries of the frame). Returns the regions (and
+    /// sizes) whose creation was undone, for the caller's metrics.
+    pub fn revert(&mut self, registry: &RegionRegistry) -> Vec<(RegionHandle, u64)> {
         let Some(start) = self.checkpoints.pop() else {
             tracing::error!(target: "shm::journal", "revert without an open checkpoint");
-            return;
+            return Vec::new();
         };
-        self.undo_from(start, registry);
+        self.undo_from(start, registry)
     }
 
-    fn undo_from(&mut self, start: usize, registry: &RegionRegistry) {
+    fn undo_from(&mut self, start: usize, registry: &RegionRegistry) -> Vec<(RegionHandle, u64)> {
+        let mut undone = Vec::new();
         let entries: Vec<Entry> = self.entries.drain(start..).collect();
         for entry in entries.into_iter().rev() {
             let result = match entry {
-                Entry::Created(handle) => registry.free(handle),
-                Entry::FreeBegun(handle) => registry.cancel_free(handle),
+                Entry::Created(handle, size) => {
+                    undone.push((handle, size));
+                    registry.free(handle)
+                }
+                Entry::FreeBegun(handle, _) => registry.cancel_free(handle),
                 Entry::Mapped {
                     handle,
                     context,
@@ -213,6 +221,7 @@ impl TxJournal {
                 tracing::error!(target: "shm::journal", %error, "undo failed");
             }
         }
+        undone
     }
 
     fn restore(
@@ -254,27 +263,30 @@ impl TxJournal {
             tracing::error!(target: "shm::journal", open = self.checkpoints.len(), "transaction ended with open checkpoints");
         }
         self.checkpoints.clear();
-        if !committed {
-            self.undo_from(0, registry);
-        }
+        let undone = if committed {
+            Vec::new()
+        } else {
+            self.undo_from(0, registry)
+        };
         let mut end = TxEnd {
             cow_pages_dropped: self.private.values().map(HashMap::len).sum(),
+            undone,
             ..TxEnd::default()
         };
         let mut freed = HashSet::new();
         for entry in &self.entries {
-            if let Entry::FreeBegun(handle) = entry {
+            if let Entry::FreeBegun(handle, size) = entry {
                 if let Err(error) = registry.finish_free(*handle) {
                     tracing::error!(target: "shm::journal", %error, "final free failed");
                 }
                 freed.insert(*handle);
-                end.freed.push(*handle);
+                end.freed.push((*handle, *size));
             }
         }
         for entry in &self.entries {
-            if let Entry::Created(handle) = entry {
+            if let Entry::Created(handle, size) = entry {
                 if !freed.contains(handle) {
-                    end.created.push(*handle);
+                    end.created.push((*handle, *size));
                 }
             }
         }
@@ -287,9 +299,9 @@ impl TxJournal {
         end
     }
 
-    /// Records a region this transaction created.
-    pub fn record_created(&mut self, handle: RegionHandle) {
-        self.entries.push(Entry::Created(handle));
+    /// Records a region of `size` bytes this transaction created.
+    pub fn record_created(&mut self, handle: RegionHandle, size: u64) {
+        self.entries.push(Entry::Created(handle, size));
     }
 
     /// Begins a free that only becomes final at transaction end (so a revert can
@@ -299,8 +311,9 @@ impl TxJournal {
         registry: &RegionRegistry,
         handle: RegionHandle,
     ) -> Result<(), RegionError> {
+        let size = registry.lock_read(handle)?.size();
         registry.begin_free(handle)?;
-        self.entries.push(Entry::FreeBegun(handle));
+        self.entries.push(Entry::FreeBegun(handle, size));
         Ok(())
     }
 

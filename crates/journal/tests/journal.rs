@@ -101,7 +101,7 @@ fn revert_of_create_burns_the_handle_and_of_free_restores_it() {
     let mut j = TxJournal::default();
     j.checkpoint();
     let made = r.create(RegionSpec::new(64, ALICE)).unwrap();
-    j.record_created(made);
+    j.record_created(made, 64);
     j.begin_free(&r, kept).unwrap();
     assert!(matches!(r.check(kept), Err(RegionError::RegionFreed(_))));
     j.revert(&r);
@@ -122,19 +122,19 @@ fn transaction_end_settles_frees_and_reports_created() {
     let mut j = TxJournal::default();
     j.checkpoint();
     let scoped = r.create(RegionSpec::new(64, ALICE)).unwrap();
-    j.record_created(scoped);
+    j.record_created(scoped, 64);
     let persistent = r
         .create(RegionSpec::new(64, ALICE).options(RegionOptions {
             persistent: true,
             ..RegionOptions::default()
         }))
         .unwrap();
-    j.record_created(persistent);
+    j.record_created(persistent, 64);
     j.begin_free(&r, doomed).unwrap();
     j.commit();
     let end = j.end_transaction(&r, true);
-    assert_eq!(end.created, vec![scoped, persistent]);
-    assert_eq!(end.freed, vec![doomed]);
+    assert_eq!(end.created, vec![(scoped, 64), (persistent, 64)]);
+    assert_eq!(end.freed, vec![(doomed, 64)]);
     assert!(matches!(r.check(doomed), Err(RegionError::RegionFreed(_))));
 }
 

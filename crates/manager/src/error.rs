@@ -1,0 +1,319 @@
+//! The one error type of the manager.
+
+use shm_access::AccessDenied;
+use shm_metrics::HaltCause;
+use shm_pool::{PoolError, SizeClass};
+use shm_primitives::{ContextId, RegionHandle};
+use shm_region::RegionError;
+
+use crate::RegionBusy;
+
+/// Why the manager refused a request. Every limit of
+/// [`SharedMemoryConfig`](crate::SharedMemoryConfig) surfaces as one of these;
+/// nothing in the manager panics on input.
+///
+/// Errors of the lower crates are flattened into the variants below where the
+/// spec gives them a name (handle, mapping, permission, limit errors), so a
+/// caller matches on one enum; [`ShmError::halt_cause`] gives the cause an
+/// opcode reports for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShmError {
+    /// The manager's config has `enabled == false`.
+    #[error("shared memory is disabled")]
+    SharedMemoryDisabled,
+    /// The config contradicts itself (see [`SharedMemoryConfig::validate`](crate::SharedMemoryConfig::validate)).
+    #[error("invalid shared-memory config: {0}")]
+    InvalidConfig(&'static str),
+    /// A region (or its growth) above `max_region_size`.
+    #[error("region size {requested} exceeds the maximum of {max} bytes")]
+    RegionTooLarge {
+        /// Bytes asked for.
+        requested: u64,
+        /// The maximum allowed.
+        max: u64,
+    },
+    /// A region of zero bytes (or a zero-byte pool block) was asked for.
+    #[error("a region must hold at least one byte")]
+    ZeroSize,
+    /// `max_regions` regions are already alive.
+    #[error("too many shared regions (limit {limit})")]
+    TooManySharedRegions {
+        /// The configured `max_regions`.
+        limit: usize,
+    },
+    /// The handle never named a region of this manager.
+    #[error("invalid region handle {0:?}")]
+    InvalidRegionHandle(RegionHandle),
+    /// The handle named a region that has been freed.
+    #[error("region {0:?} was freed")]
+    RegionFreed(RegionHandle),
+    /// The context has no mapping of the region (unmap, or Strict access).
+    #[error("context {context} has no mapping of region {handle:?}")]
+    MappingNotFound {
+        /// The region.
+        handle: RegionHandle,
+        /// The context.
+        context: ContextId,
+    },
+    /// The context may not read (or map) the region.
+    #[error("context {context} may not read region {handle:?}")]
+    NoReadPermission {
+        /// The region.
+        handle: RegionHandle,
+        /// The refused context.
+        context: ContextId,
+    },
+    /// The context may not write the region.
+    #[error("context {context} may not write region {handle:?}")]
+    NoWritePermission {
+        /// The region.
+        handle: RegionHandle,
+        /// The refused context.
+        context: ContextId,
+    },
+    /// The context mapped the region read-only and tried to write.
+    #[error("context {context} mapped region {handle:?} read-only")]
+    ReadOnlyMapping {
+        /// The region.
+        handle: RegionHandle,
+        /// The refused context.
+        context: ContextId,
+    },
+    /// Basic: the context is neither the owner nor granted the right to free.
+    #[error("context {context} may not free region {handle:?}")]
+    NotAllowedToFree {
+        /// The region.
+        handle: RegionHandle,
+        /// The refused context.
+        context: ContextId,
+    },
+    /// Strict and up: only the owner frees.
+    #[error("context {context} does not own region {handle:?}")]
+    NotOwner {
+        /// The region.
+        handle: RegionHandle,
+        /// The refused context.
+        context: ContextId,
+    },
+    /// A size class of the pool (`pool_blocks`) has no block left, nor does any
+    /// larger class.
+    #[error(
+        "pool exhausted: no free {class} block (capacity {capacity}) and no larger free block"
+    )]
+    PoolExhausted {
+        /// The class asked for.
+        class: SizeClass,
+        /// Blocks configured for it.
+        capacity: usize,
+    },
+    /// Regions above 1 MiB would hold more than `large_alloc_limit` bytes.
+    #[error("large allocations exhausted: {requested} bytes requested, {in_use} of {limit} bytes in use")]
+    LargeAllocLimit {
+        /// Bytes asked for (page-rounded).
+        requested: usize,
+        /// Bytes of large allocations held.
+        in_use: usize,
+        /// The configured `large_alloc_limit`.
+        limit: usize,
+    },
+    /// The region's lock could not be had within `lock_wait`.
+    #[error("region {handle:?} busy: lock not granted within the configured wait")]
+    RegionBusy {
+        /// The region.
+        handle: RegionHandle,
+    },
+    /// Another live region has this name.
+    #[error("a region named `{0}` already exists")]
+    NameTaken(String),
+    /// No live region has this name.
+    #[error("no region named `{0}`")]
+    NameNotFound(String),
+    /// `offset + len` does not fit in 64 bits.
+    #[error("offset {offset} + length {len} overflows 64 bits")]
+    OffsetOverflow {
+        /// Start offset.
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Another pool refusal (system allocation failure, out-of-bounds block access).
+    #[error(transparent)]
+    Pool(PoolError),
+    /// Another registry refusal (shrink through grow, page out of range, slot state).
+    #[error(transparent)]
+    Region(RegionError),
+}
+
+impl ShmError {
+    /// The opcode halt cause this error stands for, if it is one (spec §5);
+    /// resource errors (limits, pool) are not halts: `SHARED_ALLOC` pushes 0.
+    ///
+    /// ```
+    /// use shm_manager::ShmError;
+    /// use shm_metrics::HaltCause;
+    /// use shm_primitives::RegionHandle;
+    /// let h = RegionHandle::new(1, 1).unwrap();
+    /// assert_eq!(ShmError::RegionFreed(h).halt_cause(), Some(HaltCause::FreedRegion));
+    /// assert_eq!(ShmError::TooManySharedRegions { limit: 1 }.halt_cause(), None);
+    /// ```
+    pub fn halt_cause(&self) -> Option<HaltCause> {
+        Some(match self {
+            Self::InvalidRegionHandle(_) => HaltCause::InvalidHandle,
+            Self::RegionFreed(_) => HaltCause::FreedRegion,
+            Self::MappingNotFound { .. } => HaltCause::NoMapping,
+            Self::NoReadPermission { .. }
+            | Self::NoWritePermission { .. }
+            | Self::ReadOnlyMapping { .. }
+            | Self::NotAllowedToFree { .. }
+            | Self::NotOwner { .. } => HaltCause::PermissionDenied,
+            Self::OffsetOverflow { .. } => HaltCause::OffsetOverflow,
+            Self::RegionBusy { .. } => HaltCause::RegionBusy,
+            _ => return None,
+        })
+    }
+}
+
+impl From<PoolError> for ShmError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::ZeroSize => Self::ZeroSize,
+            PoolError::PoolExhausted { class, capacity } => Self::PoolExhausted { class, capacity },
+            PoolError::LargeLimitReached {
+                requested,
+                in_use,
+                limit,
+            } => Self::LargeAllocLimit {
+                requested,
+                in_use,
+                limit,
+            },
+            PoolError::TooLarge { requested, limit } => Self::LargeAllocLimit {
+                requested,
+                in_use: 0,
+                limit,
+            },
+            other => Self::Pool(other),
+        }
+    }
+}
+
+impl From<RegionError> for ShmError {
+    fn from(error: RegionError) -> Self {
+        match error {
+            RegionError::InvalidRegionHandle(h) => Self::InvalidRegionHandle(h),
+            RegionError::RegionFreed(h) => Self::RegionFreed(h),
+            RegionError::TooManyRegions { limit } => Self::TooManySharedRegions { limit },
+            RegionError::RegionTooLarge { requested, max } => {
+                Self::RegionTooLarge { requested, max }
+            }
+            RegionError::ZeroSize => Self::ZeroSize,
+            RegionError::NameTaken(name) => Self::NameTaken(name),
+            RegionError::NameNotFound(name) => Self::NameNotFound(name),
+            RegionError::MappingNotFound { handle, context } => {
+                Self::MappingNotFound { handle, context }
+            }
+            RegionError::OffsetOverflow { offset, len } => Self::OffsetOverflow { offset, len },
+            RegionError::Pool(pool) => pool.into(),
+            other => Self::Region(other),
+        }
+    }
+}
+
+impl From<AccessDenied> for ShmError {
+    fn from(denied: AccessDenied) -> Self {
+        match denied {
+            AccessDenied::NoReadPermission { context, handle } => {
+                Self::NoReadPermission { handle, context }
+            }
+            AccessDenied::NoWritePermission { context, handle } => {
+                Self::NoWritePermission { handle, context }
+            }
+            AccessDenied::MappingNotFound { context, handle } => {
+                Self::MappingNotFound { handle, context }
+            }
+            AccessDenied::ReadOnlyMapping { context, handle } => {
+                Self::ReadOnlyMapping { handle, context }
+            }
+            AccessDenied::NotAllowedToFree { context, handle } => {
+                Self::NotAllowedToFree { handle, context }
+            }
+            AccessDenied::NotOwner { context, handle } => Self::NotOwner { handle, context },
+        }
+    }
+}
+
+impl From<RegionBusy> for ShmError {
+    fn from(busy: RegionBusy) -> Self {
+        Self::RegionBusy {
+            handle: busy.handle,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shm_primitives::Address;
+
+    #[test]
+    fn lower_errors_flatten_to_named_variants() {
+        let h = RegionHandle::new(2, 3).unwrap();
+        let ctx = Address::repeat_byte(7);
+        assert_eq!(
+            ShmError::from(RegionError::Pool(PoolError::PoolExhausted {
+                class: SizeClass::K4,
+                capacity: 2
+            })),
+            ShmError::PoolExhausted {
+                class: SizeClass::K4,
+                capacity: 2
+            }
+        );
+        assert_eq!(
+            ShmError::from(RegionError::TooManyRegions { limit: 4 }),
+            ShmError::TooManySharedRegions { limit: 4 }
+        );
+        assert_eq!(
+            ShmError::from(AccessDenied::NotOwner {
+                context: ctx,
+                handle: h
+            }),
+            ShmError::NotOwner {
+                handle: h,
+                context: ctx
+            }
+        );
+        assert_eq!(
+            ShmError::from(RegionError::PageOutOfRange(9)),
+            ShmError::Region(RegionError::PageOutOfRange(9))
+        );
+        assert_eq!(
+            ShmError::from(PoolError::SystemAllocFailed { bytes: 1 }),
+            ShmError::Pool(PoolError::SystemAllocFailed { bytes: 1 })
+        );
+    }
+
+    #[test]
+    fn halt_causes_cover_every_access_refusal() {
+        let h = RegionHandle::new(1, 1).unwrap();
+        let context = Address::ZERO;
+        for denied in [
+            ShmError::NoReadPermission { handle: h, context },
+            ShmError::NoWritePermission { handle: h, context },
+            ShmError::ReadOnlyMapping { handle: h, context },
+            ShmError::NotAllowedToFree { handle: h, context },
+            ShmError::NotOwner { handle: h, context },
+        ] {
+            assert_eq!(denied.halt_cause(), Some(HaltCause::PermissionDenied));
+        }
+        assert_eq!(
+            ShmError::MappingNotFound { handle: h, context }.halt_cause(),
+            Some(HaltCause::NoMapping)
+        );
+        assert_eq!(
+            ShmError::RegionBusy { handle: h }.halt_cause(),
+            Some(HaltCause::RegionBusy)
+        );
+        assert_eq!(ShmError::SharedMemoryDisabled.halt_cause(), None);
+    }
+}

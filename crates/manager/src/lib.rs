@@ -1,0 +1,66 @@
+//! The shared-memory manager: the facade a node embeds (spec §10).
+//!
+//! [`SharedMemoryManager`] ties the lower crates together — the region registry
+//! (`shm-region`) over its block pool (`shm-pool`), the permission checks
+//! (`shm-access`) at the configured security level, and the counters
+//! (`shm-metrics`) — and adds what none of them has alone:
+//!
+//! - [`SharedMemoryConfig`] with every knob and the `production`,
+//!   `development` and `testing` presets of spec §9;
+//! - the host API: create, map, read, write, grant, free and find regions from
+//!   Rust, outside any transaction and not journalled;
+//! - garbage collection of unreferenced regions, on demand or automatically at
+//!   transaction ends ([`SharedMemoryManager::maybe_collect`]);
+//! - [`MemoryStats`], metrics snapshots and Prometheus text;
+//! - for the transaction layer above (the opcodes): [`RegionLockTable`], the
+//!   strict two-phase locking of regions across concurrent transactions with
+//!   bounded waits (spec §6), transaction ids, access checks that count
+//!   refusals, and [`SharedMemoryManager::transaction_finished`].
+//!
+//! It has no EVM dependency: the opcodes crate does the EVM side.
+//!
+//! ```
+//! use shm_manager::{SharedMemoryConfig, SharedMemoryManager, ShmError};
+//! use shm_primitives::{Permissions, RegionOptions};
+//!
+//! let manager = SharedMemoryManager::new("testing".parse().unwrap())?;
+//! let h = manager.create_shared_region("log", 64, Permissions::read_write(), RegionOptions::default())?;
+//! manager.write_region(h, 0, b"hi")?;
+//! manager.free_region(h)?;
+//! assert_eq!(manager.read_region(h, 0, &mut [0; 2]), Err(ShmError::RegionFreed(h)));
+//!
+//! let off = SharedMemoryManager::new(SharedMemoryConfig::disabled())?;
+//! assert_eq!(off.find_region("log"), Err(ShmError::SharedMemoryDisabled));
+//! # Ok::<(), ShmError>(())
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod locks;
+mod manager;
+mod stats;
+
+pub use config::{ParsePresetError, SharedMemoryConfig, DEFAULT_LOCK_WAIT};
+pub use error::ShmError;
+pub use locks::{LockMode, RegionBusy, RegionLockTable, TxId};
+pub use manager::{RegionRequest, SharedMemoryManager, TransactionEnd, HOST_CONTEXT};
+pub use stats::{ClassUsage, GcReport, MemoryStats};
+
+// Re-exported so embedders need not depend on the lower crates for the types
+// the manager's API takes and returns.
+pub use shm_metrics::{HaltCause, Metrics, MetricsRecorder};
+pub use shm_pool::{Block, SizeClass};
+pub use shm_region::{Grant, RegionInfo, RegionMeta, RegionRegistry, RegionSpec};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manager_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SharedMemoryManager>();
+        assert_send_sync::<RegionLockTable>();
+    }
+}

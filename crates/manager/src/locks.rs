@@ -1,0 +1,440 @@
+//! Strict two-phase locking of regions across concurrent transactions (spec §6).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use serde::Serialize;
+use shm_primitives::RegionHandle;
+
+/// A transaction's identity in the lock table: a monotonic `u64`, handed out by
+/// [`SharedMemoryManager::next_transaction_id`](crate::SharedMemoryManager::next_transaction_id).
+/// Ids with the top bit set belong to single host calls ([`TxId::is_host`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct TxId(pub u64);
+
+impl TxId {
+    /// The bit that marks the ids of host calls.
+    pub const HOST_BIT: u64 = 1 << 63;
+
+    /// The raw value.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Whether this id was drawn for one host call rather than a transaction.
+    pub const fn is_host(self) -> bool {
+        self.0 & Self::HOST_BIT != 0
+    }
+}
+
+impl fmt::Display for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_host() {
+            write!(f, "host#{}", self.0 & !Self::HOST_BIT)
+        } else {
+            write!(f, "tx#{}", self.0)
+        }
+    }
+}
+
+/// How a transaction holds a region: readers share, a writer (or freer) excludes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum LockMode {
+    /// Read only: any number of transactions may hold it together.
+    Shared,
+    /// Write or free: one transaction, nobody else.
+    Exclusive,
+}
+
+/// A lock was not granted within the wait (spec §6, the "region busy" halt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("region {handle:?} busy: {tx} waited {waited:?} for a {mode:?} lock")]
+pub struct RegionBusy {
+    /// The region.
+    pub handle: RegionHandle,
+    /// The transaction that gave up.
+    pub tx: TxId,
+    /// The mode it asked for.
+    pub mode: LockMode,
+    /// How long it waited.
+    pub waited: Duration,
+}
+
+/// Who holds one region.
+#[derive(Debug)]
+enum Holders {
+    /// Readers: the first one inline (no allocation for the common single
+    /// reader), the others after it.
+    Shared(TxId, Vec<TxId>),
+    Exclusive(TxId),
+}
+
+impl Holders {
+    fn holds(&self, tx: TxId) -> Option<LockMode> {
+        match self {
+            Holders::Exclusive(t) if *t == tx => Some(LockMode::Exclusive),
+            Holders::Shared(first, rest) if *first == tx || rest.contains(&tx) => {
+                Some(LockMode::Shared)
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes `tx`; returns whether it held the lock and whether nobody does now.
+    fn remove(&mut self, tx: TxId) -> (bool, bool) {
+        match self {
+            Holders::Exclusive(t) => {
+                let held = *t == tx;
+                (held, held)
+            }
+            Holders::Shared(first, rest) => {
+                if *first == tx {
+                    match rest.pop() {
+                        Some(other) => {
+                            *first = other;
+                            (true, false)
+                        }
+                        None => (true, true),
+                    }
+                } else if let Some(at) = rest.iter().position(|t| *t == tx) {
+                    rest.swap_remove(at);
+                    (true, false)
+                } else {
+                    (false, false)
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct ShardState {
+    held: HashMap<RegionHandle, Holders>,
+    /// Threads waiting on this shard's condvar; releases notify only when > 0.
+    waiters: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    state: Mutex<ShardState>,
+    released: Condvar,
+}
+
+/// The longest wait [`RegionLockTable::acquire`] honours.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Number of shards; a power of two, so a handle picks its shard with a mask.
+const SHARDS: usize = 16;
+
+/// Per-region locks held by transactions until they end (strict two-phase
+/// locking, spec §6).
+///
+/// A transaction that only reads a region holds it [`LockMode::Shared`]; one
+/// that writes or frees it holds it [`LockMode::Exclusive`]. Locks are
+/// re-entrant per transaction, and a shared lock is upgraded to exclusive when
+/// its transaction is the only holder (otherwise the upgrade waits like any
+/// other request). A request waits at most the given duration and then fails
+/// with [`RegionBusy`]: two transactions that wait for each other both come
+/// back within their bounds, so there is no deadlock, only a busy halt.
+///
+/// Locks are released all at once when the transaction ends
+/// ([`release_all`](Self::release_all), [`release_transaction`](Self::release_transaction)).
+///
+/// The table is sharded by region index: each shard is one `parking_lot`
+/// mutex over a small map plus a condvar, so an uncontended acquire is one
+/// mutex lock and one map insert. There is no fairness: a steady stream of
+/// readers can keep a writer waiting until its bound, which then fails as busy.
+///
+/// ```
+/// use std::time::Duration;
+/// use shm_manager::{LockMode, RegionLockTable, TxId};
+/// use shm_primitives::RegionHandle;
+///
+/// let locks = RegionLockTable::new();
+/// let region = RegionHandle::new(1, 1).unwrap();
+/// let (t1, t2) = (TxId(1), TxId(2));
+/// let wait = Duration::from_millis(5);
+/// locks.acquire(region, t1, LockMode::Shared, wait)?;
+/// locks.acquire(region, t2, LockMode::Shared, wait)?;              // readers share
+/// assert!(locks.acquire(region, t1, LockMode::Exclusive, wait).is_err()); // t2 reads too
+/// locks.release_all(t2, [region]);
+/// locks.acquire(region, t1, LockMode::Exclusive, wait)?;           // upgrade: t1 is alone
+/// assert_eq!(locks.mode_held(region, t1), Some(LockMode::Exclusive));
+/// # Ok::<(), shm_manager::RegionBusy>(())
+/// ```
+pub struct RegionLockTable {
+    shards: [Shard; SHARDS],
+}
+
+impl Default for RegionLockTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RegionLockTable {
+    /// A table where nothing is locked.
+    pub fn new() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Shard::default()),
+        }
+    }
+
+    fn shard(&self, handle: RegionHandle) -> &Shard {
+        &self.shards[handle.index() as usize & (SHARDS - 1)]
+    }
+
+    /// Locks `handle` for `tx` in `mode`, waiting at most `wait` for other
+    /// holders to release it (`Duration::ZERO`: do not wait; waits above a day
+    /// are capped at a day).
+    ///
+    /// Re-entrant: a transaction that already holds the region in `mode` (or
+    /// exclusively) gets it at once. A shared holder asking for exclusive is
+    /// upgraded when it is the only holder.
+    ///
+    /// # Errors
+    /// [`RegionBusy`] when the lock was not granted within `wait`.
+    pub fn acquire(
+        &self,
+        handle: RegionHandle,
+        tx: TxId,
+        mode: LockMode,
+        wait: Duration,
+    ) -> Result<(), RegionBusy> {
+        let shard = self.shard(handle);
+        let mut state = shard.state.lock();
+        if try_grant(&mut state, handle, tx, mode) {
+            return Ok(());
+        }
+        // Contended: only now read the clock.
+        let start = Instant::now();
+        let busy = |waited| RegionBusy {
+            handle,
+            tx,
+            mode,
+            waited,
+        };
+        // Waits beyond a day are capped so the deadline cannot overflow.
+        let deadline = start + wait.min(MAX_WAIT);
+        loop {
+            if Instant::now() >= deadline {
+                return Err(busy(start.elapsed()));
+            }
+            wait_for_release(shard, &mut state, deadline);
+            if try_grant(&mut state, handle, tx, mode) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The mode in which `tx` holds `handle`, if it does.
+    pub fn mode_held(&self, handle: RegionHandle, tx: TxId) -> Option<LockMode> {
+        let state = self.shard(handle).state.lock();
+        state.held.get(&handle).and_then(|h| h.holds(tx))
+    }
+
+    /// Whether any transaction holds `handle`.
+    pub fn is_locked(&self, handle: RegionHandle) -> bool {
+        self.shard(handle).state.lock().held.contains_key(&handle)
+    }
+
+    /// Releases the locks `tx` holds on `handles` (handles it does not hold are
+    /// ignored) and wakes waiters; returns how many locks were released.
+    pub fn release_all(&self, tx: TxId, handles: impl IntoIterator<Item = RegionHandle>) -> usize {
+        let mut released = 0;
+        for handle in handles {
+            let shard = self.shard(handle);
+            let mut state = shard.state.lock();
+            let Some(holders) = state.held.get_mut(&handle) else {
+                continue;
+            };
+            let (held, now_free) = holders.remove(tx);
+            if now_free {
+                state.held.remove(&handle);
+            }
+            if held {
+                released += 1;
+                notify(shard, &state);
+            }
+        }
+        released
+    }
+
+    /// Releases every lock `tx` holds, wherever it is (a scan of the locked
+    /// regions, which are only those of running transactions); returns how many.
+    pub fn release_transaction(&self, tx: TxId) -> usize {
+        let mut released = 0;
+        for shard in &self.shards {
+            let mut state = shard.state.lock();
+            let before = released;
+            state.held.retain(|_, holders| {
+                let (held, now_free) = holders.remove(tx);
+                released += usize::from(held);
+                !now_free
+            });
+            if released > before {
+                notify(shard, &state);
+            }
+        }
+        released
+    }
+
+    /// Regions locked by anyone, in no particular order (diagnostics).
+    pub fn locked_regions(&self) -> Vec<RegionHandle> {
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.state.lock().held.keys().copied().collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+impl fmt::Debug for RegionLockTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegionLockTable")
+            .field("locked_regions", &self.locked_regions().len())
+            .finish()
+    }
+}
+
+/// Grants the lock if it is compatible with the current holders.
+fn try_grant(state: &mut ShardState, handle: RegionHandle, tx: TxId, mode: LockMode) -> bool {
+    let Some(holders) = state.held.get_mut(&handle) else {
+        let holders = match mode {
+            LockMode::Shared => Holders::Shared(tx, Vec::new()),
+            LockMode::Exclusive => Holders::Exclusive(tx),
+        };
+        state.held.insert(handle, holders);
+        return true;
+    };
+    match (holders.holds(tx), mode) {
+        (Some(LockMode::Exclusive), _) | (Some(LockMode::Shared), LockMode::Shared) => true,
+        (Some(LockMode::Shared), LockMode::Exclusive) => {
+            // Upgrade only when this transaction is the only reader.
+            if matches!(holders, Holders::Shared(_, rest) if rest.is_empty()) {
+                *holders = Holders::Exclusive(tx);
+                true
+            } else {
+                false
+            }
+        }
+        (None, LockMode::Shared) => match holders {
+            Holders::Shared(_, rest) => {
+                rest.push(tx);
+                true
+            }
+            Holders::Exclusive(_) => false,
+        },
+        (None, LockMode::Exclusive) => false,
+    }
+}
+
+fn wait_for_release(shard: &Shard, state: &mut MutexGuard<'_, ShardState>, deadline: Instant) {
+    state.waiters += 1;
+    // A spurious or unrelated wake-up only makes the caller re-check.
+    let _ = shard.released.wait_until(state, deadline);
+    state.waiters -= 1;
+}
+
+fn notify(shard: &Shard, state: &ShardState) {
+    if state.waiters > 0 {
+        shard.released.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u32) -> RegionHandle {
+        RegionHandle::new(i, 1).unwrap()
+    }
+
+    #[test]
+    fn reentrant_and_modes() {
+        let locks = RegionLockTable::new();
+        let zero = Duration::ZERO;
+        locks
+            .acquire(h(1), TxId(1), LockMode::Exclusive, zero)
+            .unwrap();
+        // Re-entrant in both modes once exclusive.
+        locks
+            .acquire(h(1), TxId(1), LockMode::Exclusive, zero)
+            .unwrap();
+        locks
+            .acquire(h(1), TxId(1), LockMode::Shared, zero)
+            .unwrap();
+        assert_eq!(locks.mode_held(h(1), TxId(1)), Some(LockMode::Exclusive));
+        let busy = locks
+            .acquire(h(1), TxId(2), LockMode::Shared, zero)
+            .unwrap_err();
+        assert_eq!(
+            (busy.handle, busy.tx, busy.mode),
+            (h(1), TxId(2), LockMode::Shared)
+        );
+        // Another region in the same shard is independent.
+        locks
+            .acquire(h(17), TxId(2), LockMode::Exclusive, zero)
+            .unwrap();
+        assert_eq!(locks.release_all(TxId(1), [h(1), h(17)]), 1);
+        assert!(!locks.is_locked(h(1)));
+        assert!(locks.is_locked(h(17)));
+        assert_eq!(locks.release_transaction(TxId(2)), 1);
+        assert!(locks.locked_regions().is_empty());
+    }
+
+    #[test]
+    fn shared_readers_release_one_by_one() {
+        let locks = RegionLockTable::new();
+        let zero = Duration::ZERO;
+        for tx in 1..=3 {
+            locks
+                .acquire(h(5), TxId(tx), LockMode::Shared, zero)
+                .unwrap();
+        }
+        assert!(locks
+            .acquire(h(5), TxId(3), LockMode::Exclusive, zero)
+            .is_err());
+        locks.release_all(TxId(1), [h(5)]);
+        assert!(locks
+            .acquire(h(5), TxId(3), LockMode::Exclusive, zero)
+            .is_err());
+        locks.release_all(TxId(2), [h(5)]);
+        locks
+            .acquire(h(5), TxId(3), LockMode::Exclusive, zero)
+            .unwrap();
+        assert!(locks
+            .acquire(h(5), TxId(4), LockMode::Shared, zero)
+            .is_err());
+        // Releasing a lock one does not hold changes nothing.
+        assert_eq!(locks.release_all(TxId(9), [h(5), h(6)]), 0);
+        assert!(locks.is_locked(h(5)));
+    }
+
+    #[test]
+    fn huge_wait_does_not_overflow() {
+        let locks = std::sync::Arc::new(RegionLockTable::new());
+        locks
+            .acquire(h(1), TxId(1), LockMode::Exclusive, Duration::MAX)
+            .unwrap();
+        let releaser = {
+            let locks = std::sync::Arc::clone(&locks);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                locks.release_transaction(TxId(1))
+            })
+        };
+        locks
+            .acquire(h(1), TxId(2), LockMode::Exclusive, Duration::MAX)
+            .unwrap();
+        assert_eq!(releaser.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn tx_id_display() {
+        assert_eq!(TxId(7).to_string(), "tx#7");
+        assert_eq!(TxId(TxId::HOST_BIT | 3).to_string(), "host#3");
+        assert!(TxId(TxId::HOST_BIT).is_host() && !TxId(1).is_host());
+    }
+}

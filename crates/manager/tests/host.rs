@@ -1,0 +1,316 @@
+//! The host API, access checks and the transaction-layer accessors.
+
+use std::time::Duration;
+
+use shm_manager::{
+    Grant, LockMode, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError, SizeClass,
+    TxId, HOST_CONTEXT,
+};
+use shm_primitives::{AccessKind, Address, MapOptions, Permissions, RegionOptions, SecurityLevel};
+use shm_region::RegionSpec;
+
+fn alice() -> Address {
+    Address::repeat_byte(0xa1)
+}
+fn bob() -> Address {
+    Address::repeat_byte(0xb0)
+}
+
+#[test]
+fn create_write_read_find_info_free() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
+    let h = m
+        .create_shared_region(
+            "a",
+            100,
+            Permissions::read_write(),
+            RegionOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(m.find_region("a"), Ok(h));
+    assert_eq!(
+        m.create_shared_region("a", 1, Permissions::read_write(), RegionOptions::default()),
+        Err(ShmError::NameTaken("a".into()))
+    );
+    // Past the end: write what fits, read zeros.
+    assert_eq!(m.write_region(h, 96, b"abcdef"), Ok(4));
+    let mut buf = [0xff; 8];
+    assert_eq!(m.read_region(h, 96, &mut buf), Ok(4));
+    assert_eq!(&buf, b"abcd\0\0\0\0");
+    assert_eq!(m.read_region(h, 1000, &mut buf), Ok(0));
+    assert_eq!(buf, [0; 8]);
+    assert_eq!(
+        m.write_region(h, u64::MAX, b"xy"),
+        Err(ShmError::OffsetOverflow {
+            offset: u64::MAX,
+            len: 2
+        })
+    );
+
+    let info = m.region_info(h).unwrap();
+    assert_eq!(info.meta.owner(), HOST_CONTEXT);
+    assert_eq!(info.meta.host_refs(), 1);
+    assert_eq!(info.meta.size(), 100);
+    assert_eq!(m.list_regions().unwrap().len(), 1);
+
+    m.free_region(h).unwrap();
+    assert_eq!(m.find_region("a"), Err(ShmError::NameNotFound("a".into())));
+    assert_eq!(m.read_region(h, 0, &mut buf), Err(ShmError::RegionFreed(h)));
+    assert_eq!(m.free_region(h), Err(ShmError::RegionFreed(h)));
+    let never = shm_primitives::RegionHandle::new(77, 1).unwrap();
+    assert_eq!(
+        m.region_info(never).unwrap_err(),
+        ShmError::InvalidRegionHandle(never)
+    );
+
+    let snap = m.metrics_snapshot();
+    assert_eq!((snap.regions_created, snap.regions_destroyed), (1, 1));
+    assert_eq!((snap.writes, snap.write_bytes), (1, 4));
+    assert_eq!(snap.memory_bytes, 0);
+}
+
+#[test]
+fn map_unmap_grant_revoke() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
+    let h = m.create_region(RegionRequest::new(64)).unwrap();
+    m.map_shared_region(h, alice(), MapOptions::COPY_ON_WRITE)
+        .unwrap();
+    let info = m.region_info(h).unwrap();
+    assert!(info.meta.mapping(alice()).unwrap().is_copy_on_write());
+    assert_eq!(info.meta.ref_count(), 2); // host reference + one mapping
+    m.unmap_shared_region(h, alice()).unwrap();
+    assert_eq!(
+        m.unmap_shared_region(h, alice()),
+        Err(ShmError::MappingNotFound {
+            handle: h,
+            context: alice()
+        })
+    );
+    assert_eq!(m.grant(h, bob(), Grant::new(Permissions::READ)), Ok(None));
+    assert_eq!(m.revoke(h, bob()), Ok(Some(Grant::new(Permissions::READ))));
+    assert_eq!(m.revoke(h, bob()), Ok(None));
+    let snap = m.metrics_snapshot();
+    assert_eq!((snap.mappings, snap.unmappings), (1, 1));
+}
+
+#[test]
+fn cow_off_maps_read_write_and_clears_region_cow() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+    let h = m
+        .create_shared_region("r", 64, Permissions::read_write(), RegionOptions::default())
+        .unwrap();
+    assert!(!m.region_info(h).unwrap().meta.options().copy_on_write);
+    m.map_shared_region(h, alice(), MapOptions::COPY_ON_WRITE)
+        .unwrap();
+    let info = m.region_info(h).unwrap();
+    let mapping = info.meta.mapping(alice()).unwrap();
+    assert!(!mapping.is_copy_on_write() && !mapping.is_read_only());
+    // Read-only survives.
+    assert_eq!(
+        m.effective_map_options(MapOptions::COPY_ON_WRITE | MapOptions::READ_ONLY),
+        MapOptions::READ_ONLY
+    );
+}
+
+#[test]
+fn auto_grow_up_to_the_region_maximum() {
+    let mut config = SharedMemoryConfig::testing();
+    config.max_region_size = 8192;
+    let m = SharedMemoryManager::new(config).unwrap();
+    let grow = RegionOptions {
+        auto_grow: true,
+        ..RegionOptions::default()
+    };
+    let h = m
+        .create_region(RegionRequest::new(10).options(grow))
+        .unwrap();
+    assert_eq!(m.write_region(h, 8, b"0123456789"), Ok(10));
+    assert_eq!(m.region_info(h).unwrap().meta.size(), 18);
+    // Growth stops at max_region_size: what fits is written.
+    assert_eq!(m.write_region(h, 8190, b"abcd"), Ok(2));
+    assert_eq!(m.region_info(h).unwrap().meta.size(), 8192);
+    assert_eq!(m.metrics_snapshot().memory_bytes, 8192);
+}
+
+#[test]
+fn access_checks_apply_the_level_and_count_denials() {
+    for (level, stranger_reads) in [
+        (SecurityLevel::None, true),
+        (SecurityLevel::Basic, false),
+        (SecurityLevel::Strict, false),
+        (SecurityLevel::Paranoid, false),
+    ] {
+        let config = SharedMemoryConfig {
+            security_level: level,
+            ..SharedMemoryConfig::development()
+        };
+        let m = SharedMemoryManager::new(config).unwrap();
+        let h = m
+            .create_region(RegionRequest::new(64).owner(alice()))
+            .unwrap();
+        let guard = m.registry().lock_read(h).unwrap();
+        let meta = guard.meta();
+        assert_eq!(
+            m.check_access(meta, bob(), AccessKind::Read).is_ok(),
+            stranger_reads,
+            "{level:?}"
+        );
+        // The owner needs a mapping from Strict up.
+        assert_eq!(
+            m.check_access(meta, alice(), AccessKind::Write).is_ok(),
+            level < SecurityLevel::Strict,
+            "{level:?}"
+        );
+        assert!(m.check_access(meta, alice(), AccessKind::Free).is_ok());
+        assert_eq!(m.check_map(meta, bob()).is_ok(), stranger_reads);
+        let denials = u64::from(!stranger_reads) * 2 + u64::from(level >= SecurityLevel::Strict);
+        assert_eq!(m.metrics_snapshot().access_denials, denials, "{level:?}");
+    }
+}
+
+#[test]
+fn strict_refusals_have_typed_errors() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::production()).unwrap();
+    let h = m
+        .create_region(RegionRequest::new(64).owner(alice()))
+        .unwrap();
+    m.grant(h, bob(), Grant::new(Permissions::READ).with_free())
+        .unwrap();
+    m.map_shared_region(h, bob(), MapOptions::empty()).unwrap();
+    let guard = m.registry().lock_read(h).unwrap();
+    let meta = guard.meta();
+    assert_eq!(m.check_access(meta, bob(), AccessKind::Read), Ok(()));
+    assert_eq!(
+        m.check_access(meta, bob(), AccessKind::Write),
+        Err(ShmError::NoWritePermission {
+            handle: h,
+            context: bob()
+        })
+    );
+    assert_eq!(
+        m.check_access(meta, bob(), AccessKind::Free),
+        Err(ShmError::NotOwner {
+            handle: h,
+            context: bob()
+        })
+    );
+    assert_eq!(
+        m.check_access(meta, alice(), AccessKind::Read),
+        Err(ShmError::MappingNotFound {
+            handle: h,
+            context: alice()
+        })
+    );
+}
+
+#[test]
+fn transaction_regions_are_locked_then_freed_at_the_end() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
+    let tx = m.next_transaction_id();
+    assert_eq!(m.next_transaction_id(), TxId(tx.get() + 1));
+    let scoped = m
+        .create_for_transaction(tx, RegionSpec::new(100, alice()))
+        .unwrap();
+    let persistent = RegionOptions {
+        persistent: true,
+        ..RegionOptions::default()
+    };
+    let kept = m
+        .create_for_transaction(tx, RegionSpec::new(100, alice()).options(persistent))
+        .unwrap();
+    assert_eq!(m.locks().mode_held(scoped, tx), Some(LockMode::Exclusive));
+    // A host write waits for the transaction, then gives up.
+    let host = m.create_region(RegionRequest::new(8)).unwrap();
+    m.locks()
+        .acquire(host, tx, LockMode::Shared, Duration::ZERO)
+        .unwrap();
+    assert_eq!(
+        m.write_region(scoped, 0, b"x"),
+        Err(ShmError::RegionBusy { handle: scoped })
+    );
+    // A host read shares with the transaction's shared lock.
+    assert_eq!(m.read_region(host, 0, &mut [0; 4]), Ok(4));
+
+    let end = m.transaction_finished(tx, &[scoped, kept]).unwrap();
+    assert_eq!((end.regions_freed, end.locks_released), (1, 3));
+    assert_eq!(
+        m.read_region(scoped, 0, &mut [0]),
+        Err(ShmError::RegionFreed(scoped))
+    );
+    assert_eq!(m.write_region(kept, 0, b"x"), Ok(1));
+    assert_eq!(m.write_region(host, 0, b"x"), Ok(1));
+    assert!(m.locks().locked_regions().is_empty());
+    let snap = m.metrics_snapshot();
+    assert_eq!((snap.regions_created, snap.regions_destroyed), (3, 1));
+}
+
+#[test]
+fn freed_handle_stays_dead_after_its_slot_is_reused() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+    let old = m.create_region(RegionRequest::new(16)).unwrap();
+    m.write_region(old, 0, b"old").unwrap();
+    m.free_region(old).unwrap();
+    let new = m.create_region(RegionRequest::new(16)).unwrap();
+    assert_eq!(new.index(), old.index());
+    assert!(new.generation() > old.generation());
+    let mut buf = [0; 3];
+    assert_eq!(m.read_region(new, 0, &mut buf), Ok(3));
+    assert_eq!(buf, [0; 3]); // fresh and zeroed
+    assert_eq!(
+        m.write_region(old, 0, b"bad"),
+        Err(ShmError::RegionFreed(old))
+    );
+    assert_eq!(
+        m.map_shared_region(old, alice(), MapOptions::empty()),
+        Err(ShmError::RegionFreed(old))
+    );
+    assert_eq!(m.free_region(old), Err(ShmError::RegionFreed(old)));
+    assert_eq!(m.read_region(new, 0, &mut buf), Ok(3));
+    assert_eq!(buf, [0; 3]);
+}
+
+#[test]
+fn pool_blocks_and_stats() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+    let block = m.allocate_from_pool(100).unwrap();
+    assert_eq!(block.class(), Some(SizeClass::K4));
+    let h = m.create_region(RegionRequest::new(5000)).unwrap();
+    m.map_shared_region(h, alice(), MapOptions::empty())
+        .unwrap();
+    m.cow_pages_add(3);
+    m.cow_pages_sub(1);
+    let stats = m.get_memory_stats().unwrap();
+    assert_eq!((stats.active_regions, stats.total_bytes), (1, 5000));
+    assert_eq!(stats.capacity_bytes, 64 << 10);
+    assert_eq!((stats.mappings, stats.cow_pages), (1, 2));
+    assert_eq!(stats.class(SizeClass::K4).allocated, 1);
+    assert_eq!(stats.class(SizeClass::K64).utilization, 0.25);
+    assert!(stats.fragmentation_ratio > 0.9);
+    m.deallocate_to_pool(block).unwrap();
+    assert_eq!(
+        m.get_memory_stats().unwrap().class(SizeClass::K4).allocated,
+        0
+    );
+    m.cow_pages_sub(10);
+    assert_eq!(m.cow_pages(), 0);
+
+    let text = m.prometheus();
+    assert!(text.contains("shm_regions_created_total 1\n"));
+    assert!(text.contains("shm_region_bytes 5000\n"));
+    assert!(text.contains("shm_pool_utilization_ratio{class=\"64KiB\"} 0.25\n"));
+    let json = serde_json::to_value(&stats).unwrap();
+    assert_eq!(json["total_bytes"], 5000);
+}
+
+#[test]
+fn invalid_config_is_refused() {
+    let config = SharedMemoryConfig {
+        max_region_size: 8 << 20,
+        large_alloc_limit: 4 << 20,
+        ..SharedMemoryConfig::testing()
+    };
+    assert!(matches!(
+        SharedMemoryManager::new(config),
+        Err(ShmError::InvalidConfig(_))
+    ));
+}

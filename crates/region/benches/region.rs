@@ -4,7 +4,7 @@
 //! two threads against one thread (scaling).
 
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -92,26 +92,25 @@ fn writes(c: &mut Criterion) {
     group.finish();
 }
 
-/// `threads` threads each read `chunk` bytes per iteration from one region,
-/// through the registry; returns the wall time of `iters` iterations.
+/// `threads` threads each copy `chunk` bytes per iteration out of one 1 MiB
+/// buffer with `read_chunk(offset, buf)`; returns the wall time of `iters`
+/// iterations.
 fn parallel_reads(
-    registry: &RegionRegistry,
-    handle: RegionHandle,
     threads: usize,
     chunk: usize,
     iters: u64,
+    read_chunk: &(dyn Fn(u64, &mut [u8]) + Sync),
 ) -> Duration {
-    let barrier = Arc::new(Barrier::new(threads + 1));
+    let barrier = Barrier::new(threads + 1);
     std::thread::scope(|scope| {
         for t in 0..threads {
-            let barrier = Arc::clone(&barrier);
+            let barrier = &barrier;
             scope.spawn(move || {
                 let mut buf = vec![0u8; chunk];
                 let lanes = (REGION / chunk) as u64;
                 barrier.wait();
                 for i in 0..iters {
-                    let offset = ((i + t as u64) % lanes) * chunk as u64;
-                    registry.read(handle, offset, &mut buf).expect("read");
+                    read_chunk(((i + t as u64) % lanes) * chunk as u64, &mut buf);
                     black_box(&buf);
                 }
                 barrier.wait();
@@ -124,16 +123,29 @@ fn parallel_reads(
     })
 }
 
+/// Reads of one region from 1 and 2 threads, and the same copies from a plain
+/// shared `Vec<u8>` (no lock at all): the machine's own scaling ceiling.
 fn scaling(c: &mut Criterion) {
     let (registry, handle) = setup();
+    let vec: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
+    let from_region = |offset: u64, buf: &mut [u8]| {
+        registry.read(handle, offset, buf).expect("read");
+    };
+    let from_vec = |offset: u64, buf: &mut [u8]| {
+        let start = offset as usize;
+        buf.copy_from_slice(&black_box(&vec)[start..start + buf.len()]);
+    };
     let mut group = c.benchmark_group("parallel_read");
     for chunk in [4096usize, 64 << 10] {
         for threads in [1usize, 2] {
             group.throughput(Throughput::Bytes((chunk * threads) as u64));
-            group.bench_function(
-                BenchmarkId::new(format!("{threads}_threads"), label(chunk)),
-                |b| b.iter_custom(|iters| parallel_reads(&registry, handle, threads, chunk, iters)),
-            );
+            let id = format!("{}/{threads}_threads", label(chunk));
+            group.bench_function(BenchmarkId::new("region", &id), |b| {
+                b.iter_custom(|iters| parallel_reads(threads, chunk, iters, &from_region))
+            });
+            group.bench_function(BenchmarkId::new("vec_copy", &id), |b| {
+                b.iter_custom(|iters| parallel_reads(threads, chunk, iters, &from_vec))
+            });
         }
     }
     group.finish();

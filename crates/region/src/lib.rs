@@ -46,5 +46,33 @@ pub use region::{
 };
 pub use registry::{RegionRegistry, RegionSpec, RegistryConfig};
 
+use shm_primitives::U256;
+
+/// A region offset taken from an EVM stack word, for an access of `len` bytes:
+/// the offset when `offset + len` fits in 64 bits (spec §5), else
+/// [`RegionError::OffsetOverflow`] (with the offset saturated to `u64::MAX`
+/// when the word itself is 2^64 or more).
+///
+/// ```
+/// use shm_primitives::U256;
+/// use shm_region::{region_offset, RegionError};
+/// assert_eq!(region_offset(U256::from(u64::MAX - 4), 4), Ok(u64::MAX - 4));
+/// assert!(matches!(region_offset(U256::from(u64::MAX - 4), 5), Err(RegionError::OffsetOverflow { .. })));
+/// assert!(matches!(region_offset(U256::from(1) << 64, 0), Err(RegionError::OffsetOverflow { .. })));
+/// ```
+///
+/// # Errors
+/// [`RegionError::OffsetOverflow`].
+pub fn region_offset(offset: U256, len: u64) -> Result<u64, RegionError> {
+    let offset = u64::try_from(offset).map_err(|_| RegionError::OffsetOverflow {
+        offset: u64::MAX,
+        len,
+    })?;
+    offset
+        .checked_add(len)
+        .map(|_| offset)
+        .ok_or(RegionError::OffsetOverflow { offset, len })
+}
+
 #[cfg(test)]
 mod tests;

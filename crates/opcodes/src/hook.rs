@@ -10,24 +10,27 @@
 //! handler or an inspector, it sees exactly what revm does on every path:
 //! `transact*`, `inspect*` and system calls.
 //!
-//! | revm code path | hook calls |
+//! | revm code path (revm-handler) | hook calls |
 //! |----------------|------------|
-//! | `Handler::pre_execution` (and `run_system_call`) opens the runtime checkpoint | `checkpoint` |
-//! | `Handler::execution` commits it before the first frame, or reverts it on EIP-7702/EIP-2780 out of gas | `checkpoint_commit` / `checkpoint_revert` |
-//! | `make_call_frame` (any CALL-like frame that passes the depth check) | `checkpoint` |
-//! | failed value transfer in `make_call_frame` | `checkpoint_revert` |
-//! | precompile call: ok / not ok | `checkpoint_commit` / `checkpoint_revert` |
-//! | call to an account without code | `checkpoint_commit` |
-//! | call frame returns: ok / revert or halt | `checkpoint_commit` / `checkpoint_revert` |
+//! | `Handler::pre_execution` opens the runtime-gas-phase checkpoint (`run_system_call` opens it itself) | `checkpoint` |
+//! | ...reverted when the EIP-7702 authorisations run out of gas (`pre_execution`) or the first frame's EIP-2780 charges do (`runtime_oog_unwind`) | `checkpoint_revert` |
+//! | ...otherwise committed by `Handler::execution` before the first frame | `checkpoint_commit` |
+//! | `make_call_frame`, once past the depth check | `checkpoint` |
+//! | ...value transfer fails (`OutOfFunds`) | `checkpoint_revert` |
+//! | ...precompile: ok / not ok | `checkpoint_commit` / `checkpoint_revert` |
+//! | ...account without code | `checkpoint_commit` |
+//! | call frame returns (`process_next_action`): ok / revert or halt | `checkpoint_commit` / `checkpoint_revert` |
 //! | `make_create_frame` → `create_account_checkpoint` succeeds | `checkpoint` |
 //! | `create_account_checkpoint` fails (collision, balance overflow) | nothing: revm opened and reverted it internally |
 //! | `return_create`: ok / revert, halt, code too large, leading 0xEF, deposit out of gas | `checkpoint_commit` / `checkpoint_revert` |
-//! | `CallTooDeep`, CREATE with too little balance or nonce overflow | nothing: no checkpoint is taken |
-//! | `Handler::execution_result` → `commit_tx` | `checkpoint_commit` for any still open, then `transaction_end(Committed)` |
+//! | `CallTooDeep`; CREATE with too little balance or nonce overflow; an inspector answering `call`/`create` itself | nothing: no checkpoint is taken |
+//! | `Handler::execution_result` → `commit_tx` (success, revert or halt) | `checkpoint_commit` for any still open, then `transaction_end(Committed)` |
 //! | `Handler::catch_error` → `discard_tx` (invalid tx, database error) | `checkpoint_revert` for any still open, then `transaction_end(Discarded)` |
 //! | `finalize` with checkpoints still open (never on revm's own paths) | `checkpoint_commit` for each, then `transaction_end(Committed)` |
 //!
-//! Hook calls come after the inner journal has done its part.
+//! The inspector paths (`inspect_execution`, `inspect_run_system_call`) take
+//! and settle the same checkpoints in the same places. Hook calls come after
+//! the inner journal has done its part.
 
 use revm::{
     bytecode::Bytecode,

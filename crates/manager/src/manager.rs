@@ -325,8 +325,7 @@ impl SharedMemoryManager {
     ///
     /// let manager = SharedMemoryManager::new(SharedMemoryConfig::production())?;
     /// let h = manager.create_shared_region("r", 64, Permissions::read_write(), RegionOptions::default())?;
-    /// let region = manager.registry().get(h)?;
-    /// let guard = region.lock_read()?;
+    /// let guard = manager.registry().lock_read(h)?;
     /// let stranger = Address::repeat_byte(9);
     /// // Strict: no mapping, no access.
     /// assert!(matches!(manager.check_access(guard.meta(), stranger, AccessKind::Read),

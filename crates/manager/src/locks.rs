@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -109,9 +110,35 @@ impl Holders {
     }
 }
 
+/// A multiply-rotate hasher for handles (two `u32`s): the default SipHash
+/// would cost more than the rest of an uncontended acquire, and handles are
+/// not attacker-chosen keys of an unbounded map (at most `max_regions` live).
+#[derive(Default, Clone, Copy)]
+struct HandleHasher(u64);
+
+impl Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
 #[derive(Default)]
 struct ShardState {
-    held: HashMap<RegionHandle, Holders>,
+    held: HashMap<RegionHandle, Holders, BuildHasherDefault<HandleHasher>>,
     /// Threads waiting on this shard's condvar; releases notify only when > 0.
     waiters: usize,
 }

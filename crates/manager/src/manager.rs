@@ -11,7 +11,7 @@ use shm_pool::{Block, BlockPool, SizeClass};
 use shm_primitives::{
     AccessKind, Address, ContextId, MapOptions, Permissions, RegionHandle, RegionOptions,
 };
-use shm_region::{Grant, RegionInfo, RegionMeta, RegionRegistry, RegionSpec};
+use shm_region::{Grant, MappingInfo, RegionInfo, RegionMeta, RegionRegistry, RegionSpec};
 
 use crate::stats::ClassUsage;
 use crate::{GcReport, LockMode, MemoryStats, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
@@ -345,6 +345,29 @@ impl SharedMemoryManager {
     ) -> Result<(), ShmError> {
         self.ensure_enabled()?;
         let result = shm_access::check_access(self.config.security_level, meta, context, kind);
+        self.count_denial(result)
+    }
+
+    /// As [`check_access`](Self::check_access), with the context's mapping given
+    /// by the caller (the EVM keeps bytecode-made mappings in the transaction).
+    ///
+    /// # Errors
+    /// As [`check_access`](Self::check_access).
+    pub fn check_access_mapped(
+        &self,
+        meta: &RegionMeta,
+        context: ContextId,
+        kind: AccessKind,
+        mapping: Option<&MappingInfo>,
+    ) -> Result<(), ShmError> {
+        self.ensure_enabled()?;
+        let result = shm_access::check_access_with_mapping(
+            self.config.security_level,
+            meta,
+            context,
+            kind,
+            mapping,
+        );
         self.count_denial(result)
     }
 

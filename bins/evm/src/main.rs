@@ -28,6 +28,11 @@ struct Cli {
 enum Command {
     /// Run bytecode over an in-memory state.
     Run(run::RunArgs),
+    /// Assemble a file of the project's tiny assembly (see `examples/*.easm`) and print the hex.
+    Asm {
+        /// The source file (`-` reads standard input).
+        path: std::path::PathBuf,
+    },
 }
 
 /// The process exit status, with the project's fixed meanings.
@@ -56,6 +61,20 @@ impl ExitCode {
     }
 }
 
+fn asm(path: &std::path::Path) -> ExitCode {
+    let source = match input::read_text("asm", path) {
+        Ok(source) => source,
+        Err(e) => return ExitCode::usage(e),
+    };
+    match shm_evm::asm::assemble(&source) {
+        Ok(code) => {
+            println!("{code}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => ExitCode::usage(format!("asm: {}: {e}", path.display())),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -71,6 +90,7 @@ fn main() -> std::process::ExitCode {
     };
     let code = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Asm { path } => asm(&path),
     };
     std::process::ExitCode::from(code.0)
 }

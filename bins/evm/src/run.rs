@@ -20,8 +20,11 @@ pub struct RunArgs {
     #[arg(long = "code", value_name = "HEX", conflicts_with = "codefile")]
     code_flag: Option<String>,
     /// File holding the code in hex (`-` reads standard input); whitespace is ignored.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "asm")]
     codefile: Option<PathBuf>,
+    /// File holding the code in the project's tiny assembly (see `examples/*.easm`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["code", "code_flag"])]
+    asm: Option<PathBuf>,
     /// Calldata in hex.
     #[arg(long, value_name = "HEX", conflicts_with = "inputfile")]
     input: Option<String>,
@@ -46,6 +49,12 @@ pub struct RunArgs {
     /// Accounts to install first, as a state-test `pre` alloc (JSON file).
     #[arg(long, value_name = "FILE")]
     prestate: Option<PathBuf>,
+    /// Turn shared memory on with a preset (0xE0–0xE4 become SHARED_ALLOC … SHARED_WRITE).
+    #[arg(long, value_name = "PRESET", num_args = 0..=1, default_missing_value = "production")]
+    shm: Option<String>,
+    /// Print shared-memory statistics and counters after the result (needs --shm).
+    #[arg(long, requires = "shm")]
+    shm_stats: bool,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -66,16 +75,17 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn config(&self) -> Result<RunConfig, InputError> {
-        let code_text = match (&self.code, &self.code_flag, &self.codefile) {
-            (Some(code), _, _) | (None, Some(code), _) => code.clone(),
-            (None, None, Some(path)) => read_text("codefile", path)?,
-            (None, None, None) => {
+        let code = match (&self.code, &self.code_flag, &self.codefile, &self.asm) {
+            (Some(code), ..) | (None, Some(code), ..) => parse_hex("code", code)?,
+            (None, None, Some(path), _) => parse_hex("codefile", &read_text("codefile", path)?)?,
+            (None, None, None, Some(path)) => shm_evm::asm::assemble(&read_text("asm", path)?)
+                .map_err(|e| InputError::Other(format!("asm: {}: {e}", path.display())))?,
+            (None, None, None, None) => {
                 return Err(InputError::Other(
-                    "no code given: pass CODE, --code HEX or --codefile PATH".into(),
+                    "no code given: pass CODE, --code HEX, --codefile PATH or --asm PATH".into(),
                 ))
             }
         };
-        let code = parse_hex("code", &code_text)?;
         let input = match (&self.input, &self.inputfile) {
             (Some(hex), _) => parse_hex("input", hex)?,
             (None, Some(path)) => parse_hex("inputfile", &read_text("inputfile", path)?)?,
@@ -94,7 +104,16 @@ impl RunArgs {
             }
             None => Prestate::default(),
         };
+        let shared_memory = match &self.shm {
+            None => None,
+            Some(preset) => Some(
+                preset
+                    .parse()
+                    .map_err(|e| InputError::Other(format!("shm: {e}")))?,
+            ),
+        };
         Ok(RunConfig {
+            shared_memory,
             code,
             input,
             gas_limit: parse_u64("gas", &self.gas)?,
@@ -123,7 +142,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(outcome) => outcome,
         Err(e) => return ExitCode::rejected(e),
     };
-    let report = RunReport::new(&outcome, args.dump);
+    let report = RunReport::new(&outcome, args.dump, args.shm_stats);
     if args.json {
         println!(
             "{}",

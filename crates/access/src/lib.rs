@@ -44,7 +44,7 @@
 #![warn(missing_docs)]
 
 use shm_primitives::{AccessKind, ContextId, Permissions, RegionHandle, SecurityLevel};
-use shm_region::RegionMeta;
+use shm_region::{MappingInfo, RegionMeta};
 
 /// Why an access was refused. Every variant names the context that was refused
 /// and the region it asked for.
@@ -177,7 +177,24 @@ pub fn check_access(
     context: ContextId,
     kind: AccessKind,
 ) -> Result<(), AccessDenied> {
-    let result = decide(level, meta, context, kind);
+    check_access_with_mapping(level, meta, context, kind, meta.mapping(context))
+}
+
+/// As [`check_access`], with the context's mapping given by the caller instead of
+/// read from the region: the EVM keeps mappings made by bytecode in the
+/// transaction (they end with it), so concurrent transactions never see each
+/// other's mappings; the region holds only host-made ones.
+///
+/// # Errors
+/// The [`AccessDenied`] reason of the first check that failed.
+pub fn check_access_with_mapping(
+    level: SecurityLevel,
+    meta: &RegionMeta,
+    context: ContextId,
+    kind: AccessKind,
+    mapping: Option<&MappingInfo>,
+) -> Result<(), AccessDenied> {
+    let result = decide(level, meta, context, kind, mapping);
     if let Err(denied) = &result {
         log_refusal(level, denied, kind_name(kind));
     }
@@ -213,6 +230,7 @@ fn decide(
     meta: &RegionMeta,
     context: ContextId,
     kind: AccessKind,
+    mapping: Option<&MappingInfo>,
 ) -> Result<(), AccessDenied> {
     let handle = meta.handle();
     if level == SecurityLevel::None {
@@ -221,7 +239,6 @@ fn decide(
     let strict = level >= SecurityLevel::Strict;
     match kind {
         AccessKind::Read | AccessKind::Write => {
-            let mapping = meta.mapping(context);
             if strict && mapping.is_none() {
                 return Err(AccessDenied::MappingNotFound { context, handle });
             }

@@ -17,6 +17,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod asm;
 mod dump;
 mod prestate;
 mod report;
@@ -26,8 +27,8 @@ pub use dump::{dump_state, AccountDump};
 pub use prestate::{Prestate, PrestateError};
 pub use report::{LogReport, RunReport, RunStatus};
 pub use run::{
-    execute, prepare_db, RepeatRunner, RunConfig, RunError, RunOutcome, DEFAULT_RECEIVER,
-    DEFAULT_SENDER,
+    execute, execute_shared, prepare_db, RepeatRunner, RunConfig, RunError, RunOutcome, ShmReport,
+    DEFAULT_RECEIVER, DEFAULT_SENDER,
 };
 
 /// The fork `evm run` uses unless told otherwise: revm 43's default (`Osaka`, the

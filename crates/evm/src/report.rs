@@ -1,4 +1,4 @@
-use crate::{AccountDump, RunOutcome};
+use crate::{AccountDump, RunOutcome, ShmReport};
 use alloy_primitives::{Address, Bytes, B256};
 use revm::context::result::{ExecutionResult, Output};
 use serde::Serialize;
@@ -43,17 +43,30 @@ pub struct RunReport {
     pub gas_refunded: u64,
     /// Logs (none unless the run succeeded).
     pub logs: Vec<LogReport>,
+    /// The precise cause of the last shared-memory halt in the run, when one of
+    /// its frames halted on a shared-memory check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_memory_halt: Option<String>,
     /// The post state, when asked for (`--dump`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post_state: Option<BTreeMap<Address, AccountDump>>,
+    /// Shared-memory statistics and counters, when asked for (`--shm-stats`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_memory: Option<ShmReport>,
 }
 
 impl RunReport {
     /// The report of `outcome`, with the post state when `dump` is set.
-    pub fn new(outcome: &RunOutcome, dump: bool) -> Self {
+    pub fn new(outcome: &RunOutcome, dump: bool, shm_stats: bool) -> Self {
         let mut report = Self::from_result(&outcome.result);
         if dump {
             report.post_state = Some(outcome.post_state());
+        }
+        if let Some(shm) = &outcome.shared_memory {
+            report.shared_memory_halt = shm.last_halt.map(|cause| cause.description().to_string());
+            if shm_stats {
+                report.shared_memory = Some(shm.clone());
+            }
         }
         report
     }
@@ -90,7 +103,9 @@ impl RunReport {
             gas_used: result.tx_gas_used(),
             gas_refunded: result.gas().inner_refunded(),
             logs,
+            shared_memory_halt: None,
             post_state: None,
+            shared_memory: None,
         }
     }
 }
@@ -102,6 +117,9 @@ impl fmt::Display for RunReport {
         match (&self.status, &self.halt_reason) {
             (RunStatus::Halt, Some(reason)) => writeln!(f, "status: halt ({reason})")?,
             (status, _) => writeln!(f, "status: {}", format!("{status:?}").to_lowercase())?,
+        }
+        if let Some(cause) = &self.shared_memory_halt {
+            writeln!(f, "shared-memory halt: {cause}")?;
         }
         for (i, log) in self.logs.iter().enumerate() {
             write!(f, "log {i}: address {}", log.address)?;
@@ -116,6 +134,35 @@ impl fmt::Display for RunReport {
                 f,
                 "{}",
                 serde_json::to_string_pretty(state).map_err(|_| fmt::Error)?
+            )?;
+        }
+        if let Some(shm) = &self.shared_memory {
+            let s = &shm.stats;
+            let m = &shm.metrics;
+            writeln!(f, "shared memory:")?;
+            writeln!(
+                f,
+                "  regions: {} active ({} persistent), {} bytes, {} COW pages, pool utilization {:.1}%, fragmentation {:.3}",
+                s.active_regions,
+                s.persistent_regions,
+                s.total_bytes,
+                s.cow_pages,
+                s.pool_utilization * 100.0,
+                s.fragmentation_ratio
+            )?;
+            writeln!(
+                f,
+                "  ops: {} created, {} destroyed, {} mappings, {} reads ({} B), {} writes ({} B), {} COW faults, {} halts, {} access denials",
+                m.regions_created,
+                m.regions_destroyed,
+                m.mappings,
+                m.reads,
+                m.read_bytes,
+                m.writes,
+                m.write_bytes,
+                m.cow_faults,
+                m.total_halts,
+                m.access_denials
             )?;
         }
         Ok(())

@@ -10,7 +10,11 @@ use revm::{
     state::{AccountInfo, EvmState},
     Context, DatabaseCommit, ExecuteEvm, MainBuilder, MainContext,
 };
-use std::{collections::BTreeMap, io::Write};
+use shm_manager::{
+    HaltCause, MemoryStats, Metrics, SharedMemoryConfig, SharedMemoryManager, ShmError,
+};
+use shm_opcodes::{GasSchedule, ShmEvmBuilder};
+use std::{collections::BTreeMap, io::Write, sync::Arc};
 
 /// geth's `evm run` sender: the ASCII bytes of "sender", right-aligned.
 pub const DEFAULT_SENDER: Address = address!("0x000000000000000000000000000073656e646572");
@@ -40,6 +44,8 @@ pub struct RunConfig {
     pub spec: SpecId,
     /// Accounts installed before the run.
     pub prestate: Prestate,
+    /// Shared memory: `None` runs stock mainnet revm (0xE0–0xE4 invalid).
+    pub shared_memory: Option<SharedMemoryConfig>,
 }
 
 impl RunConfig {
@@ -55,6 +61,7 @@ impl RunConfig {
             receiver: DEFAULT_RECEIVER,
             spec: DEFAULT_SPEC,
             prestate: Prestate::default(),
+            shared_memory: None,
         }
     }
 
@@ -100,6 +107,21 @@ pub enum RunError {
     /// revm rejected the transaction before executing it (e.g. the sender cannot pay the value).
     #[error("transaction rejected: {0}")]
     Rejected(String),
+    /// The shared-memory configuration was refused.
+    #[error("shared memory: {0}")]
+    SharedMemory(#[from] ShmError),
+}
+
+/// What shared memory did during a run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ShmReport {
+    /// The precise cause of the last shared-memory halt, if the run had one
+    /// (revm's halt reason carries only the nearest mainnet reason).
+    pub last_halt: Option<HaltCause>,
+    /// Memory statistics after the transaction ended.
+    pub stats: MemoryStats,
+    /// Counters after the transaction ended.
+    pub metrics: Metrics,
 }
 
 /// The result of one run.
@@ -111,6 +133,8 @@ pub struct RunOutcome {
     pub state: EvmState,
     /// The database after the transaction was committed.
     pub db: CacheDB<EmptyDB>,
+    /// Shared-memory figures, when it was on.
+    pub shared_memory: Option<ShmReport>,
 }
 
 impl RunOutcome {
@@ -182,6 +206,19 @@ impl RepeatRunner {
 /// Runs the transaction over a fresh state built from `config`, optionally writing an
 /// EIP-3155 trace (one JSON object per line) to `trace`, and commits it.
 pub fn execute(config: &RunConfig, trace: Option<Box<dyn Write>>) -> Result<RunOutcome, RunError> {
+    match &config.shared_memory {
+        None => execute_stock(config, trace),
+        Some(shm) => {
+            let manager = SharedMemoryManager::new(shm.clone())?;
+            execute_shared(config, &manager, GasSchedule::default(), trace)
+        }
+    }
+}
+
+fn execute_stock(
+    config: &RunConfig,
+    trace: Option<Box<dyn Write>>,
+) -> Result<RunOutcome, RunError> {
     let tx = config.tx_env()?;
     let ctx = Context::mainnet()
         .with_cfg(config.cfg_env())
@@ -195,21 +232,64 @@ pub fn execute(config: &RunConfig, trace: Option<Box<dyn Write>>) -> Result<RunO
                 .map_err(|e| RunError::Rejected(e.to_string()));
             // Taking the database drops the tracer, which flushes a buffered writer
             // before the caller prints the result.
-            finish(evm.ctx.journaled_state.database, out)
+            finish(evm.ctx.journaled_state.database, out, None)
         }
         None => {
             let mut evm = ctx.build_mainnet();
             let out = evm
                 .transact(tx)
                 .map_err(|e| RunError::Rejected(e.to_string()));
-            finish(evm.ctx.journaled_state.database, out)
+            finish(evm.ctx.journaled_state.database, out, None)
         }
     }
+}
+
+/// Runs the transaction of `config` with shared memory on, over `manager` (which
+/// may already hold host-made regions), and reports what shared memory did.
+pub fn execute_shared(
+    config: &RunConfig,
+    manager: &Arc<SharedMemoryManager>,
+    gas: GasSchedule,
+    trace: Option<Box<dyn Write>>,
+) -> Result<RunOutcome, RunError> {
+    let tx = config.tx_env()?;
+    let builder = ShmEvmBuilder::new(manager.clone())
+        .gas_schedule(gas)
+        .spec(config.spec);
+    let ctx = builder
+        .context(prepare_db(config))
+        .with_cfg(config.cfg_env())
+        .with_block(config.block_env());
+    let (out, journal, session) = match trace {
+        Some(writer) => {
+            let mut evm = ShmEvmBuilder::build_from_with_inspector(ctx, TracerEip3155::new(writer));
+            let out = evm
+                .inspect_tx(tx)
+                .map_err(|e| RunError::Rejected(e.to_string()));
+            let (journal, session) = evm.ctx.journaled_state.into_parts();
+            (out, journal, session)
+        }
+        None => {
+            let mut evm = ShmEvmBuilder::build_from(ctx);
+            let out = evm
+                .transact(tx)
+                .map_err(|e| RunError::Rejected(e.to_string()));
+            let (journal, session) = evm.ctx.journaled_state.into_parts();
+            (out, journal, session)
+        }
+    };
+    let report = ShmReport {
+        last_halt: session.last_halt(),
+        stats: manager.get_memory_stats()?,
+        metrics: manager.metrics_snapshot(),
+    };
+    finish(journal.database, out, Some(report))
 }
 
 fn finish(
     mut db: CacheDB<EmptyDB>,
     out: Result<revm::context::result::ResultAndState, RunError>,
+    shared_memory: Option<ShmReport>,
 ) -> Result<RunOutcome, RunError> {
     let out = out?;
     db.commit(out.state.clone());
@@ -217,5 +297,6 @@ fn finish(
         result: out.result,
         state: out.state,
         db,
+        shared_memory,
     })
 }

@@ -35,6 +35,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod evm;
+mod gas;
 pub mod hook;
+pub mod instructions;
+mod session;
 
+pub use evm::{ShmContext, ShmEvm, ShmEvmBuilder};
+pub use gas::GasSchedule;
 pub use hook::{hooked_context, FrameHook, HookedContext, HookedEvm, HookedJournal, TxOutcome};
+pub use instructions::{halt_result, ShmHost};
+pub use session::{ActiveSession, OpError, Prepared, ShmSession, WriteQuote};

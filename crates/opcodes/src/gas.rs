@@ -1,0 +1,116 @@
+//! The gas schedule of the five shared-memory instructions (spec §8).
+
+use shm_primitives::words;
+
+/// Gas prices of the shared-memory instructions, configurable; [`Default`] is the
+/// spec's schedule. Every figure is chosen against a mainnet opcode doing the
+/// same kind of host work, so that the worst case per gas is no worse than the
+/// worst mainnet opcode's (measured figures: `docs/gas.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GasSchedule {
+    /// SHARED_ALLOC base, also the whole cost of an ALLOC that pushes 0. Priced
+    /// between a warm SLOAD (100) and a CREATE's bookkeeping: a registry insert,
+    /// a pool pop and a lock-table entry, a few hundred nanoseconds of work.
+    pub alloc_base: u64,
+    /// SHARED_ALLOC surcharge per word of a persistent region: the price of a new
+    /// storage slot (SSTORE from zero, 20,000), since persistent bytes outlive the
+    /// transaction like storage does.
+    pub persistent_word: u64,
+    /// SHARED_FREE: a registry update, like a warm SSTORE to an existing slot (100).
+    pub free: u64,
+    /// First touch of a region in a transaction (MAP, READ, WRITE): EIP-2929's
+    /// cold account access (2,600) — a hash-map lookup, a lock-table entry and,
+    /// with IPC, possibly a page-cache miss.
+    pub cold_access: u64,
+    /// Later touches: EIP-2929's warm access (100), as TLOAD/TSTORE cost.
+    pub warm_access: u64,
+    /// Per 32-byte word copied by READ/WRITE: MCOPY/CALLDATACOPY's copy cost (3).
+    pub copy_word: u64,
+    /// Per 4 KiB page saved in the revert journal (first write to a page in a
+    /// frame) and per copy-on-write fault: a 4 KiB copy plus a journal entry,
+    /// priced like copying 4 KiB with MCOPY (128 words × 3 = 384) minus the copy
+    /// words the write itself already pays, rounded to 200.
+    pub journal_page: u64,
+    /// Divisor of the quadratic term of region memory, `f(w) = 3w + w²/quad`:
+    /// EVM memory's own formula (512), applied to all region memory a transaction
+    /// allocates, so that region memory is never cheaper than EVM memory.
+    pub memory_quad_divisor: u64,
+    /// Linear term of `f(w)` per word: EVM memory's 3.
+    pub memory_word: u64,
+}
+
+impl Default for GasSchedule {
+    fn default() -> Self {
+        Self {
+            alloc_base: 200,
+            persistent_word: 20_000,
+            free: 100,
+            cold_access: 2_600,
+            warm_access: 100,
+            copy_word: 3,
+            journal_page: 200,
+            memory_quad_divisor: 512,
+            memory_word: 3,
+        }
+    }
+}
+
+impl GasSchedule {
+    /// `f(w)`: the cost of `w` words of region memory.
+    ///
+    /// ```
+    /// let g = shm_opcodes::GasSchedule::default();
+    /// assert_eq!(g.memory_cost(0), 0);
+    /// assert_eq!(g.memory_cost(512), 3 * 512 + 512);
+    /// ```
+    pub fn memory_cost(&self, w: u64) -> u64 {
+        let w = w as u128;
+        let cost = self.memory_word as u128 * w + w * w / self.memory_quad_divisor.max(1) as u128;
+        u64::try_from(cost).unwrap_or(u64::MAX)
+    }
+
+    /// What adding `added` words costs when the transaction has allocated `w`
+    /// already, with the persistent surcharge when `persistent`.
+    pub fn growth_cost(&self, w: u64, added: u64, persistent: bool) -> u64 {
+        let expansion = self
+            .memory_cost(w.saturating_add(added))
+            .saturating_sub(self.memory_cost(w));
+        let surcharge = if persistent {
+            self.persistent_word.saturating_mul(added)
+        } else {
+            0
+        };
+        expansion.saturating_add(surcharge)
+    }
+
+    /// Cold or warm access.
+    pub fn access(&self, cold: bool) -> u64 {
+        if cold {
+            self.cold_access
+        } else {
+            self.warm_access
+        }
+    }
+
+    /// Copy cost of `len` bytes.
+    pub fn copy(&self, len: u64) -> u64 {
+        self.copy_word.saturating_mul(words(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_and_persistent_surcharge() {
+        let g = GasSchedule::default();
+        // 1 KiB = 32 words from nothing: 3*32 + 32*32/512 = 98.
+        assert_eq!(g.growth_cost(0, 32, false), 98);
+        assert_eq!(g.growth_cost(0, 32, true), 98 + 32 * 20_000);
+        // Quadratic: the second KiB costs more than the first.
+        assert!(g.growth_cost(32, 32, false) > g.growth_cost(0, 32, false));
+        assert_eq!(g.copy(33), 6);
+        assert_eq!(g.memory_cost(u64::MAX), u64::MAX);
+    }
+}

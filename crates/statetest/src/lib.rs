@@ -1,0 +1,36 @@
+//! Runs the Ethereum state tests (the `GeneralStateTests` fixtures) against an EVM and reports
+//! what passed, failed and was skipped.
+//!
+//! The EVM is pluggable through [`CaseExecutor`]: [`MainnetExecutor`] runs stock revm, and an
+//! EVM with other instructions or another journal runs the same fixtures by implementing the
+//! trait. Each case is checked as `revme statetest` checks it: the expected exception, the logs
+//! hash and the post-state root.
+//!
+//! ```no_run
+//! use shm_statetest::{run, MainnetExecutor, RunnerOptions, SkipList};
+//! let mut options = RunnerOptions::new(["GeneralStateTests"]);
+//! options.fork = Some("Cancun".into());
+//! options.skip = SkipList::load("tests/statetest-skip.txt")?;
+//! let report = run(&options, &MainnetExecutor)?;
+//! for failure in &report.failures {
+//!     eprintln!("{failure}");
+//! }
+//! println!("{}", report.summary_line());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod divergence;
+mod executor;
+mod options;
+mod progress;
+mod report;
+mod roots;
+mod runner;
+mod skip;
+
+pub use executor::{CaseEnv, CaseError, CaseExecutor, CaseState, MainnetExecutor};
+pub use options::{canonical_fork_name, Progress, RunnerError, RunnerOptions, FORK_NAMES};
+pub use report::{AccountDivergence, CaseIndexes, CaseValues, Failure, FailureKind, Report, Skip};
+pub use roots::{logs_hash, state_root};
+pub use runner::run;
+pub use skip::{SkipEntry, SkipList, SkipListError, SHARED_MEMORY_OPCODE_CONFLICTS};

@@ -1,0 +1,156 @@
+//! Progress on stderr: an indicatif bar on a terminal, a plain line every few seconds otherwise.
+
+use crate::Progress;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::{
+    io::IsTerminal,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+use throttle::Throttle;
+
+/// How often the plain-lines mode prints.
+const LINE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Shared by the worker threads; every method is cheap and lock-free on the hot path.
+pub(crate) struct Tracker {
+    bar: Option<ProgressBar>,
+    lines: Option<Throttle>,
+    total_files: usize,
+    files_done: AtomicUsize,
+    cases_done: AtomicUsize,
+    failed: AtomicUsize,
+    started: Instant,
+}
+
+impl Tracker {
+    pub(crate) fn new(mode: Progress, total_files: usize) -> Self {
+        let mode = match mode {
+            Progress::Auto if std::io::stderr().is_terminal() => Progress::Bar,
+            Progress::Auto => Progress::Lines,
+            other => other,
+        };
+        let bar = (mode == Progress::Bar).then(|| {
+            // The case count is only known once files are parsed: the length grows as they are.
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} cases {msg}",
+            )
+            .map(|style| style.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        Self {
+            bar,
+            lines: (mode == Progress::Lines).then(|| Throttle::new(LINE_INTERVAL)),
+            total_files,
+            files_done: AtomicUsize::new(0),
+            cases_done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// A file was parsed and holds `cases` cases to run.
+    pub(crate) fn cases_found(&self, cases: usize) {
+        if let Some(bar) = &self.bar {
+            bar.inc_length(cases as u64);
+        }
+    }
+
+    /// One case finished.
+    pub(crate) fn case_done(&self, failed: bool) {
+        self.cases_done.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    /// A whole file failed (unreadable or unparseable).
+    pub(crate) fn file_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One file finished.
+    pub(crate) fn file_done(&self) {
+        let files_done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("({files_done}/{} files)", self.total_files));
+        }
+        if let Some(throttle) = &self.lines {
+            if throttle.ready() {
+                eprintln!("{}", self.line(files_done));
+            }
+        }
+    }
+
+    /// Clears the bar, or prints the last line.
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.lines.is_some() {
+            eprintln!("{}", self.line(self.files_done.load(Ordering::Relaxed)));
+        }
+    }
+
+    fn line(&self, files_done: usize) -> String {
+        format!(
+            "statetest: {files_done}/{} files, {} cases done, {} failed, {:.1}s",
+            self.total_files,
+            self.cases_done.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.started.elapsed().as_secs_f64()
+        )
+    }
+}
+
+mod throttle {
+    use std::{
+        sync::atomic::{AtomicU64, Ordering},
+        time::{Duration, Instant},
+    };
+
+    /// Lets one caller through per interval, without a lock.
+    pub(crate) struct Throttle {
+        start: Instant,
+        interval_ms: u64,
+        next_ms: AtomicU64,
+    }
+
+    impl Throttle {
+        pub(crate) fn new(interval: Duration) -> Self {
+            let interval_ms = interval.as_millis().try_into().unwrap_or(u64::MAX);
+            Self {
+                start: Instant::now(),
+                interval_ms,
+                next_ms: AtomicU64::new(interval_ms),
+            }
+        }
+
+        /// Whether the interval has passed since the last `true`; at most one caller wins.
+        pub(crate) fn ready(&self) -> bool {
+            let now_ms = self
+                .start
+                .elapsed()
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX);
+            let next = self.next_ms.load(Ordering::Relaxed);
+            now_ms >= next
+                && self
+                    .next_ms
+                    .compare_exchange(
+                        next,
+                        now_ms.saturating_add(self.interval_ms),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+        }
+    }
+}

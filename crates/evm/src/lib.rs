@@ -22,6 +22,7 @@ mod dump;
 mod prestate;
 mod report;
 mod run;
+mod statetest;
 
 pub use dump::{dump_state, AccountDump};
 pub use prestate::{Prestate, PrestateError};
@@ -30,6 +31,7 @@ pub use run::{
     execute, execute_shared, prepare_db, RepeatRunner, RunConfig, RunError, RunOutcome, ShmReport,
     DEFAULT_RECEIVER, DEFAULT_SENDER,
 };
+pub use statetest::SharedMemoryExecutor;
 
 /// The fork `evm run` uses unless told otherwise: revm 43's default (`Osaka`, the
 /// newest fork it treats as finished; `Amsterdam` is selectable but still in progress).

@@ -43,7 +43,7 @@ pub enum Progress {
     /// A bar when stderr is a terminal, plain lines otherwise.
     #[default]
     Auto,
-    /// An indicatif bar counting the cases done.
+    /// An indicatif bar over the files, with the count of cases done.
     Bar,
     /// A plain line every few seconds.
     Lines,

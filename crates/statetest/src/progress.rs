@@ -31,10 +31,14 @@ impl Tracker {
             other => other,
         };
         let bar = (mode == Progress::Bar).then(|| {
-            // The case count is only known once files are parsed: the length grows as they are.
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            // Files are the unit of work and their number is known up front, so they fill the
+            // bar; the count of cases done rides along in the message.
+            let bar = ProgressBar::with_draw_target(
+                Some(total_files as u64),
+                ProgressDrawTarget::stderr(),
+            );
             let style = ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} cases {msg}",
+                "{elapsed_precise} [{bar:40}] {pos}/{len} files, {msg}",
             )
             .map(|style| style.progress_chars("=> "))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -52,21 +56,11 @@ impl Tracker {
         }
     }
 
-    /// A file was parsed and holds `cases` cases to run.
-    pub(crate) fn cases_found(&self, cases: usize) {
-        if let Some(bar) = &self.bar {
-            bar.inc_length(cases as u64);
-        }
-    }
-
     /// One case finished.
     pub(crate) fn case_done(&self, failed: bool) {
         self.cases_done.fetch_add(1, Ordering::Relaxed);
         if failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
         }
     }
 
@@ -79,10 +73,16 @@ impl Tracker {
     pub(crate) fn file_done(&self) {
         let files_done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("({files_done}/{} files)", self.total_files));
+            bar.set_message(format!(
+                "{} cases done, {} failed",
+                self.cases_done.load(Ordering::Relaxed),
+                self.failed.load(Ordering::Relaxed)
+            ));
+            bar.inc(1);
         }
+        // The last file's line is printed by `finish`.
         if let Some(throttle) = &self.lines {
-            if throttle.ready() {
+            if files_done < self.total_files && throttle.ready() {
                 eprintln!("{}", self.line(files_done));
             }
         }

@@ -17,7 +17,7 @@ pub struct Report {
     pub skips: Vec<Skip>,
     /// Every failure, sorted by file, test, fork and indexes.
     pub failures: Vec<Failure>,
-    /// Fixture files found.
+    /// Fixture files taken up (all found, unless `fail_fast` stopped the run early).
     pub files: usize,
     /// Wall time of the run.
     #[serde(with = "seconds")]

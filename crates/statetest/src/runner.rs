@@ -201,15 +201,14 @@ impl Selection<'_> {
         self.fork.as_ref().is_none_or(|fork| fork == spec)
     }
 
-    /// Selected cases in `suite`; `runnable_only` leaves out forks the runner never runs.
-    fn count(&self, suite: &TestSuite, runnable_only: bool) -> usize {
+    /// Selected cases in `suite`.
+    fn count(&self, suite: &TestSuite) -> usize {
         suite
             .0
             .iter()
             .filter(|(name, _)| self.test_selected(name))
             .flat_map(|(_, unit)| unit.post.iter())
             .filter(|(spec, _)| self.fork_selected(spec))
-            .filter(|(spec, _)| !runnable_only || unrunnable_fork(spec).is_none())
             .map(|(_, tests)| tests.len())
             .sum()
     }
@@ -307,7 +306,7 @@ impl<E: CaseExecutor + ?Sized> Checker<'_, E> {
 
         if let Some(reason) = self.skip.reason_for(file) {
             // Count what would have run; a skipped file that does not even parse counts once.
-            let cases = suite.map_or(1, |suite| self.selection.count(&suite, false));
+            let cases = suite.map_or(1, |suite| self.selection.count(&suite));
             if cases > 0 {
                 report.skipped += cases;
                 report.skips.push(Skip {
@@ -329,7 +328,6 @@ impl<E: CaseExecutor + ?Sized> Checker<'_, E> {
                 return;
             }
         };
-        self.tracker.cases_found(self.selection.count(&suite, true));
 
         for (name, unit) in &suite.0 {
             if !self.selection.test_selected(name) {

@@ -34,7 +34,16 @@ fn exit_code_0_when_everything_passes() {
     let path = dir.path().to_str().unwrap();
     assert_eq!(exit_code(&[path, "--no-progress"]), ExitCode::SUCCESS);
     assert_eq!(
-        exit_code(&[path, "--no-progress", "--fork", "Cancun", "--run", "^add", "-j", "1"]),
+        exit_code(&[
+            path,
+            "--no-progress",
+            "--fork",
+            "Cancun",
+            "--run",
+            "^add",
+            "-j",
+            "1"
+        ]),
         ExitCode::SUCCESS
     );
     assert_eq!(

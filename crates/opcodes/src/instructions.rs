@@ -153,6 +153,7 @@ pub fn shared_read<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult>
     let cost = session!(ctx.host).read_cost(&prepared, len as u64);
     revm::interpreter::gas!(ctx.interpreter, cost);
     if len == 0 {
+        session!(ctx.host).touch(&prepared);
         push!(ctx.interpreter, U256::ZERO);
         return Ok(());
     }
@@ -185,6 +186,7 @@ pub fn shared_write<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult
     let quote = session!(ctx.host).write_quote(context, &prepared, offset, len as u64);
     revm::interpreter::gas!(ctx.interpreter, quote.cost);
     if len == 0 {
+        session!(ctx.host).touch(&prepared);
         push!(ctx.interpreter, U256::ZERO);
         return Ok(());
     }

@@ -424,6 +424,13 @@ impl ActiveSession {
         }
     }
 
+    /// Marks the region warm after a READ or WRITE of 0 bytes paid its access
+    /// cost (non-empty ones are warmed by [`read`](Self::read) and
+    /// [`write`](Self::write)), so that the next touch is charged warm.
+    pub fn touch(&mut self, prepared: &Prepared) {
+        self.journal.warm(prepared.handle);
+    }
+
     /// Records an offset-overflow halt (`region_offset + size` ≥ 2^64).
     pub fn offset_overflow(&mut self) -> OpError {
         self.halt(HaltCause::OffsetOverflow)
@@ -492,7 +499,9 @@ impl ActiveSession {
             .journal
             .unsaved_pages(prepared.handle, private, region_offset, len, size);
         let end = region_offset.saturating_add(len);
-        let growth = if !prepared.copy_on_write && meta.options().auto_grow && end > size {
+        // A zero-length write adds no bytes, so it never grows the region.
+        let growth = if len > 0 && !prepared.copy_on_write && meta.options().auto_grow && end > size
+        {
             let target = end.min(meta.max_size() as u64);
             let added = words(target).saturating_sub(words(size));
             self.gas.growth_cost(

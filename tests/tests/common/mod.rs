@@ -44,12 +44,12 @@ pub fn alloc_to(mem: u64, size: u64, flags: u64) -> String {
 
 /// The handle stored at memory `mem`.
 pub fn mem(mem: u64) -> String {
-    format!("PUSH {mem} MLOAD")
+    format!("PUSH {mem} MLOAD ")
 }
 
 /// Calldata word `i`.
 pub fn arg(i: u64) -> String {
-    format!("PUSH {} CALLDATALOAD", i * 32)
+    format!("PUSH {} CALLDATALOAD ", i * 32)
 }
 
 /// `SHARED_MAP` of the handle that `h` pushes with `options`, result on the stack.
@@ -293,7 +293,8 @@ pub fn c(v: u64) -> Operand {
 
 /// A program that runs `setup`, then measures `op` with its `operands`
 /// (listed top of stack first) between two GAS opcodes, runs `after`, and
-/// returns three words: the gas the instruction cost, what it pushed, and 1.
+/// returns four words: the gas the instruction cost, what it pushed, 1, and
+/// whatever `after` stored at 0x10060.
 /// `setup` must leave memory covering every `Operand::Mem` and must not leave
 /// anything on the stack.
 pub fn measure(setup: &str, operands: &[Operand], op: &str, after: &str) -> String {
@@ -311,7 +312,7 @@ pub fn measure(setup: &str, operands: &[Operand], op: &str, after: &str) -> Stri
          SWAP1 SUB PUSH {push_gas} SWAP1 SUB PUSH 2 SWAP1 SUB PUSH 0x10000 MSTORE\n\
          {after}\n\
          PUSH 1 PUSH 0x10040 MSTORE\n\
-         PUSH 96 PUSH 0x10000 RETURN\n"
+         PUSH 128 PUSH 0x10000 RETURN\n"
     )
 }
 

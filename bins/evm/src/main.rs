@@ -7,6 +7,7 @@
 mod alloc_counter;
 mod input;
 mod run;
+mod statetest;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run bytecode over an in-memory state.
     Run(run::RunArgs),
+    /// Run Ethereum state tests (GeneralStateTests fixtures: files or folders).
+    Statetest(statetest::StatetestArgs),
     /// Assemble a file of the project's tiny assembly (see `examples/*.easm`) and print the hex.
     Asm {
         /// The source file (`-` reads standard input).
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
     };
     let code = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Statetest(args) => return statetest::run(args),
         Command::Asm { path } => asm(&path),
     };
     std::process::ExitCode::from(code.0)

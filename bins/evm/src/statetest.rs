@@ -10,6 +10,12 @@ const DEFAULT_SKIP_FILE: &str = concat!(
     "/../../tests/statetest-skip.txt"
 );
 
+/// Fixtures that expect 0xE0–0xE4 to be undefined, skipped when shared memory is on.
+const SHARED_MEMORY_SKIP_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/statetest-skip-shm.txt"
+);
+
 /// Exit code when a test failed.
 const EXIT_TEST_FAILURE: u8 = 1;
 /// Exit code for usage errors: a missing path, an unknown fork, a bad regex or skip file.
@@ -34,7 +40,7 @@ pub struct StatetestArgs {
     /// checked-in `tests/statetest-skip.txt`.
     #[arg(long, value_name = "PATH")]
     pub skip_file: Option<PathBuf>,
-    /// Skip no file at all.
+    /// Skip no file at all (neither the skip file nor, with `--shm`, the shared-memory one).
     #[arg(long, conflicts_with = "skip_file")]
     pub no_skip_file: bool,
     /// Show no progress on stderr.
@@ -46,12 +52,39 @@ pub struct StatetestArgs {
     /// Stop taking new files after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Run with shared memory on, with a preset (`production` when none is named); the
+    /// fixtures listed in `tests/statetest-skip-shm.txt` are skipped then.
+    #[arg(long, value_name = "PRESET", num_args = 0..=1, default_missing_value = "production")]
+    pub shm: Option<String>,
 }
 
 /// Runs the state tests with stock revm. Exit code 0 when nothing failed, 1 when a test failed,
 /// 2 on a usage error (reported in one line on stderr).
 pub fn run(args: StatetestArgs) -> ExitCode {
-    run_with(args, &MainnetExecutor, SkipList::new())
+    let Some(preset) = args.shm.clone() else {
+        return run_with(args, &MainnetExecutor, SkipList::new());
+    };
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_USAGE)
+    };
+    let config = match preset.parse() {
+        Ok(config) => config,
+        Err(error) => return usage(format!("shm: {error}")),
+    };
+    let executor = match shm_evm::SharedMemoryExecutor::new(config) {
+        Ok(executor) => executor,
+        Err(error) => return usage(format!("shm: {error}")),
+    };
+    let skip = if args.no_skip_file {
+        SkipList::new()
+    } else {
+        match SkipList::load(SHARED_MEMORY_SKIP_FILE) {
+            Ok(skip) => skip,
+            Err(error) => return usage(error.to_string()),
+        }
+    };
+    run_with(args, &executor, skip)
 }
 
 /// Runs the state tests with `executor`, skipping `extra_skip` on top of the skip file (for an

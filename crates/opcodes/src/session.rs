@@ -458,12 +458,9 @@ impl ActiveSession {
     ) -> usize {
         self.journal.warm(prepared.handle);
         let registry = self.manager.registry();
-        let read = if prepared.copy_on_write
-            || self
-                .journal
-                .mapping(prepared.handle, context)
-                .is_some_and(|o| o.copy_on_write())
-        {
+        // Through the context's copy-on-write mapping, whether bytecode or the
+        // host made it.
+        let read = if prepared.copy_on_write || self.is_copy_on_write(prepared.handle, context) {
             self.journal
                 .read_private(registry, prepared.handle, context, region_offset, buf)
         } else {

@@ -136,9 +136,23 @@ impl ActiveSession {
     }
 
     fn revert(&mut self) {
+        let private_before = self.journal.private_pages();
         let undone = self.journal.revert(self.manager.registry());
         for (handle, size) in undone {
             self.manager.metrics().record_region_destroyed(handle, size);
+        }
+        self.settle_cow_pages(private_before);
+    }
+
+    /// Keeps the manager's copy-on-write page gauge in step with the private
+    /// pages this journal holds, after an operation that may have made or
+    /// dropped some (a revert restores or drops them, a remap drops them).
+    fn settle_cow_pages(&self, before: usize) {
+        let after = self.journal.private_pages();
+        if after > before {
+            self.manager.cow_pages_add((after - before) as u64);
+        } else if before > after {
+            self.manager.cow_pages_sub((before - after) as u64);
         }
     }
 
@@ -151,6 +165,9 @@ impl ActiveSession {
             }
             return;
         };
+        // Every private page goes at transaction end, including those a failed
+        // transaction's undo drops or restores first.
+        let private_held = self.journal.private_pages();
         let end = self
             .journal
             .end_transaction(self.manager.registry(), committed);
@@ -161,7 +178,7 @@ impl ActiveSession {
         for (handle, size) in &end.freed {
             metrics.record_region_destroyed(*handle, *size);
         }
-        self.manager.cow_pages_sub(end.cow_pages_dropped as u64);
+        self.manager.cow_pages_sub(private_held as u64);
         let scoped: Vec<RegionHandle> = end.created.iter().map(|(h, _)| *h).collect();
         if let Err(error) = self.manager.transaction_finished(tx, &scoped) {
             tracing::error!(target: "shm::session", %error, "ending the transaction failed");
@@ -345,7 +362,10 @@ impl ActiveSession {
         }
         self.journal.warm(handle);
         let options = self.manager.effective_map_options(options);
+        // A remap drops the old mapping's private pages.
+        let private_before = self.journal.private_pages();
         self.journal.map(handle, context, options);
+        self.settle_cow_pages(private_before);
         self.manager.metrics().record_mapping(handle, context);
         Ok(())
     }

@@ -17,6 +17,47 @@ pub(crate) enum BlockKind {
     Large,
 }
 
+/// Memory a [`Block`] can own instead of pool memory: for example a
+/// memory-mapped file (`shm-mapped`). The block hands out its bytes through
+/// this trait and drops it when the block is dropped (it never goes to a pool).
+///
+/// ```
+/// use shm_pool::{Block, ExternalMemory};
+/// struct Heap(Vec<u8>);
+/// impl ExternalMemory for Heap {
+///     fn bytes(&self) -> &[u8] { &self.0 }
+///     fn bytes_mut(&mut self) -> &mut [u8] { &mut self.0 }
+/// }
+/// let mut block = Block::from_external(Box::new(Heap(vec![0; 8192])), 100);
+/// block.write_at(1, b"hi")?;
+/// assert_eq!((block.len(), block.class(), &block.as_slice()[..3]), (8192, None, &b"\0hi"[..]));
+/// # Ok::<(), shm_pool::PoolError>(())
+/// ```
+pub trait ExternalMemory: Send + Sync {
+    /// All the bytes.
+    fn bytes(&self) -> &[u8];
+    /// All the bytes, writable. [`ExternalMemory::before_write`] was called
+    /// for the range about to change.
+    fn bytes_mut(&mut self) -> &mut [u8];
+    /// Told before `len` bytes at `offset` change (a mapped file writes its
+    /// undo log here). The default does nothing.
+    fn before_write(&mut self, offset: usize, len: usize) {
+        let _ = (offset, len);
+    }
+}
+
+/// The memory behind a block.
+enum Memory {
+    /// From a pool, and going back to it.
+    Pooled {
+        raw: ManuallyDrop<RawBlock>,
+        kind: BlockKind,
+        pool: Arc<PoolShared>,
+    },
+    /// Owned memory from elsewhere ([`Block::from_external`]).
+    External(Box<dyn ExternalMemory>),
+}
+
 /// A zero-initialised block of memory from a [`BlockPool`](crate::BlockPool).
 ///
 /// The block owns its bytes. It goes back to the pool it came from when it is
@@ -41,11 +82,9 @@ pub(crate) enum BlockKind {
 /// # Ok::<(), shm_pool::PoolError>(())
 /// ```
 pub struct Block {
-    raw: ManuallyDrop<RawBlock>,
-    kind: BlockKind,
+    memory: Memory,
     dirty: usize,
     requested: usize,
-    pool: Arc<PoolShared>,
 }
 
 impl Block {
@@ -56,33 +95,56 @@ impl Block {
         pool: Arc<PoolShared>,
     ) -> Self {
         Self {
-            raw: ManuallyDrop::new(raw),
-            kind,
+            memory: Memory::Pooled {
+                raw: ManuallyDrop::new(raw),
+                kind,
+                pool,
+            },
             dirty: 0,
             requested,
-            pool,
         }
     }
 
+    /// A block over memory that does not come from a pool (a mapped file):
+    /// its bytes may already hold data, so the whole block counts as dirty.
+    /// Dropping the block drops `memory`.
+    pub fn from_external(memory: Box<dyn ExternalMemory>, requested: usize) -> Self {
+        let dirty = memory.bytes().len();
+        Self {
+            memory: Memory::External(memory),
+            dirty,
+            requested,
+        }
+    }
+
+    /// Whether the block owns external memory ([`Block::from_external`]).
+    #[inline]
+    pub fn is_external(&self) -> bool {
+        matches!(self.memory, Memory::External(_))
+    }
+
     /// Length in bytes: the capacity of its class, or for a large block the
-    /// requested size rounded up to whole pages.
+    /// requested size rounded up to whole pages (for external memory, its length).
     #[inline]
     pub fn len(&self) -> usize {
-        self.raw.len()
+        self.as_slice().len()
     }
 
     /// Always `false`: the pool never hands out an empty block.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.raw.len() == 0
+        self.len() == 0
     }
 
-    /// The size class, or `None` for a large block (above 1 MiB).
+    /// The size class, or `None` for a large block (above 1 MiB) or external memory.
     #[inline]
     pub fn class(&self) -> Option<SizeClass> {
-        match self.kind {
-            BlockKind::Classed(class) => Some(class),
-            BlockKind::Large => None,
+        match self.memory {
+            Memory::Pooled {
+                kind: BlockKind::Classed(class),
+                ..
+            } => Some(class),
+            _ => None,
         }
     }
 
@@ -102,15 +164,31 @@ impl Block {
     /// The whole block.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        self.raw.as_slice()
+        match &self.memory {
+            Memory::Pooled { raw, .. } => raw.as_slice(),
+            Memory::External(memory) => memory.bytes(),
+        }
+    }
+
+    /// The bytes `offset..end` (already checked) about to be written.
+    #[inline]
+    fn writable(&mut self, offset: usize, end: usize) -> &mut [u8] {
+        match &mut self.memory {
+            Memory::Pooled { raw, .. } => &mut raw.as_mut_slice()[offset..end],
+            Memory::External(memory) => {
+                memory.before_write(offset, end - offset);
+                &mut memory.bytes_mut()[offset..end]
+            }
+        }
     }
 
     /// The whole block, writable. Marks the whole block dirty; prefer
     /// [`Block::write_at`] or [`Block::range_mut`] for partial writes.
     #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        self.dirty = self.raw.len();
-        self.raw.as_mut_slice()
+        let len = self.len();
+        self.dirty = len;
+        self.writable(0, len)
     }
 
     /// `len` bytes at `offset`, writable; raises the dirty mark to `offset + len`.
@@ -120,7 +198,7 @@ impl Block {
     pub fn range_mut(&mut self, offset: usize, len: usize) -> Result<&mut [u8], PoolError> {
         let end = self.checked_end(offset, len)?;
         self.dirty = self.dirty.max(end);
-        Ok(&mut self.raw.as_mut_slice()[offset..end])
+        Ok(self.writable(offset, end))
     }
 
     /// Copies `data` into the block at `offset`; raises the dirty mark to
@@ -145,18 +223,21 @@ impl Block {
 
     /// Zeroes the dirty prefix and resets the dirty mark to 0.
     pub fn clear(&mut self) {
-        self.raw.zero_prefix(self.dirty);
+        let dirty = self.dirty.min(self.len());
+        if dirty > 0 {
+            self.writable(0, dirty).fill(0);
+        }
         self.dirty = 0;
     }
 
     /// Address of the first byte, for alignment checks and diagnostics.
     #[inline]
     pub fn addr(&self) -> usize {
-        self.raw.addr()
+        self.as_slice().as_ptr() as usize
     }
 
     fn checked_end(&self, offset: usize, len: usize) -> Result<usize, PoolError> {
-        let capacity = self.raw.len();
+        let capacity = self.len();
         offset
             .checked_add(len)
             .filter(|&end| end <= capacity)
@@ -170,11 +251,12 @@ impl Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        // SAFETY: `raw` is taken exactly once, here, and `self` is never used
-        // again after `drop`, so it cannot be read or dropped twice.
-        let raw = unsafe { ManuallyDrop::take(&mut self.raw) };
-        self.pool
-            .take_back(raw, self.kind, self.dirty, self.requested);
+        if let Memory::Pooled { raw, kind, pool } = &mut self.memory {
+            // SAFETY: `raw` is taken exactly once, here, and `self` is never used
+            // again after `drop`, so it cannot be read or dropped twice.
+            let raw = unsafe { ManuallyDrop::take(raw) };
+            pool.take_back(raw, *kind, self.dirty, self.requested);
+        }
     }
 }
 
@@ -182,6 +264,7 @@ impl fmt::Debug for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Block")
             .field("class", &self.class())
+            .field("external", &self.is_external())
             .field("len", &self.len())
             .field("requested", &self.requested)
             .field("dirty_len", &self.dirty)

@@ -34,12 +34,6 @@ impl RawBlock {
         self.layout.size()
     }
 
-    /// Address of the first byte (for alignment checks).
-    #[inline]
-    pub(crate) fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
     #[inline]
     pub(crate) fn as_slice(&self) -> &[u8] {
         // SAFETY: `ptr` points to `layout.size()` initialised bytes (zeroed at

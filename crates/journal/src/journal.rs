@@ -370,6 +370,11 @@ impl TxJournal {
 
     /// Pages of `[offset, offset + len)` clipped to `size` that are not yet saved in
     /// this frame: what the first write would save (and what gas charges for).
+    ///
+    /// For a context's private pages (`private: Some(context)`), also the pages it
+    /// holds no private copy of although one was saved in this frame (a remap
+    /// dropped it): the write faults them again, and a fault is charged as a save
+    /// is. Each page counts once.
     pub fn unsaved_pages(
         &self,
         handle: RegionHandle,
@@ -389,7 +394,7 @@ impl TxJournal {
                     handle,
                     page,
                     private,
-                })
+                }) || private.is_some_and(|context| !self.has_private_page(handle, context, page))
             })
             .count() as u64
     }

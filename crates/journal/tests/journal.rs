@@ -231,6 +231,26 @@ fn copy_on_write_is_private_and_reverts() {
     assert_eq!(j.mapping(h, bob), None);
 }
 
+#[test]
+fn a_fault_after_a_remap_in_the_same_frame_is_charged_again() {
+    let r = registry();
+    let h = r
+        .create(RegionSpec::new(2 * PAGE_SIZE as u64, ALICE))
+        .unwrap();
+    let bob = Address::repeat_byte(0xb0);
+    let mut j = TxJournal::default();
+    j.checkpoint();
+    j.map(h, bob, MapOptions::COPY_ON_WRITE);
+    assert_eq!(j.unsaved_pages(h, Some(bob), 0, 1, 8192), 1);
+    assert_eq!(j.write_private(&r, h, bob, 0, b"a").unwrap(), (1, 1));
+    assert_eq!(j.unsaved_pages(h, Some(bob), 0, 1, 8192), 0);
+    // The remap drops the private page, so the next write faults it again.
+    j.map(h, bob, MapOptions::COPY_ON_WRITE);
+    assert_eq!(j.unsaved_pages(h, Some(bob), 0, 1, 8192), 1);
+    assert_eq!(j.write_private(&r, h, bob, 0, b"b").unwrap(), (1, 1));
+    assert_eq!(j.unsaved_pages(h, Some(bob), 0, 1, 8192), 0);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Checkpoint,

@@ -1,0 +1,318 @@
+//! Region files, namespaces, locks and recovery, with real files.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shm_mapped::{MappedError, MappedRegion, Namespace, RegionHeader, HEADER_LEN};
+use shm_primitives::{Address, Compression, Permissions, RegionHandle, RegionOptions};
+
+const WAIT: Duration = Duration::from_secs(2);
+
+fn namespace() -> (tempfile::TempDir, Namespace) {
+    let root = tempfile::tempdir().unwrap();
+    let ns = Namespace::open(root.path(), "test").unwrap();
+    (root, ns)
+}
+
+fn create(ns: &Namespace, name: &str, capacity: u64, size: u64) -> Arc<MappedRegion> {
+    ns.create_region(
+        |_| (false, 0),
+        |h| RegionHeader::new(h, capacity, Address::repeat_byte(0xa1)).named(name),
+        size,
+    )
+    .unwrap()
+}
+
+fn write(region: &Arc<MappedRegion>, offset: usize, bytes: &[u8]) {
+    region.clone().block().write_at(offset, bytes).unwrap();
+}
+
+#[test]
+fn header_round_trips_every_field() {
+    let (_root, ns) = namespace();
+    let header = |h| {
+        let mut header = RegionHeader::new(h, 10_000, Address::repeat_byte(7)).named("prices")?;
+        header.permissions = Permissions::read_only();
+        header.options = RegionOptions {
+            persistent: true,
+            public_read: true,
+            compression: Compression::Zstd,
+            ..RegionOptions::default()
+        };
+        header.checksummed = true;
+        Ok(header)
+    };
+    let region = ns.create_region(|_| (false, 0), header, 777).unwrap();
+    let reopened = MappedRegion::open(region.path()).unwrap();
+    assert_eq!(reopened.header(), region.header());
+    let status = reopened.status();
+    assert_eq!(
+        (status.size, status.commit_generation, status.lock_pid),
+        (777, 0, 0)
+    );
+    assert_eq!(status.header.capacity, 12_288);
+    assert_eq!(status.header.name.as_deref(), Some("prices"));
+    assert!(status.header.options.persistent && status.header.checksummed);
+    assert_eq!(status.header.options.compression, Compression::Zstd);
+}
+
+#[test]
+fn corrupt_header_is_refused() {
+    let (_root, ns) = namespace();
+    let path = create(&ns, "a", 4096, 10).path().to_path_buf();
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&[0xff], 45).unwrap(); // inside the owner field
+    let err = MappedRegion::open(&path).unwrap_err();
+    assert!(matches!(err, MappedError::CorruptHeader { .. }), "{err}");
+    assert!(err.to_string().contains("corrupt header"), "{err}");
+}
+
+#[test]
+fn wrong_magic_and_wrong_version_are_refused() {
+    let (_root, ns) = namespace();
+    let path = create(&ns, "a", 4096, 10).path().to_path_buf();
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&2u32.to_le_bytes(), 8).unwrap();
+    let err = MappedRegion::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MappedError::WrongVersion {
+                found: 2,
+                expected: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    file.write_all_at(b"NOTSHM!!", 0).unwrap();
+    assert!(matches!(
+        MappedRegion::open(&path),
+        Err(MappedError::BadMagic { .. })
+    ));
+}
+
+#[test]
+fn truncated_files_are_refused() {
+    let (_root, ns) = namespace();
+    let path = create(&ns, "a", 8192, 10).path().to_path_buf();
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(HEADER_LEN as u64 + 4096).unwrap();
+    let err = MappedRegion::open(&path).unwrap_err();
+    assert!(
+        matches!(err, MappedError::Truncated { len, expected, .. } if len == 8192 && expected == 12_288),
+        "{err}"
+    );
+    file.set_len(100).unwrap();
+    assert!(matches!(
+        MappedRegion::open(&path),
+        Err(MappedError::Truncated { len: 100, .. })
+    ));
+    file.set_len(0).unwrap();
+    assert!(matches!(
+        MappedRegion::open(&path),
+        Err(MappedError::Truncated { len: 0, .. })
+    ));
+}
+
+#[test]
+fn unwritable_namespace_directory_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    // A root that is a regular file: nothing can be made under it, even by root.
+    let file_root = root.path().join("plain-file");
+    fs::write(&file_root, b"x").unwrap();
+    let err = Namespace::open(&file_root, "ns").unwrap_err();
+    assert!(matches!(err, MappedError::NotWritable { .. }), "{err}");
+    assert!(err.to_string().contains("not writable"), "{err}");
+    // /proc refuses new directories whoever asks.
+    assert!(matches!(
+        Namespace::open("/proc".as_ref(), "evm-shm-test"),
+        Err(MappedError::NotWritable { .. })
+    ));
+    assert!(matches!(
+        Namespace::open(root.path(), "../escape"),
+        Err(MappedError::InvalidNamespace(_))
+    ));
+}
+
+#[test]
+fn handles_take_the_lowest_free_index_and_never_reuse_a_generation() {
+    let (_root, ns) = namespace();
+    let a = create(&ns, "a", 4096, 1);
+    let b = create(&ns, "b", 4096, 1);
+    assert_eq!(a.header().handle, RegionHandle::new(1, 1).unwrap());
+    assert_eq!(b.header().handle, RegionHandle::new(2, 1).unwrap());
+    ns.remove("a").unwrap();
+    let c = create(&ns, "c", 4096, 1);
+    assert_eq!(c.header().handle, RegionHandle::new(1, 2).unwrap());
+    // An index the local registry occupies is skipped; its generation counts.
+    let d = ns
+        .create_region(
+            |i| (i == 3, if i == 3 { 9 } else { 0 }),
+            |h| RegionHeader::new(h, 4096, Address::ZERO).named("d"),
+            1,
+        )
+        .unwrap();
+    assert_eq!(d.header().handle, RegionHandle::new(4, 1).unwrap());
+    let e = ns
+        .create_region(
+            |i| (false, if i == 3 { 9 } else { 0 }),
+            |h| Ok(RegionHeader::new(h, 4096, Address::ZERO)),
+            1,
+        )
+        .unwrap();
+    assert_eq!(e.header().handle, RegionHandle::new(3, 10).unwrap());
+    let names: Vec<_> = ns
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.status.unwrap().header.handle.index())
+        .collect();
+    assert_eq!(names, vec![1, 2, 3, 4]);
+    assert_eq!(
+        ns.find(&format!("{}", b.header().handle.to_u64())).unwrap(),
+        b.path()
+    );
+    assert!(matches!(ns.find("nope"), Err(MappedError::NotFound(_))));
+}
+
+#[test]
+fn commit_publishes_and_bumps_the_generation() {
+    let (_root, ns) = namespace();
+    let region = create(&ns, "a", 8192, 5000);
+    region.lock(WAIT).unwrap();
+    write(&region, 4090, b"across-a-page");
+    let reader = ns.open_region("a").unwrap();
+    // Shared mapping: the bytes are visible at once; the commit publishes the generation.
+    assert_eq!(&reader.data()[4090..4103], b"across-a-page");
+    assert_eq!(reader.commit_generation(), 0);
+    assert!(reader.status().undo_pending);
+    region.unlock(Some(6000)).unwrap();
+    assert_eq!((reader.commit_generation(), reader.size()), (1, 6000));
+    assert!(!reader.status().undo_pending);
+    // A lock and unlock with no write is not a commit.
+    region.lock(WAIT).unwrap();
+    region.unlock(None).unwrap();
+    assert_eq!(reader.commit_generation(), 1);
+}
+
+#[test]
+fn a_second_opener_times_out_on_a_held_lock() {
+    let (_root, ns) = namespace();
+    let holder = create(&ns, "a", 4096, 10);
+    holder.lock(WAIT).unwrap();
+    let other = ns.open_region("a").unwrap();
+    let err = other.lock(Duration::from_millis(30)).unwrap_err();
+    match &err {
+        MappedError::LockTimeout {
+            waited,
+            holder: pid,
+            ..
+        } => {
+            assert!(*waited >= Duration::from_millis(30));
+            assert_eq!(*pid, std::process::id());
+        }
+        other => panic!("{other}"),
+    }
+    holder.unlock(None).unwrap();
+    other.lock(WAIT).unwrap();
+    other.unlock(None).unwrap();
+}
+
+#[test]
+fn an_interrupted_transaction_is_rolled_back_by_the_next_holder() {
+    let (_root, ns) = namespace();
+    let region = create(&ns, "a", 3 * 4096, 3 * 4096);
+    region.lock(WAIT).unwrap();
+    write(&region, 0, &[1; 3 * 4096]);
+    region.unlock(None).unwrap();
+    assert_eq!(region.commit_generation(), 1);
+
+    // A transaction writes two pages, then its process "dies": the file lock
+    // goes with the descriptor, the undo log stays.
+    region.lock(WAIT).unwrap();
+    write(&region, 100, &[2; 5000]);
+    let path = region.path().to_path_buf();
+    drop(region);
+    let undo = path.with_extension("undo");
+    assert!(fs::metadata(&undo).unwrap().len() > 0);
+    // A torn record at the tail (the process died while appending) is ignored.
+    OpenOptions::new()
+        .append(true)
+        .open(&undo)
+        .unwrap()
+        .write_all(&[1, 0, 0, 0, 9])
+        .unwrap();
+
+    let next = MappedRegion::open(&path).unwrap();
+    assert_eq!(next.data()[100], 2, "the half-done write is in the file");
+    assert_eq!(next.lock(WAIT).unwrap(), 2, "two pages rolled back");
+    assert!(next.data().iter().all(|&b| b == 1));
+    assert_eq!((next.commit_generation(), next.size()), (1, 3 * 4096));
+    assert_eq!(fs::metadata(&undo).unwrap().len(), 0);
+    next.unlock(None).unwrap();
+}
+
+#[test]
+fn paranoid_checksum_catches_changed_contents() {
+    let (_root, ns) = namespace();
+    let region = ns
+        .create_region(
+            |_| (false, 0),
+            |h| {
+                let mut header = RegionHeader::new(h, 4096, Address::ZERO);
+                header.checksummed = true;
+                Ok(header)
+            },
+            64,
+        )
+        .unwrap();
+    region.verify_checksum().unwrap();
+    region.lock(WAIT).unwrap();
+    write(&region, 0, b"committed");
+    region.unlock(None).unwrap();
+    region.verify_checksum().unwrap();
+    // Someone changes the bytes behind the lock's back.
+    let file = OpenOptions::new().write(true).open(region.path()).unwrap();
+    file.write_all_at(b"X", HEADER_LEN as u64 + 3).unwrap();
+    let err = MappedRegion::open(region.path())
+        .unwrap()
+        .verify_checksum()
+        .unwrap_err();
+    assert!(matches!(err, MappedError::ChecksumMismatch { .. }), "{err}");
+}
+
+#[test]
+fn claims_exclude_other_users_unless_shared() {
+    let (root, ns) = namespace();
+    let other = Namespace::open(root.path(), "test").unwrap();
+    ns.claim(false).unwrap();
+    assert!(matches!(
+        other.claim(true),
+        Err(MappedError::NamespaceBusy { .. })
+    ));
+    drop(ns);
+    other.claim(true).unwrap();
+    let third = Namespace::open(root.path(), "test").unwrap();
+    third.claim(true).unwrap();
+    assert!(matches!(
+        Namespace::open(root.path(), "test").unwrap().claim(false),
+        Err(MappedError::NamespaceBusy { .. })
+    ));
+}
+
+#[test]
+fn dropping_a_region_keeps_or_removes_its_file() {
+    let (_root, ns) = namespace();
+    let kept = create(&ns, "kept", 4096, 1);
+    let path = kept.path().to_path_buf();
+    drop(kept);
+    assert!(path.exists());
+    let gone = MappedRegion::open(&path).unwrap();
+    gone.set_keep(false);
+    drop(gone);
+    assert!(!path.exists());
+}

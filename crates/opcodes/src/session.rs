@@ -477,15 +477,15 @@ impl ActiveSession {
         buf: &mut [u8],
     ) -> usize {
         self.journal.warm(prepared.handle);
-        let registry = self.manager.registry();
-        // Through the context's copy-on-write mapping, whether bytecode or the
-        // host made it.
-        let read = if prepared.copy_on_write || self.is_copy_on_write(prepared.handle, context) {
-            self.journal
-                .read_private(registry, prepared.handle, context, region_offset, buf)
-        } else {
-            registry.read(prepared.handle, region_offset, buf)
-        };
+        // Through the context's copy-on-write view: its private pages (from a COW
+        // mapping made by bytecode or by the host) where it has them, live bytes elsewhere.
+        let read = self.journal.read_private(
+            self.manager.registry(),
+            prepared.handle,
+            context,
+            region_offset,
+            buf,
+        );
         let n = read.unwrap_or(0);
         buf[n..].fill(0);
         self.manager.metrics().record_read(n as u64);

@@ -71,6 +71,10 @@ pub enum RegionError {
     /// re-inserting a removed region whose slot was released).
     #[error("slot of region {0:?} is not awaiting re-insertion")]
     SlotNotRemoved(RegionHandle),
+    /// [`RegionRegistry::create_at`](crate::RegionRegistry::create_at): the
+    /// slot is occupied or already issued that generation.
+    #[error("handle {0:?} is not available in this registry")]
+    HandleUnavailable(RegionHandle),
     /// The block pool refused memory.
     #[error(transparent)]
     Pool(#[from] PoolError),

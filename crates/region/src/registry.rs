@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
-use shm_pool::BlockPool;
+use shm_pool::{Block, BlockPool};
 use shm_primitives::{ContextId, MapOptions, Permissions, RegionHandle, RegionOptions, PAGE_SIZE};
 
 use crate::region::{Occupant, Slot, SlotState};
@@ -291,6 +291,119 @@ impl RegionRegistry {
         slot.touch();
         if position == table.used {
             table.used += 1;
+        } else {
+            table.free.remove(&position);
+        }
+        table.occupied += 1;
+        if let Some(name) = spec.name {
+            table.names.insert(name, handle);
+        }
+        Ok(handle)
+    }
+
+    /// Whether slot `index` (1-based) holds a region, and the highest
+    /// generation it ever issued: what a caller that assigns handles itself
+    /// (a mapped namespace shared by processes) needs to pick a fresh one.
+    pub fn slot_use(&self, index: u32) -> (bool, u32) {
+        let Some(slot) = index
+            .checked_sub(1)
+            .and_then(|p| self.slots.get(p as usize))
+        else {
+            return (false, 0);
+        };
+        let state = slot.state.read();
+        (state.occupant.is_some(), state.issued)
+    }
+
+    /// Places a region made elsewhere under a handle chosen elsewhere: what
+    /// a mapped namespace does when this process creates a region file (the
+    /// handle must be the same in every process) or attaches to one another
+    /// process made. `block` holds the bytes (at least `spec.size`, zero past
+    /// it); the slot must be empty and the generation above every one it
+    /// issued. Handle assignment by [`create`](Self::create) stays
+    /// consistent: the slot leaves the free list and skipped slots join it.
+    ///
+    /// ```
+    /// # use shm_pool::{BlockPool, PoolConfig};
+    /// # use shm_primitives::{Address, RegionHandle};
+    /// # use shm_region::{RegionError, RegionRegistry, RegionSpec, RegistryConfig};
+    /// let pool = BlockPool::new(PoolConfig::default());
+    /// let registry = RegionRegistry::new(pool.clone(), RegistryConfig::default());
+    /// let at = RegionHandle::new(3, 7).unwrap();
+    /// registry.create_at(at, RegionSpec::new(64, Address::ZERO), pool.allocate(64)?)?;
+    /// assert_eq!(registry.slot_use(3), (true, 7));
+    /// // `create` still takes the lowest free slot.
+    /// assert_eq!(registry.create(RegionSpec::new(64, Address::ZERO))?, RegionHandle::new(1, 1).unwrap());
+    /// assert!(matches!(
+    ///     registry.create_at(RegionHandle::new(3, 8).unwrap(), RegionSpec::new(64, Address::ZERO), pool.allocate(64)?),
+    ///     Err(RegionError::HandleUnavailable(_))
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`] (also when
+    /// the block is smaller than the size), [`RegionError::NameTaken`],
+    /// [`RegionError::TooManyRegions`], [`RegionError::HandleUnavailable`].
+    pub fn create_at(
+        &self,
+        handle: RegionHandle,
+        spec: RegionSpec,
+        block: Block,
+    ) -> Result<RegionHandle, RegionError> {
+        let max = self.config.max_region_size;
+        if spec.size == 0 {
+            return Err(RegionError::ZeroSize);
+        }
+        let max_size = spec.max_size.unwrap_or(max).min(max);
+        let too_large = RegionError::RegionTooLarge {
+            requested: spec.size,
+            max: max_size,
+        };
+        let size = usize::try_from(spec.size).map_err(|_| too_large.clone())?;
+        if spec.size > max_size || size > block.len() {
+            return Err(too_large);
+        }
+        let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
+        let mut table = self.table.lock();
+        self.check_room(&table, spec.name.as_deref())?;
+        let position = handle.index() - 1;
+        let unavailable = RegionError::HandleUnavailable(handle);
+        let slot = self
+            .slots
+            .get_or_make(position as usize)
+            .ok_or(unavailable.clone())?;
+        let mut state = slot.state.write();
+        if state.occupant.is_some() || handle.generation() <= state.issued {
+            return Err(unavailable);
+        }
+        state.issued = handle.generation();
+        state.occupant = Some(Occupant {
+            meta: RegionMeta {
+                handle,
+                name: spec.name.clone(),
+                owner: spec.owner,
+                permissions: spec.permissions,
+                options: spec.options,
+                size,
+                max_size,
+                grants: BTreeMap::new(),
+                mappings: BTreeMap::new(),
+                host_refs: 0,
+                created_at: SystemTime::now(),
+                dirty: false,
+            },
+            block,
+            pending_free: false,
+        });
+        drop(state);
+        slot.touch();
+        if position >= table.used {
+            // Slots skipped over become free for `create`.
+            for skipped in table.used..position {
+                table.free.insert(skipped);
+            }
+            table.used = position + 1;
         } else {
             table.free.remove(&position);
         }

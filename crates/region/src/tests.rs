@@ -609,3 +609,49 @@ fn identical_histories_give_identical_handles() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn create_at_places_a_region_and_keeps_assignment_consistent() {
+    let registry = registry();
+    let owner = Address::repeat_byte(1);
+    let block = registry.pool().allocate(64).unwrap();
+    let at = RegionHandle::new(5, 3).unwrap();
+    registry
+        .create_at(at, RegionSpec::new(64, owner).named("placed"), block)
+        .unwrap();
+    assert_eq!(registry.lookup("placed").unwrap(), at);
+    assert_eq!(registry.slot_use(5), (true, 3));
+    assert_eq!(registry.slot_use(4), (false, 0));
+    // The skipped slots 1..=4 are handed out first, then slot 6.
+    let made: Vec<u32> = (0..5)
+        .map(|_| registry.create(RegionSpec::new(8, owner)).unwrap().index())
+        .collect();
+    assert_eq!(made, vec![1, 2, 3, 4, 6]);
+    // Freed, slot 5 comes back at a generation above the placed one.
+    registry.free(at).unwrap();
+    assert_eq!(
+        registry.create(RegionSpec::new(8, owner)).unwrap(),
+        RegionHandle::new(5, 4).unwrap()
+    );
+    // An occupied slot, a used generation or a too-small block is refused.
+    let small = registry.pool().allocate(64).unwrap();
+    assert!(matches!(
+        registry.create_at(
+            RegionHandle::new(9, 1).unwrap(),
+            RegionSpec::new(100_000, owner),
+            small
+        ),
+        Err(RegionError::RegionTooLarge { .. })
+    ));
+    let block = registry.pool().allocate(64).unwrap();
+    assert_eq!(
+        registry.create_at(
+            RegionHandle::new(5, 4).unwrap(),
+            RegionSpec::new(8, owner),
+            block
+        ),
+        Err(RegionError::HandleUnavailable(
+            RegionHandle::new(5, 4).unwrap()
+        ))
+    );
+}

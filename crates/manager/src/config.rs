@@ -49,14 +49,31 @@ pub struct SharedMemoryConfig {
     /// copy-on-write option maps read-write instead (spec §9); the revert
     /// journal works either way.
     pub enable_cow: bool,
-    /// File-backed (memory-mapped) persistent regions. **Accepted and reported
-    /// but not yet backed:** in this version every region lives in the heap
-    /// pool, whatever this flag says; the mapped backing is a later issue.
+    /// File-backed regions. With a [`namespace`](Self::namespace) named, every
+    /// region's bytes live in a memory-mapped file `<root>/<namespace>/rNNNNNNNN.shm`
+    /// (`shm-mapped`: versioned header, undo log, commit generation) instead
+    /// of the heap pool; persistent regions survive the process and are
+    /// attached again by the next manager of the namespace, with their
+    /// handles, names and bytes. Without a namespace the flag has no effect
+    /// (regions live in the heap pool): a namespace is shared state and must
+    /// be chosen, never defaulted. See `docs/ipc.md`.
     pub enable_memory_mapping: bool,
-    /// Sharing regions with other processes. **Accepted and reported but not
-    /// yet backed:** in this version regions are shared between the threads of
-    /// one process only; IPC is a later issue.
+    /// Sharing a mapped namespace with other processes at the same time. On:
+    /// several processes attach to the namespace; a region is locked across
+    /// processes (a `flock` on its file, taken with the transaction's lock and
+    /// bounded by `lock_wait`) and its writes are published at the end of the
+    /// transaction that made them. Off: the first manager claims the namespace
+    /// for its process alone (another process gets a clear error). No effect
+    /// without a mapped namespace.
     pub enable_ipc: bool,
+    /// The namespace (a directory name: letters, digits, `-`, `_`, `.`) that
+    /// mapped regions live in; `None`: regions live in the heap pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Where namespaces live; `None`: `/dev/shm` (or the temporary directory
+    /// where there is no `/dev/shm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace_root: Option<std::path::PathBuf>,
     /// How strictly bytecode access is checked (spec §7).
     #[serde(serialize_with = "serialize_level")]
     pub security_level: SecurityLevel,
@@ -115,6 +132,8 @@ impl SharedMemoryConfig {
             pool_blocks: [1024, 256, 64, 16],
             large_alloc_limit: 4 * 64 * MIB,
             lock_wait: DEFAULT_LOCK_WAIT,
+            namespace: None,
+            namespace_root: None,
         }
     }
 
@@ -135,6 +154,8 @@ impl SharedMemoryConfig {
             pool_blocks: [256, 64, 16, 4],
             large_alloc_limit: 4 * 16 * MIB,
             lock_wait: DEFAULT_LOCK_WAIT,
+            namespace: None,
+            namespace_root: None,
         }
     }
 
@@ -155,6 +176,8 @@ impl SharedMemoryConfig {
             pool_blocks: [64, 16, 4, 1],
             large_alloc_limit: 4 * MIB,
             lock_wait: DEFAULT_LOCK_WAIT,
+            namespace: None,
+            namespace_root: None,
         }
     }
 
@@ -166,6 +189,27 @@ impl SharedMemoryConfig {
             pool_blocks: [0; 4],
             ..Self::testing()
         }
+    }
+
+    /// The same config with its regions in the mapped namespace `name`,
+    /// shared with other processes (mapping and IPC on).
+    ///
+    /// ```
+    /// use shm_manager::SharedMemoryConfig;
+    /// let config = SharedMemoryConfig::production().with_namespace("prices");
+    /// assert!(config.is_mapped() && config.enable_ipc);
+    /// assert!(!SharedMemoryConfig::production().is_mapped()); // no namespace, no files
+    /// ```
+    pub fn with_namespace(mut self, name: impl Into<String>) -> Self {
+        self.namespace = Some(name.into());
+        self.enable_memory_mapping = true;
+        self.enable_ipc = true;
+        self
+    }
+
+    /// Whether regions live in mapped files: enabled, mapping on and a namespace named.
+    pub fn is_mapped(&self) -> bool {
+        self.enabled && self.enable_memory_mapping && self.namespace.is_some()
     }
 
     /// The pool configuration this config implies: its block counts, the large
@@ -212,8 +256,14 @@ impl SharedMemoryConfig {
         if usize::try_from(self.max_region_size).is_err() {
             return Err("max_region_size does not fit in the address space");
         }
-        if self.max_region_size > MIB && self.max_region_size > self.large_alloc_limit {
+        if self.max_region_size > MIB
+            && self.max_region_size > self.large_alloc_limit
+            && !self.is_mapped()
+        {
             return Err("max_region_size exceeds large_alloc_limit: the largest region could never be allocated");
+        }
+        if self.namespace.is_some() && !self.enable_memory_mapping {
+            return Err("a namespace needs enable_memory_mapping");
         }
         Ok(())
     }

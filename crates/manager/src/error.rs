@@ -139,6 +139,11 @@ pub enum ShmError {
     /// Another pool refusal (system allocation failure, out-of-bounds block access).
     #[error(transparent)]
     Pool(PoolError),
+    /// A mapped namespace refused: not writable, a corrupt, truncated or
+    /// foreign region file, a failed checksum, a busy lock (the message says
+    /// which file and why).
+    #[error("mapped namespace: {0}")]
+    Mapped(String),
     /// Another registry refusal (shrink through grow, page out of range, slot state).
     #[error(transparent)]
     Region(RegionError),

@@ -39,16 +39,18 @@ mod config;
 mod error;
 mod locks;
 mod manager;
+mod mapped;
 mod stats;
 
 pub use config::{ParsePresetError, SharedMemoryConfig, DEFAULT_LOCK_WAIT};
 pub use error::ShmError;
-pub use locks::{LockMode, RegionBusy, RegionLockTable, TxId};
+pub use locks::{CrossProcessLock, LockMode, RegionBusy, RegionLockTable, TxId};
 pub use manager::{RegionRequest, SharedMemoryManager, TransactionEnd, HOST_CONTEXT};
 pub use stats::{ClassUsage, GcReport, MemoryStats};
 
 // Re-exported so embedders need not depend on the lower crates for the types
 // the manager's API takes and returns.
+pub use shm_mapped::{MappedError, MappedRegion, Namespace};
 pub use shm_metrics::{HaltCause, Metrics, MetricsRecorder};
 pub use shm_pool::{Block, SizeClass};
 pub use shm_region::{Grant, RegionInfo, RegionMeta, RegionRegistry, RegionSpec};

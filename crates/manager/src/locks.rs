@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -47,6 +48,19 @@ pub enum LockMode {
     Shared,
     /// Write or free: one transaction, nobody else.
     Exclusive,
+}
+
+/// A lock shared with other processes, taken per region on top of the
+/// in-process two-phase locks (implemented by the manager for a mapped
+/// namespace). It is held for a region while any transaction of this process
+/// holds the region, in either mode.
+pub trait CrossProcessLock: Send + Sync {
+    /// Takes the region's lock, waiting at most `wait`; `false` if it stayed
+    /// busy. Called when a transaction of this process newly holds the region.
+    fn lock(&self, handle: RegionHandle, wait: Duration) -> bool;
+    /// Publishes what this process wrote and releases the region's lock.
+    /// Called when no transaction of this process holds the region any more.
+    fn unlock(&self, handle: RegionHandle);
 }
 
 /// A lock was not granted within the wait (spec §6, the "region busy" halt).
@@ -193,6 +207,9 @@ const SHARDS: usize = 16;
 /// ```
 pub struct RegionLockTable {
     shards: [Shard; SHARDS],
+    /// The lock other processes see (a mapped namespace), taken after the
+    /// local one and released when the last local holder goes.
+    cross_process: Option<Arc<dyn CrossProcessLock>>,
 }
 
 impl Default for RegionLockTable {
@@ -206,6 +223,18 @@ impl RegionLockTable {
     pub fn new() -> Self {
         Self {
             shards: std::array::from_fn(|_| Shard::default()),
+            cross_process: None,
+        }
+    }
+
+    /// A table that also takes `lock` for every region a transaction of this
+    /// process newly holds, and releases it when no transaction of this process
+    /// holds the region any more (a mapped namespace shared with other
+    /// processes: spec §6 across processes).
+    pub fn with_cross_process(lock: Arc<dyn CrossProcessLock>) -> Self {
+        Self {
+            cross_process: Some(lock),
+            ..Self::new()
         }
     }
 
@@ -224,6 +253,32 @@ impl RegionLockTable {
     /// # Errors
     /// [`RegionBusy`] when the lock was not granted within `wait`.
     pub fn acquire(
+        &self,
+        handle: RegionHandle,
+        tx: TxId,
+        mode: LockMode,
+        wait: Duration,
+    ) -> Result<(), RegionBusy> {
+        let Some(cross) = &self.cross_process else {
+            return self.acquire_local(handle, tx, mode, wait);
+        };
+        let held_before = self.mode_held(handle, tx).is_some();
+        let start = Instant::now();
+        self.acquire_local(handle, tx, mode, wait)?;
+        // A local holder already holds the cross-process lock for this process.
+        if held_before || cross.lock(handle, wait.saturating_sub(start.elapsed())) {
+            return Ok(());
+        }
+        self.release_all(tx, [handle]);
+        Err(RegionBusy {
+            handle,
+            tx,
+            mode,
+            waited: start.elapsed(),
+        })
+    }
+
+    fn acquire_local(
         &self,
         handle: RegionHandle,
         tx: TxId,
@@ -280,6 +335,10 @@ impl RegionLockTable {
             let (held, now_free) = holders.remove(tx);
             if now_free {
                 state.held.remove(&handle);
+                // Under the shard lock, so no new local holder slips in between.
+                if let Some(cross) = &self.cross_process {
+                    cross.unlock(handle);
+                }
             }
             if held {
                 released += 1;
@@ -296,9 +355,15 @@ impl RegionLockTable {
         for shard in &self.shards {
             let mut state = shard.state.lock();
             let before = released;
-            state.held.retain(|_, holders| {
+            let cross = &self.cross_process;
+            state.held.retain(|&handle, holders| {
                 let (held, now_free) = holders.remove(tx);
                 released += usize::from(held);
+                if now_free {
+                    if let Some(cross) = cross {
+                        cross.unlock(handle);
+                    }
+                }
                 !now_free
             });
             if released > before {

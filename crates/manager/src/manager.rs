@@ -13,6 +13,9 @@ use shm_primitives::{
 };
 use shm_region::{Grant, MappingInfo, RegionInfo, RegionMeta, RegionRegistry, RegionSpec};
 
+use shm_mapped::MappedRegion;
+
+use crate::mapped::MappedBacking;
 use crate::stats::ClassUsage;
 use crate::{GcReport, LockMode, MemoryStats, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
 
@@ -171,7 +174,9 @@ pub struct TransactionEnd {
 /// ```
 pub struct SharedMemoryManager {
     config: SharedMemoryConfig,
-    registry: RegionRegistry,
+    registry: Arc<RegionRegistry>,
+    /// The mapped namespace, when the config names one.
+    mapped: Option<Arc<MappedBacking>>,
     locks: RegionLockTable,
     metrics: MetricsRecorder,
     next_tx: AtomicU64,
@@ -209,23 +214,29 @@ impl SharedMemoryManager {
     /// [`ShmError::InvalidConfig`] when the config contradicts itself.
     pub fn new(config: SharedMemoryConfig) -> Result<Arc<Self>, ShmError> {
         config.validate().map_err(ShmError::InvalidConfig)?;
-        if config.enabled && (config.enable_memory_mapping || config.enable_ipc) {
-            tracing::info!(
-                target: "shm",
-                memory_mapping = config.enable_memory_mapping,
-                ipc = config.enable_ipc,
-                "memory mapping and IPC are accepted but not backed yet: regions live in this process's heap"
-            );
-        }
-        let registry = RegionRegistry::new(
+        let registry = Arc::new(RegionRegistry::new(
             BlockPool::new(config.pool_config()),
             config.registry_config(),
-        );
+        ));
+        let mapped = if config.is_mapped() {
+            Some(MappedBacking::open(&config, registry.clone())?)
+        } else {
+            None
+        };
+        let locks = match &mapped {
+            Some(backing) => RegionLockTable::with_cross_process(backing.clone()),
+            None => RegionLockTable::new(),
+        };
+        let metrics = MetricsRecorder::new();
+        for info in registry.infos() {
+            metrics.record_region_created(info.meta.handle(), info.meta.size());
+        }
         Ok(Arc::new(Self {
             config,
             registry,
-            locks: RegionLockTable::new(),
-            metrics: MetricsRecorder::new(),
+            mapped,
+            locks,
+            metrics,
             next_tx: AtomicU64::new(1),
             next_host_call: AtomicU64::new(1),
             cow_pages: AtomicU64::new(0),
@@ -408,7 +419,7 @@ impl SharedMemoryManager {
         spec.options.copy_on_write &= self.config.enable_cow;
         let size = spec.size;
         let _gate = self.gc_gate.read();
-        let handle = self.registry.create(spec)?;
+        let handle = self.create_in_registry(spec)?;
         // A new handle has a new generation: nobody holds its lock yet.
         self.locks
             .acquire(handle, tx, LockMode::Exclusive, Duration::ZERO)?;
@@ -499,7 +510,7 @@ impl SharedMemoryManager {
             max_size,
         };
         let _gate = self.gc_gate.read();
-        let handle = self.registry.create(spec)?;
+        let handle = self.create_in_registry(spec)?;
         self.registry.lock_write(handle)?.add_host_ref();
         self.metrics.record_region_created(handle, size);
         Ok(handle)
@@ -853,6 +864,79 @@ impl SharedMemoryManager {
         Some(size)
     }
 
+    // ----- mapped namespaces (IPC) -----
+
+    /// A manager over the mapped namespace `namespace` under `/dev/shm`
+    /// (the `production` preset with [`SharedMemoryConfig::with_namespace`]):
+    /// it attaches every persistent region that other processes (or earlier
+    /// runs) left there, with the same handles, names and bytes, and shares
+    /// the namespace with the processes attached to it.
+    ///
+    /// ```
+    /// use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
+    /// use shm_primitives::{Permissions, RegionOptions};
+    ///
+    /// let root = std::env::temp_dir().join(format!("shm-doc-{}", std::process::id()));
+    /// let config = SharedMemoryConfig {
+    ///     namespace_root: Some(root.clone()),
+    ///     ..SharedMemoryConfig::production().with_namespace("doc")
+    /// };
+    /// let persistent = RegionOptions { persistent: true, ..RegionOptions::default() };
+    /// let first = SharedMemoryManager::new(config.clone())?;
+    /// let h = first.create_shared_region("kept", 64, Permissions::read_write(), persistent)?;
+    /// first.write_region(h, 0, b"still here")?;
+    /// drop(first); // the process could end here
+    ///
+    /// let second = SharedMemoryManager::new(config)?;
+    /// assert_eq!(second.find_region("kept")?, h);
+    /// let mut buf = [0u8; 10];
+    /// second.read_region(h, 0, &mut buf)?;
+    /// assert_eq!(&buf, b"still here");
+    /// # drop(second); std::fs::remove_dir_all(root).unwrap();
+    /// # Ok::<(), shm_manager::ShmError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ShmError::Mapped`]: the namespace is not writable, a region file is
+    /// corrupt, truncated, of another format version or fails its checksum
+    /// (Paranoid), a region's lock stayed busy.
+    pub fn attach(namespace: &str) -> Result<Arc<Self>, ShmError> {
+        Self::new(SharedMemoryConfig::production().with_namespace(namespace))
+    }
+
+    /// The directory of the mapped namespace, if regions live in one.
+    pub fn namespace_dir(&self) -> Option<&std::path::Path> {
+        self.mapped.as_ref().map(|m| m.dir())
+    }
+
+    /// The mapped file behind `handle` (header words, commit generation), if
+    /// regions live in a namespace and this process maps it.
+    pub fn mapped_region(&self, handle: RegionHandle) -> Option<Arc<MappedRegion>> {
+        self.mapped.as_ref()?.region(handle)
+    }
+
+    /// Attaches the region `handle` names if another process created it in
+    /// the namespace after this manager attached; whether it did. The
+    /// transaction layer calls this when a handle is unknown.
+    pub fn refresh_handle(&self, handle: RegionHandle) -> bool {
+        self.mapped.as_ref().is_some_and(|m| {
+            let attached = m.refresh(handle);
+            if attached {
+                if let Ok(info) = self.registry.info(handle) {
+                    self.metrics.record_region_created(handle, info.meta.size());
+                }
+            }
+            attached
+        })
+    }
+
+    fn create_in_registry(&self, spec: RegionSpec) -> Result<RegionHandle, ShmError> {
+        match &self.mapped {
+            Some(mapped) => mapped.create(spec),
+            None => Ok(self.registry.create(spec)?),
+        }
+    }
+
     // ----- helpers -----
 
     fn ensure_enabled(&self) -> Result<(), ShmError> {
@@ -892,6 +976,15 @@ impl SharedMemoryManager {
 
     fn host_call_id(&self) -> TxId {
         TxId(TxId::HOST_BIT | self.next_host_call.fetch_add(1, Relaxed))
+    }
+}
+
+impl Drop for SharedMemoryManager {
+    fn drop(&mut self) {
+        // Persistent regions keep their files when the registry lets go.
+        if let Some(mapped) = &self.mapped {
+            mapped.detach();
+        }
     }
 }
 

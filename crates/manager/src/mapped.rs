@@ -1,0 +1,251 @@
+//! Regions in a mapped namespace (`shm-mapped`): creation under handles every
+//! attached process agrees on, attaching what other processes (or earlier
+//! runs) left, and the cross-process lock with publish-at-commit.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use shm_mapped::{
+    process_alive, region_file_name, MappedError, MappedRegion, Namespace, RegionHeader,
+};
+use shm_primitives::{RegionHandle, SecurityLevel};
+use shm_region::{RegionRegistry, RegionSpec};
+
+use crate::{CrossProcessLock, SharedMemoryConfig, ShmError};
+
+/// The shortest wait for a region's lock when attaching (a writer in another
+/// process may be finishing a transaction).
+const ATTACH_WAIT: Duration = Duration::from_secs(2);
+
+/// The mapped side of one manager.
+pub(crate) struct MappedBacking {
+    ns: Namespace,
+    registry: Arc<RegionRegistry>,
+    /// Every region file this process has mapped, by handle. Weak: the
+    /// registry's block owns the mapping, so a freed region's file goes with it.
+    regions: Mutex<HashMap<RegionHandle, Weak<MappedRegion>>>,
+    /// Serialises this process's creations (the namespace's `flock` is per
+    /// open file, so it does not exclude threads of one process).
+    creating: Mutex<()>,
+    checksummed: bool,
+    max_region_size: u64,
+    attach_wait: Duration,
+}
+
+impl From<MappedError> for ShmError {
+    fn from(error: MappedError) -> Self {
+        match error {
+            MappedError::AlreadyExists(name) => ShmError::NameTaken(name),
+            other => ShmError::Mapped(other.to_string()),
+        }
+    }
+}
+
+impl MappedBacking {
+    /// Opens the namespace of `config` (which [`is_mapped`](SharedMemoryConfig::is_mapped)),
+    /// claims it (shared with IPC, else exclusively) and attaches every
+    /// persistent region in it.
+    pub(crate) fn open(
+        config: &SharedMemoryConfig,
+        registry: Arc<RegionRegistry>,
+    ) -> Result<Arc<Self>, ShmError> {
+        let name = config.namespace.as_deref().unwrap_or_default();
+        let root = config
+            .namespace_root
+            .clone()
+            .unwrap_or_else(shm_mapped::default_root);
+        let ns = Namespace::open(&root, name)?;
+        ns.claim(config.enable_ipc)?;
+        let backing = Arc::new(Self {
+            ns,
+            registry,
+            regions: Mutex::new(HashMap::new()),
+            creating: Mutex::new(()),
+            checksummed: config.security_level == SecurityLevel::Paranoid,
+            max_region_size: config.max_region_size,
+            attach_wait: config.lock_wait.max(ATTACH_WAIT),
+        });
+        for path in backing.ns.region_paths()? {
+            backing.attach_file(&path)?;
+        }
+        Ok(backing)
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        self.ns.dir()
+    }
+
+    /// Attaches one region file: persistent regions join the registry under
+    /// their handle; a transaction-scoped file whose process is gone is
+    /// removed; one of a live process is left alone. Returns the handle
+    /// attached, if any.
+    fn attach_file(&self, path: &Path) -> Result<Option<RegionHandle>, ShmError> {
+        let region = MappedRegion::open(path)?;
+        let header = region.header().clone();
+        if !header.options.persistent {
+            let own = header.creator_pid == std::process::id();
+            if !own && process_alive(header.creator_pid) {
+                return Ok(None);
+            }
+            region.set_keep(false);
+            return Ok(None);
+        }
+        if self.registry.slot_use(header.handle.index()).0 {
+            return Ok(None);
+        }
+        // Taking the lock rolls back a transaction its writer did not finish.
+        region.lock(self.attach_wait)?;
+        let checked = if self.checksummed || header.checksummed {
+            region.verify_checksum()
+        } else {
+            Ok(())
+        };
+        let size = region.size();
+        region.unlock(None)?;
+        checked?;
+        let spec = RegionSpec {
+            name: header.name.clone(),
+            size: size.max(1),
+            owner: header.owner,
+            permissions: header.permissions,
+            options: header.options,
+            max_size: Some(header.max_size),
+        };
+        self.registry
+            .create_at(header.handle, spec, region.clone().block())?;
+        region.set_keep(false);
+        self.regions
+            .lock()
+            .insert(header.handle, Arc::downgrade(&region));
+        Ok(Some(header.handle))
+    }
+
+    /// Attaches the region `handle` names if another process created it
+    /// after this one attached; whether it is now in the registry.
+    pub(crate) fn refresh(&self, handle: RegionHandle) -> bool {
+        if self.registry.slot_use(handle.index()).0 {
+            return false;
+        }
+        let path = self.ns.dir().join(region_file_name(handle.index()));
+        let is_it = MappedRegion::open(&path).is_ok_and(|r| r.header().handle == handle);
+        is_it && matches!(self.attach_file(&path), Ok(Some(h)) if h == handle)
+    }
+
+    /// Creates `spec`'s region as a file under a handle fresh in the whole
+    /// namespace and places it in the registry.
+    pub(crate) fn create(&self, spec: RegionSpec) -> Result<RegionHandle, ShmError> {
+        if spec.size == 0 {
+            return Err(ShmError::ZeroSize);
+        }
+        let max_size = spec
+            .max_size
+            .unwrap_or(self.max_region_size)
+            .min(self.max_region_size);
+        if spec.size > max_size {
+            return Err(ShmError::RegionTooLarge {
+                requested: spec.size,
+                max: max_size,
+            });
+        }
+        let _one_at_a_time = self.creating.lock();
+        let make = |handle| {
+            if let Some(name) = spec.name.as_deref() {
+                if self.ns.find(name).is_ok() {
+                    return Err(MappedError::AlreadyExists(name.to_string()));
+                }
+            }
+            // Auto-growing regions get room to grow in place; the file is
+            // sparse, so untouched pages cost nothing.
+            let capacity = if spec.options.auto_grow {
+                max_size
+            } else {
+                spec.size
+            };
+            let mut header = RegionHeader::new(handle, capacity, spec.owner);
+            header.max_size = if spec.options.auto_grow {
+                max_size
+            } else {
+                spec.size
+            };
+            header.permissions = spec.permissions;
+            header.options = spec.options;
+            header.checksummed = self.checksummed;
+            match spec.name.clone() {
+                Some(name) => header.named(name),
+                None => Ok(header),
+            }
+        };
+        let region =
+            self.ns
+                .create_region(|index| self.registry.slot_use(index), make, spec.size)?;
+        region.set_keep(false);
+        let handle = region.header().handle;
+        let spec = RegionSpec {
+            max_size: Some(region.header().max_size),
+            ..spec
+        };
+        // On refusal the region is dropped here, and its file with it.
+        self.registry
+            .create_at(handle, spec, region.clone().block())?;
+        self.regions.lock().insert(handle, Arc::downgrade(&region));
+        Ok(handle)
+    }
+
+    /// The mapped file behind `handle`, if this process maps it.
+    pub(crate) fn region(&self, handle: RegionHandle) -> Option<Arc<MappedRegion>> {
+        self.regions.lock().get(&handle).and_then(Weak::upgrade)
+    }
+
+    /// The process is letting go (manager dropped): persistent regions keep
+    /// their files; transaction-scoped ones still go.
+    pub(crate) fn detach(&self) {
+        let mut regions = self.regions.lock();
+        for region in regions.values().filter_map(Weak::upgrade) {
+            if region.header().options.persistent {
+                region.set_keep(true);
+            }
+        }
+        regions.clear();
+    }
+}
+
+impl CrossProcessLock for MappedBacking {
+    fn lock(&self, handle: RegionHandle, wait: Duration) -> bool {
+        let Some(region) = self.region(handle) else {
+            return true; // not a file of ours (already freed): nothing to share
+        };
+        let fresh = !region.is_locked();
+        if let Err(e) = region.lock(wait) {
+            tracing::warn!(target: "shm::mapped", %e, "cross-process lock not taken");
+            return false;
+        }
+        if fresh {
+            // Another process may have grown (or rolled back) the region.
+            let committed = region.size();
+            if let Ok(Some(mut guard)) = self.registry.try_lock_write_for(handle, wait) {
+                if guard.size() != committed && committed > 0 {
+                    let _ = guard.set_size(committed);
+                }
+            }
+        }
+        true
+    }
+
+    fn unlock(&self, handle: RegionHandle) {
+        let Some(region) = self.region(handle) else {
+            return;
+        };
+        let size = self
+            .registry
+            .try_lock_read_for(handle, Duration::ZERO)
+            .ok()
+            .flatten()
+            .map(|guard| guard.size());
+        if let Err(e) = region.unlock(size) {
+            tracing::warn!(target: "shm::mapped", %e, "commit failed: the next lock holder rolls back");
+        }
+    }
+}

@@ -228,3 +228,88 @@ fn bench_reports_identical_runs() {
     assert!(v["median_ns"].as_u64().unwrap() > 0);
     assert!(v["allocations_per_run"].is_u64());
 }
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/ethereum-tests/GeneralStateTests"
+);
+
+#[test]
+fn statetest_passes_a_fixture_and_prints_the_summary() {
+    let file = format!("{FIXTURES}/stExample/add11.json");
+    let o = evm(&["statetest", &file, "--no-progress"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed"), "{out}");
+    // The same with shared memory on, and as JSON.
+    let o = evm(&["statetest", &file, "--no-progress", "--shm", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["failed"], 0);
+    assert!(report["passed"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn statetest_with_shm_skips_the_opcode_conflicts_and_they_fail_unskipped() {
+    let file = format!("{FIXTURES}/stBadOpcode/opcE0DiffPlaces.json");
+    let o = evm(&["statetest", &file, "--no-progress", "--shm"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("0 passed, 0 failed, 35 skipped"),
+        "{}",
+        stdout(&o)
+    );
+    let o = evm(&[
+        "statetest",
+        &file,
+        "--no-progress",
+        "--shm",
+        "--no-skip-file",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let o = evm(&["statetest", &file, "--no-progress"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "passes with shared memory off: {}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn statetest_bad_input() {
+    let dir = std::env::temp_dir().join(format!("evm-cli-st-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, "{ not json").unwrap();
+    let o = evm(&["statetest", broken.to_str().unwrap(), "--no-progress"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a fixture that does not parse is a failure: {}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("broken.json"), "{}", stdout(&o));
+    for (args, want) in [
+        (
+            vec!["statetest", "/nonexistent/fixtures"],
+            "/nonexistent/fixtures",
+        ),
+        (vec!["statetest", FIXTURES, "--fork", "Nope"], "Nope"),
+        (vec!["statetest", FIXTURES, "--run", "("], "regex"),
+        (vec!["statetest", FIXTURES, "--shm", "bogus"], "bogus"),
+    ] {
+        let o = evm(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("error: ") && err.contains(want) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -39,7 +39,7 @@ pub fn parse_hex(what: &str, text: &str) -> Result<Bytes, InputError> {
             pos,
         });
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(InputError::OddHex {
             what: what.into(),
             digits: digits.len(),

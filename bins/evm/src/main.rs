@@ -7,6 +7,7 @@
 mod alloc_counter;
 mod input;
 mod run;
+mod shm;
 mod statetest;
 
 use clap::{Parser, Subcommand};
@@ -28,9 +29,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run bytecode over an in-memory state.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run Ethereum state tests (GeneralStateTests fixtures: files or folders).
     Statetest(statetest::StatetestArgs),
+    /// Inspect and manage a mapped shared-memory namespace: ls, show, rm, dump, load.
+    Shm(shm::ShmArgs),
     /// Assemble a file of the project's tiny assembly (see `examples/*.easm`) and print the hex.
     Asm {
         /// The source file (`-` reads standard input).
@@ -92,9 +95,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Statetest(args) => return statetest::run(args),
         Command::Asm { path } => asm(&path),
+        Command::Shm(args) => shm::run(args),
     };
     std::process::ExitCode::from(code.0)
 }

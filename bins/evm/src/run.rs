@@ -7,7 +7,9 @@ use crate::{
 };
 use alloy_primitives::Bytes;
 use clap::Args;
-use shm_evm::{execute, Prestate, RepeatRunner, RunConfig, RunReport, RunStatus};
+use shm_evm::{execute, execute_shared, Prestate, RepeatRunner, RunConfig, RunReport, RunStatus};
+use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
+use shm_opcodes::GasSchedule;
 use std::{path::PathBuf, time::Instant};
 
 /// Arguments of `evm run`.
@@ -53,8 +55,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "PRESET", num_args = 0..=1, default_missing_value = "production")]
     shm: Option<String>,
     /// Print shared-memory statistics and counters after the result (needs --shm).
-    #[arg(long, requires = "shm")]
+    #[arg(long)]
     shm_stats: bool,
+    /// Keep regions in the mapped namespace NAME (a directory under /dev/shm, or
+    /// --shm-root): persistent regions survive the process, and every process
+    /// attached to NAME sees the same regions under the same handles. Turns
+    /// shared memory on with the production preset unless --shm names another.
+    #[arg(long, value_name = "NAME")]
+    shm_namespace: Option<String>,
+    /// Root directory of namespaces (default: /dev/shm).
+    #[arg(long, value_name = "DIR", requires = "shm_namespace")]
+    shm_root: Option<PathBuf>,
+    /// Longest wait for a region's lock, in milliseconds (default: the preset's).
+    #[arg(long, value_name = "MS")]
+    shm_lock_wait_ms: Option<u64>,
+    /// Run the transaction N times over the same shared memory (each over a fresh
+    /// state); prints the last result and how many runs did not succeed.
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "bench")]
+    repeat: u64,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -104,14 +122,32 @@ impl RunArgs {
             }
             None => Prestate::default(),
         };
-        let shared_memory = match &self.shm {
-            None => None,
-            Some(preset) => Some(
-                preset
-                    .parse()
-                    .map_err(|e| InputError::Other(format!("shm: {e}")))?,
-            ),
+        let preset = match (&self.shm, &self.shm_namespace) {
+            (None, None) => None,
+            (Some(preset), _) => Some(preset.as_str()),
+            (None, Some(_)) => Some("production"),
         };
+        let shared_memory = match preset {
+            None => None,
+            Some(preset) => {
+                let mut config: SharedMemoryConfig = preset
+                    .parse()
+                    .map_err(|e| InputError::Other(format!("shm: {e}")))?;
+                if let Some(namespace) = &self.shm_namespace {
+                    config = config.with_namespace(namespace);
+                    config.namespace_root = self.shm_root.clone();
+                }
+                if let Some(ms) = self.shm_lock_wait_ms {
+                    config.lock_wait = std::time::Duration::from_millis(ms);
+                }
+                Some(config)
+            }
+        };
+        if self.shm_stats && shared_memory.is_none() {
+            return Err(InputError::Other(
+                "--shm-stats needs --shm or --shm-namespace".into(),
+            ));
+        }
         Ok(RunConfig {
             shared_memory,
             code,
@@ -135,6 +171,13 @@ pub fn run(args: RunArgs) -> ExitCode {
     if args.bench {
         return bench(&config, &args);
     }
+    if let Some(shm) = &config.shared_memory {
+        if shm.is_mapped() || args.repeat > 1 {
+            return run_shared(&config, shm, &args);
+        }
+    } else if args.repeat > 1 {
+        return ExitCode::usage("--repeat needs --shm or --shm-namespace");
+    }
     let trace: Option<Box<dyn std::io::Write>> = args
         .trace
         .then(|| Box::new(std::io::BufWriter::new(std::io::stderr())) as _);
@@ -152,6 +195,55 @@ pub fn run(args: RunArgs) -> ExitCode {
         print!("{report}");
     }
     ExitCode::of_status(report.status)
+}
+
+/// Runs over one manager made here (so a namespace error is a usage error, and
+/// `--repeat` reuses the manager): each run is one transaction, which takes and
+/// releases its regions' locks.
+fn run_shared(config: &RunConfig, shm: &SharedMemoryConfig, args: &RunArgs) -> ExitCode {
+    let manager = match SharedMemoryManager::new(shm.clone()) {
+        Ok(manager) => manager,
+        Err(e) => return ExitCode::usage(format!("shm: {e}")),
+    };
+    let trace = || -> Option<Box<dyn std::io::Write>> {
+        args.trace
+            .then(|| Box::new(std::io::BufWriter::new(std::io::stderr())) as _)
+    };
+    let mut unsuccessful = 0u64;
+    let mut worst = RunStatus::Success;
+    let mut last = None;
+    for _ in 0..args.repeat.max(1) {
+        let outcome = match execute_shared(config, &manager, GasSchedule::default(), trace()) {
+            Ok(outcome) => outcome,
+            Err(e) => return ExitCode::rejected(e),
+        };
+        let report = RunReport::new(&outcome, args.dump, args.shm_stats);
+        if report.status != RunStatus::Success {
+            unsuccessful += 1;
+            if worst == RunStatus::Success || report.status == RunStatus::Halt {
+                worst = report.status;
+            }
+            if let Some(cause) = &report.shared_memory_halt {
+                eprintln!("run {}: {cause}", unsuccessful);
+            }
+        }
+        last = Some(report);
+    }
+    let Some(report) = last else {
+        return ExitCode::SUCCESS;
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report always serialises")
+        );
+    } else {
+        print!("{report}");
+    }
+    if args.repeat > 1 {
+        println!("runs: {}, unsuccessful: {unsuccessful}", args.repeat);
+    }
+    ExitCode::of_status(worst)
 }
 
 fn bench(config: &RunConfig, args: &RunArgs) -> ExitCode {

@@ -205,6 +205,8 @@ impl ActiveSession {
         match self.manager.registry().check(handle) {
             Ok(()) => {}
             Err(RegionError::RegionFreed(_)) => return Err(self.halt(HaltCause::FreedRegion)),
+            // In a mapped namespace another process may have made it since.
+            Err(_) if self.manager.refresh_handle(handle) => {}
             Err(_) => return Err(self.halt(HaltCause::InvalidHandle)),
         }
         let tx = self.tx();
@@ -519,7 +521,7 @@ impl ActiveSession {
         // A zero-length write adds no bytes, so it never grows the region.
         let growth = if len > 0 && !prepared.copy_on_write && meta.options().auto_grow && end > size
         {
-            let target = end.min(meta.max_size() as u64);
+            let target = end.min(meta.max_size());
             let added = words(target).saturating_sub(words(size));
             self.gas.growth_cost(
                 self.journal.words_allocated(),

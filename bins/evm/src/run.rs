@@ -256,6 +256,9 @@ fn bench(config: &RunConfig, args: &RunArgs) -> ExitCode {
     let mut allocations = (0u64, 0u64);
     // One untimed warm-up run, then the timed ones.
     for run in 0..=args.bench_runs {
+        if let Err(e) = runner.prepare() {
+            return ExitCode::rejected(e);
+        }
         let (allocs_before, bytes_before) = alloc_counter::counts();
         let start = Instant::now();
         let result = runner.run();

@@ -313,3 +313,24 @@ fn statetest_bad_input() {
         );
     }
 }
+
+#[test]
+fn bench_with_shared_memory_gives_the_same_handle_every_run() {
+    // PUSH1 0 PUSH1 64 SHARED_ALLOC PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN
+    let o = evm(&[
+        "run",
+        "0x60006040e060005260206000f3",
+        "--shm",
+        "testing",
+        "--bench",
+        "--bench-runs",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["result"]["output"],
+        format!("0x{:064x}", (1u64 << 32) | 1)
+    );
+}

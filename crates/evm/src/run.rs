@@ -13,7 +13,7 @@ use revm::{
 use shm_manager::{
     HaltCause, MemoryStats, Metrics, SharedMemoryConfig, SharedMemoryManager, ShmError,
 };
-use shm_opcodes::{GasSchedule, ShmEvmBuilder};
+use shm_opcodes::{GasSchedule, ShmEvm, ShmEvmBuilder};
 use std::{collections::BTreeMap, io::Write, sync::Arc};
 
 /// geth's `evm run` sender: the ASCII bytes of "sender", right-aligned.
@@ -175,31 +175,74 @@ pub fn prepare_db(config: &RunConfig) -> CacheDB<EmptyDB> {
 }
 
 /// A built EVM that runs the same transaction again and again over the same state,
-/// without committing: each run sees the prestate (`evm run --bench`).
+/// without committing: each run sees the prestate (`evm run --bench`). With shared
+/// memory on, each run gets a fresh manager, built by [`prepare`](Self::prepare)
+/// outside the timed part, so that every run starts from the same shared-memory
+/// history (spec §3) and returns the same handles.
 pub struct RepeatRunner {
-    evm: MainnetEvm<MainnetContext<CacheDB<EmptyDB>>>,
+    engine: Engine,
     tx: TxEnv,
+}
+
+enum Engine {
+    Stock(Box<MainnetEvm<MainnetContext<CacheDB<EmptyDB>>>>),
+    Shared {
+        config: Box<RunConfig>,
+        shm: SharedMemoryConfig,
+        evm: Option<Box<ShmEvm<CacheDB<EmptyDB>>>>,
+    },
 }
 
 impl RepeatRunner {
     /// Builds the state and the EVM once.
     pub fn new(config: &RunConfig) -> Result<Self, RunError> {
         let tx = config.tx_env()?;
-        let evm = Context::mainnet()
-            .with_cfg(config.cfg_env())
-            .with_block(config.block_env())
-            .with_db(prepare_db(config))
-            .build_mainnet();
-        Ok(Self { evm, tx })
+        let engine = match &config.shared_memory {
+            None => Engine::Stock(Box::new(
+                Context::mainnet()
+                    .with_cfg(config.cfg_env())
+                    .with_block(config.block_env())
+                    .with_db(prepare_db(config))
+                    .build_mainnet(),
+            )),
+            Some(shm) => Engine::Shared {
+                config: Box::new(config.clone()),
+                shm: shm.clone(),
+                evm: None,
+            },
+        };
+        Ok(Self { engine, tx })
+    }
+
+    /// Gets the next run ready (a fresh shared-memory manager and EVM when shared
+    /// memory is on; nothing otherwise). Call it before timing [`run`](Self::run).
+    pub fn prepare(&mut self) -> Result<(), RunError> {
+        if let Engine::Shared { config, shm, evm } = &mut self.engine {
+            let manager = SharedMemoryManager::new(shm.clone())?;
+            let builder = ShmEvmBuilder::new(manager).spec(config.spec);
+            let ctx = builder
+                .context(prepare_db(config))
+                .with_cfg(config.cfg_env())
+                .with_block(config.block_env());
+            *evm = Some(Box::new(ShmEvmBuilder::build_from(ctx)));
+        }
+        Ok(())
     }
 
     /// Runs the transaction once; the state is left as it was.
     pub fn run(&mut self) -> Result<ExecutionResult, RunError> {
-        let out = self
-            .evm
-            .transact(self.tx.clone())
-            .map_err(|e| RunError::Rejected(e.to_string()))?;
-        Ok(out.result)
+        let out = match &mut self.engine {
+            Engine::Stock(evm) => evm.transact(self.tx.clone()),
+            Engine::Shared { evm, .. } => {
+                if evm.is_none() {
+                    self.prepare()?;
+                    return self.run();
+                }
+                let evm = evm.as_mut().expect("prepared above");
+                evm.transact(self.tx.clone())
+            }
+        };
+        Ok(out.map_err(|e| RunError::Rejected(e.to_string()))?.result)
     }
 }
 

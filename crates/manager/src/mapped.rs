@@ -16,9 +16,9 @@ use shm_region::{RegionRegistry, RegionSpec};
 
 use crate::{CrossProcessLock, SharedMemoryConfig, ShmError};
 
-/// The shortest wait for a region's lock when attaching (a writer in another
+/// The longest wait for a region's lock when attaching (a writer in another
 /// process may be finishing a transaction).
-const ATTACH_WAIT: Duration = Duration::from_secs(2);
+const ATTACH_WAIT: Duration = Duration::from_millis(200);
 
 /// The mapped side of one manager.
 pub(crate) struct MappedBacking {
@@ -66,7 +66,7 @@ impl MappedBacking {
             creating: Mutex::new(()),
             checksummed: config.security_level == SecurityLevel::Paranoid,
             max_region_size: config.max_region_size,
-            attach_wait: config.lock_wait.max(ATTACH_WAIT),
+            attach_wait: config.lock_wait.min(ATTACH_WAIT),
         });
         for path in backing.ns.region_paths()? {
             backing.attach_file(&path)?;
@@ -96,16 +96,26 @@ impl MappedBacking {
         if self.registry.slot_use(header.handle.index()).0 {
             return Ok(None);
         }
-        // Taking the lock rolls back a transaction its writer did not finish.
-        region.lock(self.attach_wait)?;
-        let checked = if self.checksummed || header.checksummed {
-            region.verify_checksum()
-        } else {
-            Ok(())
+        // Taking the lock rolls back a transaction whose writer died. If a
+        // live process holds it, attach anyway: the size word only changes at
+        // commit, and whoever takes the lock next (this process's first
+        // transaction on the region, through the lock table) recovers and
+        // checks then.
+        let size = match region.lock(self.attach_wait) {
+            Ok(_) => {
+                let checked = if self.checksummed || header.checksummed {
+                    region.verify_checksum()
+                } else {
+                    Ok(())
+                };
+                let size = region.size();
+                region.unlock(None)?;
+                checked?;
+                size
+            }
+            Err(MappedError::LockTimeout { .. }) => region.size(),
+            Err(e) => return Err(e.into()),
         };
-        let size = region.size();
-        region.unlock(None)?;
-        checked?;
         let spec = RegionSpec {
             name: header.name.clone(),
             size: size.max(1),

@@ -197,14 +197,13 @@ fn static_program(body: &str) -> String {
     format!(
         "CALLDATASIZE PUSH @inner JUMPI\n\
          {}{}{}\
-         {}{}\
+         PUSH 32 PUSH 32 PUSH 32 PUSH 0 ADDRESS GAS STATICCALL\n{}\
          PUSH 64 PUSH 0 RETURN\n\
          inner:\nJUMPDEST\n{body}",
         alloc_to(0, 64, 0),
         mstore(32, fill(0x77)),
         write(&mem(0), 0, 32, 32) + "POP\n",
-        // ret data to mem[32..64]
-        format!("PUSH 32 PUSH 32 PUSH 32 PUSH 0 ADDRESS GAS STATICCALL\n"),
+        // The STATICCALL returns into mem[32..64]; its flag goes to mem[0..32].
         store(0)
     )
 }

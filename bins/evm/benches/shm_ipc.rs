@@ -114,7 +114,9 @@ fn child(dir: &Path) {
     let ping = MappedRegion::open(&dir.join(shm_mapped::region_file_name(1))).unwrap();
     let pong = MappedRegion::open(&dir.join(shm_mapped::region_file_name(2))).unwrap();
     let mut answer = pong.clone().block();
-    let mut seen = ping.commit_generation();
+    // The regions start at generation 0: a message committed before this
+    // process started is still new to it.
+    let mut seen = 0;
     let mut buf = [0u8; MESSAGE];
     loop {
         let now = wait_past(&ping, seen);

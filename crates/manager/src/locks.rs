@@ -529,4 +529,60 @@ mod tests {
         assert_eq!(TxId(TxId::HOST_BIT | 3).to_string(), "host#3");
         assert!(TxId(TxId::HOST_BIT).is_host() && !TxId(1).is_host());
     }
+
+    /// Records the cross-process calls; refuses `lock` for region 9.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<(&'static str, u32)>>,
+    }
+
+    impl CrossProcessLock for Recorder {
+        fn lock(&self, handle: RegionHandle, _wait: Duration) -> bool {
+            self.calls.lock().push(("lock", handle.index()));
+            handle.index() != 9
+        }
+        fn unlock(&self, handle: RegionHandle) {
+            self.calls.lock().push(("unlock", handle.index()));
+        }
+    }
+
+    #[test]
+    fn cross_process_lock_follows_the_first_and_last_local_holder() {
+        let recorder = Arc::new(Recorder::default());
+        let locks = RegionLockTable::with_cross_process(recorder.clone());
+        let wait = Duration::from_millis(10);
+        locks
+            .acquire(h(1), TxId(1), LockMode::Shared, wait)
+            .unwrap();
+        locks
+            .acquire(h(1), TxId(1), LockMode::Exclusive, wait)
+            .unwrap(); // upgrade: held already
+        locks
+            .acquire(h(2), TxId(1), LockMode::Shared, wait)
+            .unwrap();
+        locks
+            .acquire(h(2), TxId(2), LockMode::Shared, wait)
+            .unwrap(); // the second reader locks too (re-entrant below)
+        assert_eq!(locks.release_all(TxId(1), [h(2)]), 1); // tx 2 still reads region 2
+        assert_eq!(locks.release_transaction(TxId(1)), 1);
+        assert_eq!(locks.release_transaction(TxId(2)), 1);
+        // A refusal leaves nothing held and reports busy.
+        let busy = locks
+            .acquire(h(9), TxId(3), LockMode::Exclusive, wait)
+            .unwrap_err();
+        assert_eq!((busy.handle, busy.tx), (h(9), TxId(3)));
+        assert!(!locks.is_locked(h(9)));
+        assert_eq!(
+            *recorder.calls.lock(),
+            vec![
+                ("lock", 1),
+                ("lock", 2),
+                ("lock", 2),
+                ("unlock", 1),
+                ("unlock", 2),
+                ("lock", 9),
+                ("unlock", 9),
+            ]
+        );
+    }
 }

@@ -619,9 +619,10 @@ fn poke_word(seed: u64) -> [u8; 32] {
 
 // ----- layout -----
 
-/// Bytes of a frame's records.
+/// Bytes of a frame's records: two words per shared-memory step, three words and the
+/// child's output per call.
 fn records_len(frame: &Frame) -> usize {
-    let steps: usize = frame
+    frame
         .steps
         .iter()
         .map(|step| match step {
@@ -633,8 +634,7 @@ fn records_len(frame: &Frame) -> usize {
             Step::Call { child, .. } => 96 + output_len(child),
             Step::Poke { .. } | Step::Spoil { .. } | Step::Copy { .. } => 0,
         })
-        .sum();
-    steps
+        .sum()
 }
 
 /// Bytes a (non-top) frame returns or reverts with: its table, its records and its
@@ -643,6 +643,7 @@ fn output_len(frame: &Frame) -> usize {
     32 * SLOTS + records_len(frame) + DATA_LEN
 }
 
+/// Where a frame's data area starts in its memory.
 fn data_base(frame: &Frame) -> usize {
     RECORDS_OFF + records_len(frame)
 }

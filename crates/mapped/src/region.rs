@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,10 @@ const PAGE: usize = 4096;
 /// Undo-log record kinds.
 const REC_PAGE: u32 = 1;
 const REC_HEADER: u32 = 2;
-const REC_HEAD_LEN: usize = 20;
+/// kind u32, page u64, length u32, base generation u64, CRC-32 u32.
+const REC_HEAD_LEN: usize = 28;
+/// Payload of a header record: size, commit generation, checksum.
+const HEADER_WORDS: usize = 24;
 
 /// The state of a region as its header's mutable words show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +49,9 @@ pub struct RegionStatus {
 #[derive(Default)]
 struct UndoLog {
     file: Option<File>,
+    /// Where the next record goes: records of the running transaction start
+    /// at 0 and overwrite older, stale ones.
+    offset: u64,
     /// Pages saved since the last commit.
     saved: HashSet<u64>,
     header_saved: bool,
@@ -259,7 +265,7 @@ impl MappedRegion {
             commit_generation: self.word(OFF_COMMIT).load(Ordering::Acquire),
             last_access_ms: self.word(OFF_ACCESS).load(Ordering::Relaxed),
             lock_pid: self.pid_word().load(Ordering::Relaxed),
-            undo_pending: fs::metadata(&self.undo_path).is_ok_and(|m| m.len() > 0),
+            undo_pending: self.undo_pending(),
         }
     }
 
@@ -343,14 +349,17 @@ impl MappedRegion {
         *locked = false;
     }
 
-    /// Publishes the writes since the last commit: stores `size` (when given),
-    /// the contents checksum (Paranoid), bumps the commit generation, and
-    /// truncates the undo log — the commit point. A commit with nothing
-    /// written only refreshes the access time.
+    /// Publishes the writes since the last commit: stores `size` (when given)
+    /// and the contents checksum (Paranoid), then bumps the commit generation
+    /// — the commit point: every undo record carries the generation it was
+    /// saved under, so the bump makes them all stale at once (no truncation,
+    /// no extra system call). A commit with nothing written only refreshes
+    /// the access time.
     ///
     /// # Errors
-    /// [`MappedError::Io`] when the undo log could not be written or truncated
-    /// (the transaction is then rolled back by the next lock holder).
+    /// [`MappedError::Io`] when an undo record could not be written: the
+    /// transaction is not published, and the next lock holder rolls back what
+    /// the log holds.
     pub fn commit(&self, size: Option<u64>) -> Result<(), MappedError> {
         let mut undo = self.undo.lock();
         let changed = undo.header_saved || size.is_some_and(|s| s != self.size());
@@ -374,10 +383,10 @@ impl MappedRegion {
                     .store(u64::from(crc), Ordering::Relaxed);
             }
             self.word(OFF_SIZE).store(size, Ordering::Release);
+            // The commit point (Release: the data and words above are visible
+            // to whoever sees the new generation).
             self.word(OFF_COMMIT).fetch_add(1, Ordering::AcqRel);
-            if let Some(file) = undo.file.as_ref() {
-                file.set_len(0).map_err(MappedError::io(&self.undo_path))?;
-            }
+            undo.offset = 0;
             undo.saved.clear();
             undo.header_saved = false;
         }
@@ -385,12 +394,28 @@ impl MappedRegion {
         Ok(())
     }
 
-    /// Appends one record to the undo log (opened on first use).
-    fn append(&self, undo: &mut UndoLog, kind: u32, page: u64, payload: &[u8]) {
+    /// Encodes one undo record saved under the current commit generation.
+    fn record(&self, kind: u32, page: u64, payload: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&page.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.commit_generation().to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&out[start..]);
+        crc.update(payload);
+        out.extend_from_slice(&crc.finalize().to_le_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    /// Writes encoded records at the log's current end (opened on first use).
+    fn append(&self, undo: &mut UndoLog, records: &[u8]) {
         if undo.file.is_none() {
             match OpenOptions::new()
+                .read(true)
+                .write(true)
                 .create(true)
-                .append(true)
+                .truncate(false)
                 .mode(0o600)
                 .open(&self.undo_path)
             {
@@ -401,27 +426,21 @@ impl MappedRegion {
                 }
             }
         }
-        let mut record = Vec::with_capacity(REC_HEAD_LEN + payload.len());
-        record.extend_from_slice(&kind.to_le_bytes());
-        record.extend_from_slice(&page.to_le_bytes());
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&record);
-        crc.update(payload);
-        record.extend_from_slice(&crc.finalize().to_le_bytes());
-        record.extend_from_slice(payload);
-        if let Some(file) = undo.file.as_mut() {
-            // One write per record: a process killed mid-way leaves a torn
-            // tail that recovery recognises by its checksum and ignores (the
-            // in-place write it guards had not started).
-            if file.write_all(&record).is_err() {
+        if let Some(file) = undo.file.as_ref() {
+            // One write for all the records of one call: a process killed
+            // mid-way leaves a torn record that recovery recognises by its
+            // checksum and ignores (the in-place write it guards had not
+            // started).
+            if file.write_all_at(records, undo.offset).is_err() {
                 undo.failed = true;
+            } else {
+                undo.offset += records.len() as u64;
             }
         }
     }
 
-    fn save_header(&self, undo: &mut UndoLog) {
-        let mut words = [0u8; 24];
+    fn header_words(&self) -> [u8; HEADER_WORDS] {
+        let mut words = [0u8; HEADER_WORDS];
         words[0..8].copy_from_slice(&self.size().to_le_bytes());
         words[8..16].copy_from_slice(&self.commit_generation().to_le_bytes());
         words[16..24].copy_from_slice(
@@ -430,87 +449,123 @@ impl MappedRegion {
                 .load(Ordering::Relaxed)
                 .to_le_bytes(),
         );
-        self.append(undo, REC_HEADER, 0, &words);
+        words
+    }
+
+    fn save_header(&self, undo: &mut UndoLog) {
+        let mut records = Vec::with_capacity(REC_HEAD_LEN + HEADER_WORDS);
+        self.record(REC_HEADER, 0, &self.header_words(), &mut records);
+        self.append(undo, &records);
         undo.header_saved = true;
     }
 
-    /// Saves every page of `offset..offset + len` not saved since the last commit.
+    /// Saves every page of `offset..offset + len` not saved since the last
+    /// commit (the first save of a transaction also saves the header words).
     fn save_pages(&self, offset: usize, len: usize) {
         if len == 0 {
             return;
         }
         let mut undo = self.undo.lock();
-        if !undo.header_saved {
-            self.save_header(&mut undo);
-        }
         let data = self.data();
         let last = (offset + len - 1) / PAGE;
+        let mut records = Vec::new();
+        if !undo.header_saved {
+            self.record(REC_HEADER, 0, &self.header_words(), &mut records);
+            undo.header_saved = true;
+        }
         for page in offset / PAGE..=last {
             if undo.saved.insert(page as u64) {
                 let start = page * PAGE;
                 let end = (start + PAGE).min(data.len());
-                self.append(&mut undo, REC_PAGE, page as u64, &data[start..end]);
+                self.record(REC_PAGE, page as u64, &data[start..end], &mut records);
             }
         }
+        if !records.is_empty() {
+            self.append(&mut undo, &records);
+        }
+    }
+
+    /// Parses the records of the log that belong to the current commit
+    /// generation, from the start, stopping at the first torn, foreign or
+    /// stale one: `(kind, page, payload)`.
+    fn current_records<'a>(&self, log: &'a [u8]) -> Vec<(u32, u64, &'a [u8])> {
+        let generation = self.commit_generation();
+        let mut records = Vec::new();
+        let mut at = 0;
+        while at + REC_HEAD_LEN <= log.len() {
+            let kind = le_u32(log, at);
+            let page = le_u64(log, at + 4);
+            let len = le_u32(log, at + 12) as usize;
+            let base = le_u64(log, at + 16);
+            let stored = le_u32(log, at + 24);
+            let Some(payload) = log.get(at + REC_HEAD_LEN..at + REC_HEAD_LEN + len) else {
+                break;
+            };
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&log[at..at + 24]);
+            crc.update(payload);
+            if base != generation || crc.finalize() != stored {
+                break;
+            }
+            records.push((kind, page, payload));
+            at += REC_HEAD_LEN + len;
+        }
+        records
+    }
+
+    /// Whether the log opens with a record of the current generation: a
+    /// transaction is running, or its writer died and the next holder rolls back.
+    fn undo_pending(&self) -> bool {
+        let mut head = [0u8; REC_HEAD_LEN + HEADER_WORDS];
+        let read = File::open(&self.undo_path).and_then(|f| f.read_exact_at(&mut head, 0));
+        read.is_ok() && !self.current_records(&head).is_empty()
     }
 
     /// Rolls back an interrupted transaction from the undo log (its writer died
     /// holding the lock): restores the saved pages and header words, then
-    /// truncates the log. A torn last record is ignored. Returns the pages
-    /// restored. Called by [`lock`](Self::lock); the caller holds the lock.
+    /// empties the log. Records of older generations (committed) and a torn
+    /// last record are ignored. Returns the pages restored. Called by
+    /// [`lock`](Self::lock); the caller holds the lock.
     fn recover(&self) -> Result<usize, MappedError> {
         let undo = self.undo.lock();
         if !undo.saved.is_empty() || undo.header_saved {
             // Our own transaction's log: nothing to recover.
             return Ok(0);
         }
-        let log = match fs::read(&self.undo_path) {
-            Ok(log) => log,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(MappedError::io(&self.undo_path)(e)),
-        };
-        if log.is_empty() {
+        // The common case costs one small read: the first record is stale.
+        if !self.undo_pending() {
             return Ok(0);
         }
+        let log = fs::read(&self.undo_path).map_err(MappedError::io(&self.undo_path))?;
+        let records = self.current_records(&log);
         let data = self.data_mut();
         let mut pages = 0;
-        let mut at = 0;
-        while at + REC_HEAD_LEN <= log.len() {
-            let kind = le_u32(&log, at);
-            let page = le_u64(&log, at + 4);
-            let len = le_u32(&log, at + 12) as usize;
-            let stored = le_u32(&log, at + 16);
-            let Some(payload) = log.get(at + REC_HEAD_LEN..at + REC_HEAD_LEN + len) else {
-                break;
-            };
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&log[at..at + 16]);
-            crc.update(payload);
-            if crc.finalize() != stored {
-                break;
-            }
+        let mut header = None;
+        for (kind, page, payload) in records {
             match kind {
-                REC_HEADER if len == 24 => {
-                    self.word(OFF_SIZE)
-                        .store(le_u64(payload, 0), Ordering::Release);
-                    self.word(OFF_COMMIT)
-                        .store(le_u64(payload, 8), Ordering::Release);
-                    self.word(OFF_CHECKSUM)
-                        .store(le_u64(payload, 16), Ordering::Relaxed);
-                }
+                REC_HEADER if payload.len() == HEADER_WORDS => header = Some(payload),
                 REC_PAGE => {
                     let start = usize::try_from(page)
                         .unwrap_or(usize::MAX)
                         .saturating_mul(PAGE);
-                    if let Some(target) = data.get_mut(start..start.saturating_add(len)) {
+                    if let Some(target) = data.get_mut(start..start.saturating_add(payload.len())) {
                         target.copy_from_slice(payload);
                         pages += 1;
                     }
                 }
                 _ => break,
             }
-            at += REC_HEAD_LEN + len;
         }
+        if let Some(words) = header {
+            self.word(OFF_SIZE)
+                .store(le_u64(words, 0), Ordering::Release);
+            self.word(OFF_CHECKSUM)
+                .store(le_u64(words, 16), Ordering::Relaxed);
+            self.word(OFF_COMMIT)
+                .store(le_u64(words, 8), Ordering::Release);
+        }
+        // The restored generation equals the records' base: empty the log so
+        // they are not applied again.
         let truncate = match undo.file.as_ref() {
             Some(file) => file.set_len(0),
             None => OpenOptions::new()

@@ -316,3 +316,34 @@ fn dropping_a_region_keeps_or_removes_its_file() {
     drop(gone);
     assert!(!path.exists());
 }
+
+#[test]
+fn stale_records_of_committed_transactions_are_never_replayed() {
+    let (_root, ns) = namespace();
+    let region = create(&ns, "a", 3 * 4096, 3 * 4096);
+    // tx 1 saves three pages of zeros and writes ones; committed.
+    region.lock(WAIT).unwrap();
+    write(&region, 0, &[1; 3 * 4096]);
+    region.unlock(None).unwrap();
+    // tx 2 saves one page (over the start of the log); committed.
+    region.lock(WAIT).unwrap();
+    write(&region, 0, &[2; 10]);
+    region.unlock(None).unwrap();
+    assert_eq!(region.commit_generation(), 2);
+    assert!(!region.status().undo_pending);
+    // tx 3 writes page 0 and dies: the log holds its records first, then tx 1's stale ones.
+    region.lock(WAIT).unwrap();
+    write(&region, 0, &[3; 10]);
+    let path = region.path().to_path_buf();
+    drop(region);
+    let next = MappedRegion::open(&path).unwrap();
+    assert!(next.status().undo_pending);
+    assert_eq!(next.lock(WAIT).unwrap(), 1, "only tx 3's page");
+    assert_eq!(&next.data()[..11], &[2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
+    assert!(
+        next.data()[4096..].iter().all(|&b| b == 1),
+        "tx 1's zeros stay unapplied"
+    );
+    assert_eq!(next.commit_generation(), 2);
+    next.unlock(None).unwrap();
+}

@@ -1484,7 +1484,10 @@ impl Model {
                     }
                     return op(Outcome::Word(written), OVERHEAD_COPY + gas);
                 }
-                let growth = (region.auto_grow && end > old_size).then(|| {
+                let growth = (region.auto_grow
+                    && end > old_size
+                    && off < end.min(self.rules.max_region_size))
+                .then(|| {
                     let target = end.min(self.rules.max_region_size);
                     (target, words(target) - words(old_size))
                 });

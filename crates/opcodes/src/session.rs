@@ -518,10 +518,14 @@ impl ActiveSession {
             .journal
             .unsaved_pages(prepared.handle, private, region_offset, len, size);
         let end = region_offset.saturating_add(len);
-        // A zero-length write adds no bytes, so it never grows the region.
-        let growth = if len > 0 && !prepared.copy_on_write && meta.options().auto_grow && end > size
+        // Growth happens only when the write then lands bytes: never for a zero-length
+        // write, nor for one that starts at or past the maximum size.
+        let target = end.min(meta.max_size());
+        let growth = if !prepared.copy_on_write
+            && meta.options().auto_grow
+            && end > size
+            && region_offset < target
         {
-            let target = end.min(meta.max_size());
             let added = words(target).saturating_sub(words(size));
             self.gas.growth_cost(
                 self.journal.words_allocated(),

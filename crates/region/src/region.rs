@@ -565,7 +565,9 @@ impl RegionWriteGuard<'_> {
             let target = usize::try_from(end)
                 .unwrap_or(usize::MAX)
                 .min(self.occupant.meta.max_size);
-            if target > old_size {
+            // Grow only when the write then lands at least one byte: a write that
+            // starts at or past the maximum size would grow the region for nothing.
+            if target > old_size && offset < target as u64 {
                 match self.resize_to(target) {
                     Ok(()) => {}
                     Err(RegionError::Pool(err)) => growth_error = Some(err),

@@ -347,7 +347,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let old_size = r.bytes.len() as u64;
                     if allow_grow && r.auto_grow && end > old_size {
                         let target = end.min(r.max_size);
-                        if target > old_size {
+                        // Growth only when the write then lands bytes.
+                        if target > old_size && offset < target {
                             r.bytes.resize(target as usize, 0);
                         }
                     }

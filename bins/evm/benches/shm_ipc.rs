@@ -132,13 +132,20 @@ fn child(dir: &Path) {
 }
 
 /// Spins until `region`'s commit generation passes `seen`; returns it.
+/// Yields now and then, so that on a busy machine the writer gets the core.
 fn wait_past(region: &MappedRegion, seen: u64) -> u64 {
+    let mut spins = 0u32;
     loop {
         let now = region.commit_generation();
         if now != seen {
             return now;
         }
-        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(64) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
 

@@ -28,6 +28,7 @@
 //! | 528 | 8 | last access, ms since the Unix epoch (mutable) |
 //! | 536 | 8 | CRC-32 of the committed contents, Paranoid (mutable) |
 //! | 544 | 4 | pid of the process holding the lock, 0 when free (diagnostic) |
+//! | 552 | 8 | 1 while a transaction has undo records in the log (mutable) |
 //!
 //! The fixed part never changes after creation and is checksummed; the mutable
 //! words are only written by the holder of the region's lock, as aligned atomics.
@@ -53,6 +54,7 @@ pub(crate) const OFF_COMMIT: usize = 520;
 pub(crate) const OFF_ACCESS: usize = 528;
 pub(crate) const OFF_CHECKSUM: usize = 536;
 pub(crate) const OFF_LOCK_PID: usize = 544;
+pub(crate) const OFF_IN_TX: usize = 552;
 
 const OPT_PERSISTENT: u8 = 1;
 const OPT_AUTO_GROW: u8 = 2;

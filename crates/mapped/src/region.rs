@@ -15,7 +15,9 @@ use memmap2::{MmapOptions, MmapRaw};
 use parking_lot::Mutex;
 use shm_pool::{Block, ExternalMemory};
 
-use crate::header::{le_u32, le_u64, OFF_ACCESS, OFF_CHECKSUM, OFF_COMMIT, OFF_LOCK_PID, OFF_SIZE};
+use crate::header::{
+    le_u32, le_u64, OFF_ACCESS, OFF_CHECKSUM, OFF_COMMIT, OFF_IN_TX, OFF_LOCK_PID, OFF_SIZE,
+};
 use crate::{now_ms, MappedError, RegionHeader, HEADER_LEN};
 
 const PAGE: usize = 4096;
@@ -386,6 +388,7 @@ impl MappedRegion {
             // The commit point (Release: the data and words above are visible
             // to whoever sees the new generation).
             self.word(OFF_COMMIT).fetch_add(1, Ordering::AcqRel);
+            self.word(OFF_IN_TX).store(0, Ordering::Release);
             undo.offset = 0;
             undo.saved.clear();
             undo.header_saved = false;
@@ -453,6 +456,7 @@ impl MappedRegion {
     }
 
     fn save_header(&self, undo: &mut UndoLog) {
+        self.word(OFF_IN_TX).store(1, Ordering::Release);
         let mut records = Vec::with_capacity(REC_HEAD_LEN + HEADER_WORDS);
         self.record(REC_HEADER, 0, &self.header_words(), &mut records);
         self.append(undo, &records);
@@ -470,6 +474,8 @@ impl MappedRegion {
         let last = (offset + len - 1) / PAGE;
         let mut records = Vec::new();
         if !undo.header_saved {
+            // Flag first: a holder that finds it set reads the log.
+            self.word(OFF_IN_TX).store(1, Ordering::Release);
             self.record(REC_HEADER, 0, &self.header_words(), &mut records);
             undo.header_saved = true;
         }
@@ -513,12 +519,11 @@ impl MappedRegion {
         records
     }
 
-    /// Whether the log opens with a record of the current generation: a
-    /// transaction is running, or its writer died and the next holder rolls back.
+    /// Whether a transaction has undo records in the log: one is running, or
+    /// its writer died and the next holder rolls back (one load of a header
+    /// word; no system call).
     fn undo_pending(&self) -> bool {
-        let mut head = [0u8; REC_HEAD_LEN + HEADER_WORDS];
-        let read = File::open(&self.undo_path).and_then(|f| f.read_exact_at(&mut head, 0));
-        read.is_ok() && !self.current_records(&head).is_empty()
+        self.word(OFF_IN_TX).load(Ordering::Acquire) != 0
     }
 
     /// Rolls back an interrupted transaction from the undo log (its writer died
@@ -565,7 +570,7 @@ impl MappedRegion {
                 .store(le_u64(words, 8), Ordering::Release);
         }
         // The restored generation equals the records' base: empty the log so
-        // they are not applied again.
+        // they are not applied again, then clear the flag.
         let truncate = match undo.file.as_ref() {
             Some(file) => file.set_len(0),
             None => OpenOptions::new()
@@ -574,6 +579,7 @@ impl MappedRegion {
                 .and_then(|f| f.set_len(0)),
         };
         truncate.map_err(MappedError::io(&self.undo_path))?;
+        self.word(OFF_IN_TX).store(0, Ordering::Release);
         Ok(pages)
     }
 

@@ -5,8 +5,9 @@
 //!   /dev/shm; each transaction also takes and releases the cross-process lock
 //!   and commits). `map_only` is the same transaction without the 8 accesses.
 //! - `handoff_4k`: one process writes a 4 KiB message, another observes it and
-//!   answers with 4 KiB (a round trip): through two mapped regions (commit
-//!   generation polled) versus a pair of Unix pipes.
+//!   answers with 4 KiB (a round trip): through two mapped regions (the reader
+//!   waits on the commit generation: a short spin, then a futex the commit
+//!   wakes) versus a pair of Unix pipes.
 //! - `snapshot`: encode/decode of a region holding contract bytecode (every
 //!   `*.hex` under /work/shared/bench-data, or `SHM_BENCH_DATA`), none / LZ4 / Zstd.
 //!
@@ -131,22 +132,9 @@ fn child(dir: &Path) {
     }
 }
 
-/// Spins until `region`'s commit generation passes `seen`; returns it.
-/// Yields now and then, so that on a busy machine the writer gets the core.
+/// Waits until `region`'s commit generation passes `seen`; returns it.
 fn wait_past(region: &MappedRegion, seen: u64) -> u64 {
-    let mut spins = 0u32;
-    loop {
-        let now = region.commit_generation();
-        if now != seen {
-            return now;
-        }
-        spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(64) {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
+    region.wait_for_commit(seen, Duration::from_secs(10))
 }
 
 fn spawn_child(dir: &Path, pipe: bool) -> Child {
@@ -178,6 +166,18 @@ fn handoff(c: &mut Criterion) {
     let mut group = c.benchmark_group("handoff_4k");
     group.throughput(Throughput::Bytes(MESSAGE as u64));
 
+    // The writer's side alone: lock, write 4 KiB (undo record first), commit, unlock.
+    {
+        let publish = make(3);
+        let mut block = publish.clone().block();
+        group.bench_function("mapped_publish_only", |b| {
+            b.iter(|| {
+                publish.lock(Duration::from_secs(5)).unwrap();
+                block.write_at(0, &message).unwrap();
+                publish.unlock(Some(MESSAGE as u64)).unwrap();
+            })
+        });
+    }
     let mut shm_child = spawn_child(ns.dir(), false);
     let mut block = ping.clone().block();
     let mut seen = pong.commit_generation();

@@ -29,6 +29,7 @@
 //! | 536 | 8 | CRC-32 of the committed contents, Paranoid (mutable) |
 //! | 544 | 4 | pid of the process holding the lock, 0 when free (diagnostic) |
 //! | 552 | 8 | 1 while a transaction has undo records in the log (mutable) |
+//! | 560 | 4 | processes sleeping in `wait_for_commit` (mutable) |
 //!
 //! The fixed part never changes after creation and is checksummed; the mutable
 //! words are only written by the holder of the region's lock, as aligned atomics.
@@ -55,6 +56,7 @@ pub(crate) const OFF_ACCESS: usize = 528;
 pub(crate) const OFF_CHECKSUM: usize = 536;
 pub(crate) const OFF_LOCK_PID: usize = 544;
 pub(crate) const OFF_IN_TX: usize = 552;
+pub(crate) const OFF_WAITERS: usize = 560;
 
 const OPT_PERSISTENT: u8 = 1;
 const OPT_AUTO_GROW: u8 = 2;

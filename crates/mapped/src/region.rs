@@ -17,6 +17,7 @@ use shm_pool::{Block, ExternalMemory};
 
 use crate::header::{
     le_u32, le_u64, OFF_ACCESS, OFF_CHECKSUM, OFF_COMMIT, OFF_IN_TX, OFF_LOCK_PID, OFF_SIZE,
+    OFF_WAITERS,
 };
 use crate::{now_ms, MappedError, RegionHeader, HEADER_LEN};
 
@@ -227,6 +228,49 @@ impl MappedRegion {
         unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
     }
 
+    fn waiters(&self) -> &AtomicU32 {
+        // SAFETY: as in `word`: OFF_WAITERS is 4-aligned inside the header.
+        unsafe { &*(self.map.as_ptr().add(OFF_WAITERS) as *const AtomicU32) }
+    }
+
+    /// The low 32 bits of the commit generation (little-endian: its first
+    /// four bytes), the word sleepers wait on.
+    fn generation_low(&self) -> &AtomicU32 {
+        // SAFETY: as in `word`: OFF_COMMIT is 8-aligned, so its first four
+        // bytes are a 4-aligned u32 inside the header; all platforms this
+        // builds on with futexes (Linux on x86-64, AArch64) are little-endian.
+        unsafe { &*(self.map.as_ptr().add(OFF_COMMIT) as *const AtomicU32) }
+    }
+
+    /// Waits until the commit generation is no longer `seen` — another
+    /// process published — and returns it: spins briefly, then sleeps (a
+    /// futex on the shared header word, woken by the commit) for at most
+    /// `timeout`; returns the unchanged generation when the time is up.
+    pub fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
+        for _ in 0..2000 {
+            let now = self.commit_generation();
+            if now != seen {
+                return now;
+            }
+            std::hint::spin_loop();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.commit_generation();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if now != seen || left.is_zero() {
+                return now;
+            }
+            self.waiters().fetch_add(1, Ordering::SeqCst);
+            // Re-check after registering: a commit in between either sees the
+            // waiter and wakes it, or is seen here (SeqCst on both sides).
+            if self.word(OFF_COMMIT).load(Ordering::SeqCst) == seen {
+                futex_wait(self.generation_low(), seen as u32, left);
+            }
+            self.waiters().fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
     fn pid_word(&self) -> &AtomicU32 {
         // SAFETY: as in `word`: OFF_LOCK_PID is 4-aligned inside the header.
         unsafe { &*(self.map.as_ptr().add(OFF_LOCK_PID) as *const AtomicU32) }
@@ -387,8 +431,11 @@ impl MappedRegion {
             self.word(OFF_SIZE).store(size, Ordering::Release);
             // The commit point (Release: the data and words above are visible
             // to whoever sees the new generation).
-            self.word(OFF_COMMIT).fetch_add(1, Ordering::AcqRel);
+            self.word(OFF_COMMIT).fetch_add(1, Ordering::SeqCst);
             self.word(OFF_IN_TX).store(0, Ordering::Release);
+            if self.waiters().load(Ordering::SeqCst) > 0 {
+                futex_wake(self.generation_low());
+            }
             undo.offset = 0;
             undo.saved.clear();
             undo.header_saved = false;
@@ -659,6 +706,45 @@ impl ExternalMemory for MappedBytes {
         self.region.save_pages(offset, len);
     }
 }
+
+/// Sleeps while `word` holds `expected`, at most `timeout` (or returns at once).
+#[cfg(target_os = "linux")]
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `word` is a valid, aligned u32 in a shared mapping that outlives
+    // the call; FUTEX_WAIT (not private: other processes map it) only reads it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Wakes every process sleeping on `word`.
+#[cfg(target_os = "linux")]
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: as in `futex_wait`; FUTEX_WAKE does not touch the word.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn futex_wait(_word: &AtomicU32, _expected: u32, timeout: Duration) {
+    std::thread::sleep(timeout.min(Duration::from_micros(50)));
+}
+
+#[cfg(not(target_os = "linux"))]
+fn futex_wake(_word: &AtomicU32) {}
 
 /// Takes an exclusive `flock` on `file`, polling with a growing pause, for at
 /// most `timeout`.

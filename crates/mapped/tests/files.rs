@@ -347,3 +347,23 @@ fn stale_records_of_committed_transactions_are_never_replayed() {
     assert_eq!(next.commit_generation(), 2);
     next.unlock(None).unwrap();
 }
+
+#[test]
+fn a_waiter_sleeps_until_another_opener_commits() {
+    let (_root, ns) = namespace();
+    let writer = create(&ns, "a", 4096, 64);
+    let reader = ns.open_region("a").unwrap();
+    // Nothing published: the wait times out with the same generation.
+    let start = std::time::Instant::now();
+    assert_eq!(reader.wait_for_commit(0, Duration::from_millis(30)), 0);
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    let waiter = std::thread::spawn(move || {
+        let generation = reader.wait_for_commit(0, Duration::from_secs(10));
+        (generation, reader.data()[0])
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    writer.lock(WAIT).unwrap();
+    write(&writer, 0, b"Z");
+    writer.unlock(None).unwrap();
+    assert_eq!(waiter.join().unwrap(), (1, b'Z'));
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// use shm_evm::SharedMemoryExecutor;
 /// use shm_statetest::{run, RunnerOptions};
 /// let executor = SharedMemoryExecutor::new(shm_manager::SharedMemoryConfig::production())?;
-/// let report = run(&RunnerOptions::new(vec!["GeneralStateTests".into()]), &executor);
+/// let report = run(&RunnerOptions::new(["GeneralStateTests"]), &executor);
 /// # Ok::<(), shm_manager::ShmError>(())
 /// ```
 pub struct SharedMemoryExecutor {

@@ -243,11 +243,12 @@ impl MappedRegion {
     }
 
     /// Waits until the commit generation is no longer `seen` — another
-    /// process published — and returns it: spins briefly, then sleeps (a
+    /// process published — and returns it: spins a hundred times (under a
+    /// microsecond; spinning longer starves the writer on a busy machine), then sleeps (a
     /// futex on the shared header word, woken by the commit) for at most
     /// `timeout`; returns the unchanged generation when the time is up.
     pub fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
-        for _ in 0..2000 {
+        for _ in 0..100 {
             let now = self.commit_generation();
             if now != seen {
                 return now;

@@ -254,7 +254,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         };
                         if region.grow && end > region.bytes.len() as u64 {
                             let target = end.min(MAX_SIZE) as usize;
-                            if target > region.bytes.len() {
+                            // Growth only when the write then lands bytes.
+                            if target > region.bytes.len() && (offset as usize) < target {
                                 region.bytes.resize(target, 0);
                             }
                         }

@@ -249,6 +249,36 @@ pub(crate) struct Occupant {
 }
 
 impl Occupant {
+    /// A new, live region made from `spec` under `handle`.
+    pub(crate) fn new(
+        handle: RegionHandle,
+        spec: &crate::RegionSpec,
+        size: usize,
+        max_size: usize,
+        block: Block,
+    ) -> Self {
+        Self {
+            meta: RegionMeta {
+                handle,
+                name: spec.name.clone(),
+                owner: spec.owner,
+                permissions: spec.permissions,
+                options: spec.options,
+                size,
+                max_size,
+                grants: BTreeMap::new(),
+                mappings: BTreeMap::new(),
+                host_refs: 0,
+                created_at: SystemTime::now(),
+                dirty: false,
+            },
+            block,
+            pending_free: false,
+        }
+    }
+}
+
+impl Occupant {
     fn is_live(&self, handle: RegionHandle) -> bool {
         !self.pending_free && self.meta.handle == handle
     }

@@ -1,8 +1,8 @@
 //! The slot table: handles with generations, names, limits.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use shm_pool::{Block, BlockPool};
@@ -269,24 +269,7 @@ impl RegionRegistry {
         let generation = state.issued.checked_add(1).ok_or(too_many.clone())?;
         let handle = RegionHandle::new(position + 1, generation).ok_or(too_many)?;
         state.issued = generation;
-        state.occupant = Some(Occupant {
-            meta: RegionMeta {
-                handle,
-                name: spec.name.clone(),
-                owner: spec.owner,
-                permissions: spec.permissions,
-                options: spec.options,
-                size,
-                max_size,
-                grants: BTreeMap::new(),
-                mappings: BTreeMap::new(),
-                host_refs: 0,
-                created_at: SystemTime::now(),
-                dirty: false,
-            },
-            block,
-            pending_free: false,
-        });
+        state.occupant = Some(Occupant::new(handle, &spec, size, max_size, block));
         drop(state);
         slot.touch();
         if position == table.used {
@@ -378,24 +361,7 @@ impl RegionRegistry {
             return Err(unavailable);
         }
         state.issued = handle.generation();
-        state.occupant = Some(Occupant {
-            meta: RegionMeta {
-                handle,
-                name: spec.name.clone(),
-                owner: spec.owner,
-                permissions: spec.permissions,
-                options: spec.options,
-                size,
-                max_size,
-                grants: BTreeMap::new(),
-                mappings: BTreeMap::new(),
-                host_refs: 0,
-                created_at: SystemTime::now(),
-                dirty: false,
-            },
-            block,
-            pending_free: false,
-        });
+        state.occupant = Some(Occupant::new(handle, &spec, size, max_size, block));
         drop(state);
         slot.touch();
         if position >= table.used {

@@ -5,7 +5,7 @@
 
 use alloy_primitives::U256;
 use shm_manager::{
-    HaltCause, LockMode, RegionRequest, SharedMemoryConfig, SharedMemoryManager, TxId,
+    HaltCause, Intent, RegionRequest, SharedMemoryConfig, SharedMemoryManager, HOST_CONTEXT,
 };
 use shm_primitives::{RegionHandle, RegionOptions};
 use shm_tests::{words, Harness};
@@ -44,9 +44,7 @@ fn shared_counter(manager: &SharedMemoryManager) -> RegionHandle {
 
 fn counter_value(manager: &SharedMemoryManager, handle: RegionHandle) -> U256 {
     let mut buf = [0u8; 32];
-    // Straight from the registry: a host read would wait for the region's
-    // transaction lock, which some tests hold on purpose.
-    manager.registry().read(handle, 0, &mut buf).unwrap();
+    manager.read_region(handle, 0, &mut buf).unwrap();
     U256::from_be_bytes(buf)
 }
 
@@ -95,7 +93,7 @@ fn conflicting_transactions_serialise() {
         U256::from((THREADS * TXS) as u64 * STEPS)
     );
     assert!(
-        manager.locks().locked_regions().is_empty(),
+        manager.locked_regions().is_empty(),
         "every lock released at transaction end"
     );
 }
@@ -120,12 +118,11 @@ fn busy_region_halts_and_leaves_nothing_behind() {
     let handle = shared_counter(&manager);
     let before = manager.get_memory_stats().unwrap();
 
-    // Another transaction holds the region exclusively (taken through the same lock
-    // table the EVM uses, by a transaction id no EVM will ever get).
-    let other = TxId(1 << 62);
-    manager
-        .locks()
-        .acquire(handle, other, LockMode::Exclusive, Duration::ZERO)
+    // Another transaction holds the region exclusively (taken through the same
+    // transaction layer the EVM uses).
+    let mut other = manager.begin_transaction();
+    let held = other
+        .resolve(handle, HOST_CONTEXT, Intent::Write, None, Duration::ZERO)
         .unwrap();
 
     let mut chain = Harness::with_manager(Arc::clone(&manager));
@@ -140,15 +137,13 @@ fn busy_region_halts_and_leaves_nothing_behind() {
         "the region it made is gone again"
     );
     assert_eq!(after.total_bytes, before.total_bytes);
-    assert_eq!(
-        counter_value(&manager, handle),
-        U256::ZERO,
-        "the shared region is untouched"
-    );
+    let mut buf = [0u8; 32];
+    other.read(&held, 0, &mut buf).unwrap();
+    assert_eq!(buf, [0; 32], "the shared region is untouched");
     assert_eq!(manager.metrics_snapshot().halts.region_busy, 1);
 
     // Once the other transaction ends, the same transaction goes through.
-    manager.locks().release_transaction(other);
+    other.release();
     let out = chain.call(target, &input);
     assert!(out.is_success(), "{:?}", out.result);
     assert_eq!(counter_value(&manager, handle).to_be_bytes::<32>()[0], 0xaa);
@@ -185,7 +180,7 @@ fn two_threads_one_waits_too_long() {
     };
     // Wait until the holder's transaction has the lock.
     let mut waited = 0;
-    while !manager.locks().is_locked(handle) {
+    while !manager.locked_regions().contains(&handle) {
         thread::sleep(Duration::from_micros(200));
         waited += 1;
         assert!(waited < 50_000, "the holder never took the lock");
@@ -210,7 +205,7 @@ fn two_threads_one_waits_too_long() {
         let retry = chain.call(target, &words([handle.to_u256()]));
         assert!(retry.is_success());
     }
-    assert!(manager.locks().locked_regions().is_empty());
+    assert!(manager.locked_regions().is_empty());
 }
 
 /// Readers share: two transactions that only READ the same region run at the

@@ -13,9 +13,9 @@ use revm::{
     state::AccountInfo,
     Database, ExecuteEvm,
 };
-use shm_manager::{HaltCause, LockMode, SharedMemoryConfig, TxId};
+use shm_manager::{HaltCause, Intent, LockMode, SharedMemoryConfig, TxRegions};
 use shm_opcodes::ShmEvmBuilder;
-use shm_primitives::RegionHandle;
+use shm_primitives::{MapOptions, RegionHandle};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -326,14 +326,24 @@ fn region_offset_plus_size_at_or_above_2_pow_64_halts() {
 }
 
 /// A manager whose region 1 is held by a foreign transaction in `mode`.
-fn held_region(config: SharedMemoryConfig, mode: LockMode) -> (Harness, U256, TxId) {
+fn held_region(config: SharedMemoryConfig, mode: LockMode) -> (Harness, U256, TxRegions) {
     let mut h = Harness::new(config);
     let region = region_owned_by(&mut h, OWNER, 64, 0b1101);
-    let foreign = TxId(1 << 40);
+    let mut foreign = h.manager.begin_transaction();
     let handle = RegionHandle::from_u256(region).unwrap();
-    h.manager
-        .locks()
-        .acquire(handle, foreign, mode, Duration::ZERO)
+    let intent = match mode {
+        LockMode::Exclusive => Intent::Write,
+        LockMode::Shared => Intent::Read,
+    };
+    // With its own mapping, as a transaction that mapped it would hold it.
+    foreign
+        .resolve(
+            handle,
+            OWNER,
+            intent,
+            Some(MapOptions::empty()),
+            Duration::ZERO,
+        )
         .expect("the region is free");
     (h, region, foreign)
 }
@@ -350,7 +360,7 @@ fn a_region_held_exclusively_elsewhere_halts_busy_after_the_lock_wait() {
         assert_halt(&out, HaltCause::RegionBusy);
     }
     // Released: the same operations go through.
-    h.manager.locks().release_transaction(foreign);
+    foreign.release();
     let out = run(
         &mut h,
         &(read(&arg(0), 0, 32, 0) + "STOP"),
@@ -363,7 +373,7 @@ fn a_region_held_exclusively_elsewhere_halts_busy_after_the_lock_wait() {
 fn a_shared_hold_elsewhere_lets_reads_through_and_stops_writes() {
     let mut config = SharedMemoryConfig::development();
     config.lock_wait = Duration::from_millis(10);
-    let (mut h, region, _) = held_region(config, LockMode::Shared);
+    let (mut h, region, _foreign) = held_region(config, LockMode::Shared);
     for code in [read(&arg(0), 0, 32, 0), map(&arg(0), 0)] {
         assert_ok(&run(&mut h, &(code + "STOP"), &arg_word(region)));
     }
@@ -457,7 +467,10 @@ fn a_transaction_on_another_thread_holds_its_region_until_it_ends() {
             .gas_price(0)
             .build()
             .unwrap();
-        evm.transact(tx).unwrap().result
+        let result = evm.transact(tx).unwrap().result;
+        // The state is kept: the region effects are published with it.
+        evm.ctx.journaled_state.hook_mut().publish();
+        result
     });
 
     reached.recv().expect("the writer reached the gate");
@@ -498,10 +511,9 @@ fn a_waiter_gets_the_region_when_the_holder_lets_go_within_the_wait() {
     let mut config = SharedMemoryConfig::development();
     config.lock_wait = Duration::from_secs(10);
     let (mut h, region, foreign) = held_region(config, LockMode::Exclusive);
-    let manager = h.manager.clone();
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));
-        manager.locks().release_transaction(foreign)
+        foreign.release()
     });
     let out = run(
         &mut h,
@@ -594,7 +606,7 @@ fn permission_is_checked_before_offsets() {
 fn the_lock_is_taken_before_the_mapping_is_checked() {
     let mut config = SharedMemoryConfig::production();
     config.lock_wait = Duration::from_millis(5);
-    let (mut h, region, _) = held_region(config, LockMode::Exclusive);
+    let (mut h, region, _foreign) = held_region(config, LockMode::Exclusive);
     // No mapping either, but the region's lock comes first (docs/opcodes.md).
     let out = run(
         &mut h,

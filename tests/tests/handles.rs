@@ -120,6 +120,12 @@ impl Model {
         if self.live() >= max_regions {
             return None;
         }
+        let persistent_live = (0..self.occupied.len())
+            .filter(|&i| self.occupied[i] && self.persistent[i])
+            .count();
+        if persistent && persistent_live >= MAX_PERSISTENT {
+            return None;
+        }
         let slot = match self.occupied.iter().position(|&o| !o) {
             Some(slot) => slot,
             None => {
@@ -140,6 +146,7 @@ impl Model {
 }
 
 const MAX_REGIONS: usize = 6;
+const MAX_PERSISTENT: usize = 4;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
@@ -150,6 +157,7 @@ proptest! {
     ) {
         let mut config = SharedMemoryConfig::testing();
         config.max_regions = MAX_REGIONS;
+        config.max_persistent_regions = MAX_PERSISTENT;
         let mut h = Harness::new(config);
         h.deploy_asm_at(CHILD, &(alloc(64, 0) + "PUSH 0 MSTORE PUSH 32 PUSH 0 REVERT"));
         let mut model = Model::default();

@@ -934,6 +934,7 @@ struct Rules {
     basic: bool,
     cow: bool,
     max_regions: usize,
+    max_persistent_regions: usize,
     max_region_size: u64,
 }
 
@@ -947,6 +948,7 @@ impl Rules {
             basic: config.security_level == SecurityLevel::Basic,
             cow: config.enable_cow,
             max_regions: config.max_regions,
+            max_persistent_regions: config.max_persistent_regions,
             max_region_size: config.max_region_size,
         }
     }
@@ -995,6 +997,8 @@ struct ModelState {
     mappings: BTreeMap<(u32, usize), u8>,
     /// Private copy-on-write pages, per (region, context).
     private: BTreeMap<(u32, usize), BTreeMap<u64, Vec<u8>>>,
+    /// §8's `P`: page buffers charged (saves and faults).
+    pages: u64,
 }
 
 /// A page journalled in a frame: region, page, and the context for a private page.
@@ -1033,6 +1037,13 @@ fn evm_memory_cost(words: u64) -> u64 {
 
 fn words(bytes: u64) -> u64 {
     bytes.div_ceil(32)
+}
+
+/// §8 (as changed by issue "sound gas"): `g(P + n) − g(P)`, with
+/// `g(P) = 200·P + P²/16`.
+fn pages_cost(held: u64, n: u64) -> u64 {
+    let g = |p: u64| 200 * p + p * p / 16;
+    g(held + n) - g(held)
 }
 
 /// §8: `f(W + added) − f(W)`, plus 20,000 per word when persistent.
@@ -1129,6 +1140,7 @@ impl Model {
             .retain(|_, region| region.persistent && !region.pending_free);
         self.state.warm.clear();
         self.state.words = 0;
+        self.state.pages = 0;
         self.state.mappings.clear();
         self.state.private.clear();
         ended
@@ -1316,13 +1328,18 @@ impl Model {
                     }
                     _ => 0,
                 };
-                let full = self.state.regions.len() >= self.rules.max_regions;
+                let persistent = flags & 1 != 0;
+                // Spec §4: persistent regions leave the rest of the slots to
+                // transaction-scoped ones.
+                let persistent_full = persistent
+                    && self.state.regions.values().filter(|r| r.persistent).count()
+                        >= self.rules.max_persistent_regions;
+                let full = self.state.regions.len() >= self.rules.max_regions || persistent_full;
                 self.region_limit_hits += usize::from(size > 0 && full);
                 if size == 0 || full {
                     run.table[*slot] = Val::Zero;
                     return op(Outcome::Alloc(None), OVERHEAD_ALLOC + 200);
                 }
-                let persistent = flags & 1 != 0;
                 let added = words(size);
                 let gas = 200 + growth_cost(self.state.words, added, persistent);
                 let id = self.next_id;
@@ -1458,7 +1475,8 @@ impl Model {
                                 || !self.has_private(id, ctx, p)
                         })
                         .count() as u64;
-                    gas += 200 * charged;
+                    gas += pages_cost(self.state.pages, charged);
+                    self.state.pages += charged;
                     gas += run.expand(abs, len as usize);
                     let data = run.mem[abs - run.base..abs - run.base + len as usize].to_vec();
                     for &p in &pages {
@@ -1495,7 +1513,8 @@ impl Model {
                     .iter()
                     .filter(|&&p| !run.saved.contains(&(id, p, None)))
                     .count() as u64;
-                gas += 200 * charged;
+                gas += pages_cost(self.state.pages, charged);
+                self.state.pages += charged;
                 if let Some((_, added)) = growth {
                     gas += growth_cost(self.state.words, added, region.persistent);
                 }
@@ -1838,11 +1857,12 @@ impl Checker {
     /// After a transaction: the registry holds exactly the model's regions, with
     /// their bytes; every other handle seen is dead.
     fn host(&self, harness: &Harness, model: &Model, path: &str) -> Result<(), String> {
-        let registry = harness.manager.registry();
-        if registry.len() != model.state.regions.len() {
+        let manager = &harness.manager;
+        let live = manager.list_regions().map_err(|e| format!("{path}: {e}"))?;
+        if live.len() != model.state.regions.len() {
             return Err(format!(
                 "{path}: {} regions in the registry, model {}",
-                registry.len(),
+                live.len(),
                 model.state.regions.len()
             ));
         }
@@ -1852,19 +1872,20 @@ impl Checker {
                 .get(id)
                 .ok_or_else(|| format!("{path}: live model region {id} never seen"))?;
             let handle = RegionHandle::from_u256(*word).expect("checked when bound");
-            let guard = registry
-                .lock_read(handle)
-                .map_err(|e| format!("{path}: region {id} ({handle}): {e}"))?;
-            if guard.size() != region.size {
+            let size = manager
+                .region_info(handle)
+                .map_err(|e| format!("{path}: region {id} ({handle}): {e}"))?
+                .meta
+                .size();
+            if size != region.size {
                 return Err(format!(
-                    "{path}: region {id} has {} bytes, model {}",
-                    guard.size(),
+                    "{path}: region {id} has {size} bytes, model {}",
                     region.size
                 ));
             }
             let mut bytes = vec![0u8; region.size as usize];
-            guard
-                .read(0, &mut bytes)
+            manager
+                .read_region(handle, 0, &mut bytes)
                 .map_err(|e| format!("{path}: {e}"))?;
             let data = &region.data[..region.data.len().min(bytes.len())];
             let differs =
@@ -1882,7 +1903,7 @@ impl Checker {
         }
         for (id, word) in &self.handles {
             let handle = RegionHandle::from_u256(*word).expect("checked when bound");
-            if !model.state.regions.contains_key(id) && registry.check(handle).is_ok() {
+            if !model.state.regions.contains_key(id) && manager.region_info(handle).is_ok() {
                 return Err(format!("{path}: region {id} ({handle}) should be gone"));
             }
         }
@@ -1898,6 +1919,7 @@ impl Checker {
 fn testing_config() -> SharedMemoryConfig {
     SharedMemoryConfig {
         max_regions: 6,
+        max_persistent_regions: 4,
         pool_blocks: [64, 64, 64, 2],
         ..SharedMemoryConfig::testing()
     }
@@ -1907,6 +1929,7 @@ fn testing_config() -> SharedMemoryConfig {
 fn development_config() -> SharedMemoryConfig {
     SharedMemoryConfig {
         max_regions: 6,
+        max_persistent_regions: 4,
         pool_blocks: [64, 64, 64, 2],
         ..SharedMemoryConfig::development()
     }

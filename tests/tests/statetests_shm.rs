@@ -36,7 +36,7 @@ fn general_state_tests_pass_with_shared_memory_on() {
     // Nothing leaked: every transaction-scoped region is gone, every lock released.
     let stats = executor.manager().get_memory_stats().unwrap();
     assert_eq!(stats.active_regions, 0);
-    assert!(executor.manager().locks().locked_regions().is_empty());
+    assert!(executor.manager().locked_regions().is_empty());
 }
 
 #[test]

@@ -42,9 +42,10 @@
 //! # Ok::<(), shm_region::RegionError>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
-use shm_primitives::{AccessKind, ContextId, Permissions, RegionHandle, SecurityLevel};
-use shm_region::{MappingInfo, RegionMeta};
+use shm_primitives::{AccessKind, ContextId, MapOptions, Permissions, RegionHandle, SecurityLevel};
+use shm_region::RegionMeta;
 
 /// Why an access was refused. Every variant names the context that was refused
 /// and the region it asked for.
@@ -177,7 +178,13 @@ pub fn check_access(
     context: ContextId,
     kind: AccessKind,
 ) -> Result<(), AccessDenied> {
-    check_access_with_mapping(level, meta, context, kind, meta.mapping(context))
+    check_access_with_mapping(
+        level,
+        meta,
+        context,
+        kind,
+        meta.mapping(context).map(|m| m.options),
+    )
 }
 
 /// As [`check_access`], with the context's mapping given by the caller instead of
@@ -192,7 +199,7 @@ pub fn check_access_with_mapping(
     meta: &RegionMeta,
     context: ContextId,
     kind: AccessKind,
-    mapping: Option<&MappingInfo>,
+    mapping: Option<MapOptions>,
 ) -> Result<(), AccessDenied> {
     let result = decide(level, meta, context, kind, mapping);
     if let Err(denied) = &result {
@@ -230,7 +237,7 @@ fn decide(
     meta: &RegionMeta,
     context: ContextId,
     kind: AccessKind,
-    mapping: Option<&MappingInfo>,
+    mapping: Option<MapOptions>,
 ) -> Result<(), AccessDenied> {
     let handle = meta.handle();
     if level == SecurityLevel::None {
@@ -251,7 +258,7 @@ fn decide(
                 if !rights.contains(Permissions::WRITE) {
                     return Err(AccessDenied::NoWritePermission { context, handle });
                 }
-                if mapping.is_some_and(|m| m.is_read_only()) {
+                if mapping.is_some_and(|m| m.read_only()) {
                     return Err(AccessDenied::ReadOnlyMapping { context, handle });
                 }
             }

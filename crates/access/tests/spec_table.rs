@@ -154,17 +154,15 @@ fn with_scenario<T>(
     match role {
         Granted => {
             registry
-                .grant(
-                    handle,
-                    asker,
-                    Grant::new(Permissions::read_write()).with_free(),
-                )
-                .expect("grant");
+                .lock_write(handle)
+                .expect("lock")
+                .grant(asker, Grant::new(Permissions::read_write()).with_free());
         }
         GrantedRead => {
             registry
-                .grant(handle, asker, Grant::new(Permissions::read_only()))
-                .expect("grant");
+                .lock_write(handle)
+                .expect("lock")
+                .grant(asker, Grant::new(Permissions::read_only()));
         }
         _ => {}
     }
@@ -172,13 +170,15 @@ fn with_scenario<T>(
         Mapping::Unmapped => {}
         Mapping::ReadWrite => {
             registry
-                .map(handle, asker, MapOptions::empty())
-                .expect("map");
+                .lock_write(handle)
+                .expect("lock")
+                .map(asker, MapOptions::empty());
         }
         Mapping::ReadOnly => {
             registry
-                .map(handle, asker, MapOptions::READ_ONLY)
-                .expect("map");
+                .lock_write(handle)
+                .expect("lock")
+                .map(asker, MapOptions::READ_ONLY);
         }
     }
     let guard = registry.lock_read(handle).expect("lock");
@@ -248,8 +248,9 @@ fn owner_rights_come_from_its_base_permissions() {
         .create(RegionSpec::new(64, OWNER).permissions(Permissions::read_only()))
         .expect("create");
     registry
-        .map(handle, OWNER, MapOptions::empty())
-        .expect("map");
+        .lock_write(handle)
+        .expect("lock")
+        .map(OWNER, MapOptions::empty());
     let guard = registry.lock_read(handle).expect("lock");
     for level in [SecurityLevel::Basic, SecurityLevel::Strict] {
         assert_eq!(
@@ -275,14 +276,15 @@ fn revoking_a_grant_takes_the_rights_away() {
     let registry = registry();
     let handle = registry.create(RegionSpec::new(64, OWNER)).expect("create");
     registry
-        .grant(handle, STRANGER, Grant::new(Permissions::read_write()))
-        .expect("grant");
+        .lock_write(handle)
+        .expect("lock")
+        .grant(STRANGER, Grant::new(Permissions::read_write()));
     let check = |kind| {
         let guard = registry.lock_read(handle).expect("lock");
         check_access(SecurityLevel::Basic, guard.meta(), STRANGER, kind)
     };
     assert_eq!(check(AccessKind::Write), Ok(()));
-    registry.revoke(handle, STRANGER).expect("revoke");
+    registry.lock_write(handle).expect("lock").revoke(STRANGER);
     assert_eq!(
         check(AccessKind::Write),
         Err(AccessDenied::NoWritePermission {

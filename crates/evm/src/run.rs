@@ -321,12 +321,24 @@ pub fn execute_shared(
             (out, journal, session)
         }
     };
+    // `evm run` keeps the transaction's state, so its region effects are
+    // published too: committing through the session's database wrapper does
+    // both (a rejected transaction changed nothing to publish).
+    let mut db = journal.database;
+    let out = out?;
+    db.commit(out.state.clone());
     let report = ShmReport {
         last_halt: session.last_halt(),
         stats: manager.get_memory_stats()?,
         metrics: manager.metrics_snapshot(),
     };
-    finish(journal.database, out, Some(report))
+    drop(session);
+    Ok(RunOutcome {
+        result: out.result,
+        state: out.state,
+        db: db.into_inner(),
+        shared_memory: Some(report),
+    })
 }
 
 fn finish(

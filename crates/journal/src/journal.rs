@@ -1,9 +1,13 @@
-use shm_primitives::{ContextId, MapOptions, RegionHandle, PAGE_SIZE};
-use shm_region::{RegionError, RegionRegistry, WriteOutcome};
+//! One transaction's log of shared-memory effects, and its undo.
+
 use std::collections::{HashMap, HashSet};
 
-/// One 4 KiB page of bytes.
-pub type Page = [u8; PAGE_SIZE];
+use shm_primitives::{ContextId, MapOptions, RegionHandle, WritePlan, PAGE_SIZE};
+
+use crate::frames::Frames;
+use crate::pending::{PendingEffects, PendingEntry};
+use crate::private::{PrivatePages, PrivateViews};
+use crate::{Page, RegionOps};
 
 /// Names a page that the journal can save: a page of a region's live bytes, or a
 /// context's private copy-on-write copy of it.
@@ -41,22 +45,27 @@ enum Before {
     Bytes(Box<Page>),
     /// A private page that did not exist yet (a copy-on-write fault): undo drops it.
     Absent,
-    /// Superseded by an older save of an enclosing frame after a commit.
-    Redundant,
 }
 
 enum Entry {
-    Created(RegionHandle, u64),
+    Created {
+        handle: RegionHandle,
+        size: u64,
+        persistent: bool,
+    },
     FreeBegun(RegionHandle, u64),
     Mapped {
         handle: RegionHandle,
         context: ContextId,
         previous: Option<MapOptions>,
-        dropped: HashMap<u64, Box<Page>>,
+        dropped: Option<PrivatePages>,
     },
     Page {
         key: PageKey,
         before: Before,
+        /// The save of this page that was the latest before this one (its
+        /// frame tag), restored when this one is undone.
+        previous_tag: Option<u32>,
     },
     Resized {
         handle: RegionHandle,
@@ -66,15 +75,23 @@ enum Entry {
     Words(u64),
 }
 
-/// What the end of a transaction left for the caller to settle.
+/// What [`TxJournal::revert`] undid that a cache of resolved handles must
+/// forget: regions created, freed, mapped, warmed or resized in the frame.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reverted {
+    /// Regions (and sizes) whose creation was undone.
+    pub undone: Vec<(RegionHandle, u64)>,
+    /// Regions whose state other than bytes changed back (free, mapping,
+    /// warmth, size, creation).
+    pub touched: Vec<RegionHandle>,
+}
+
+/// What the end of a transaction left for the caller to settle.
+#[derive(Debug, Default)]
 pub struct TxEnd {
-    /// Regions (and their sizes at creation) the transaction created that are
-    /// still alive: the caller frees the transaction-scoped ones and keeps the
-    /// persistent ones.
-    pub created: Vec<(RegionHandle, u64)>,
-    /// Regions (and sizes) whose free became final at this transaction end.
-    pub freed: Vec<(RegionHandle, u64)>,
+    /// Transaction-scoped regions (and sizes at creation) the transaction
+    /// created and did not free: the caller frees them now (spec §4).
+    pub scoped: Vec<(RegionHandle, u64)>,
     /// Regions (and sizes) whose creation a failed transaction undid.
     pub undone: Vec<(RegionHandle, u64)>,
     /// Private copy-on-write pages dropped.
@@ -87,27 +104,35 @@ pub struct TxEnd {
 /// opens a frame checkpoint and [`commit`](Self::commit) or
 /// [`revert`](Self::revert) when revm settles it, and
 /// [`end_transaction`](Self::end_transaction) once per transaction.
+///
+/// The journal does no region work itself: undoing goes through a
+/// [`RegionOps`], and writes report the pages they are about to change
+/// through [`save_page`](Self::save_page).
 #[derive(Default)]
 pub struct TxJournal {
     entries: Vec<Entry>,
-    /// `entries.len()` when each open checkpoint was taken.
-    checkpoints: Vec<usize>,
-    /// For each saved page, the depths of the frames that hold a save of it,
-    /// innermost last.
-    saved: HashMap<PageKey, Vec<u32>>,
+    frames: Frames,
+    /// The frame tag of the latest save of each page (older saves are linked
+    /// through the entries' `previous_tag`).
+    saved: HashMap<PageKey, u32>,
     warm: HashSet<RegionHandle>,
     /// Mappings made by bytecode in this transaction (they end with it).
     mappings: HashMap<(RegionHandle, ContextId), MapOptions>,
-    /// Private copy-on-write pages per mapping.
-    private: HashMap<(RegionHandle, ContextId), HashMap<u64, Box<Page>>>,
+    private: PrivateViews,
     /// Words of region memory allocated by this transaction (spec §8's `W`).
     words: u64,
+    /// Page buffers charged to this transaction (the `P` of the page price):
+    /// restored on revert to its value at the checkpoint.
+    pages: u64,
+    /// Moves on every checkpoint opened or settled: equal epochs mean the
+    /// same innermost frame with nothing of it undone.
+    epoch: u64,
 }
 
 impl TxJournal {
     /// Open checkpoints.
     pub fn depth(&self) -> usize {
-        self.checkpoints.len()
+        self.frames.depth()
     }
 
     /// Whether nothing has been recorded since the last transaction end.
@@ -119,61 +144,58 @@ impl TxJournal {
     }
 
     /// Opens a checkpoint. O(1).
+    #[inline]
     pub fn checkpoint(&mut self) {
-        self.checkpoints.push(self.entries.len());
+        self.epoch += 1;
+        self.frames.push(self.entries.len(), self.pages);
     }
 
-    /// Commits the innermost checkpoint into its parent. O(entries of the frame).
+    /// Changes whenever a checkpoint is opened, committed or reverted (and at
+    /// transaction end): a caller that knows a page was saved at one epoch
+    /// knows it is still saved in the current frame while the epoch stands.
+    #[inline]
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Commits the innermost checkpoint into its parent. O(1): pages the frame
+    /// saved now count as saved by the parent without being walked.
+    #[inline]
     pub fn commit(&mut self) {
-        let depth = self.checkpoints.len() as u32;
-        let Some(start) = self.checkpoints.pop() else {
+        self.epoch += 1;
+        if self.frames.commit().is_none() {
             tracing::error!(target: "shm::journal", "commit without an open checkpoint");
-            return;
-        };
-        let parent = depth.saturating_sub(1);
-        for entry in &mut self.entries[start..] {
-            let Entry::Page { key, before } = entry else {
-                continue;
-            };
-            if matches!(before, Before::Redundant) {
-                continue;
-            }
-            let Some(stack) = self.saved.get_mut(key) else {
-                continue;
-            };
-            let n = stack.len();
-            if n >= 2 && stack[n - 2] == parent {
-                // The parent saved this page before the child did: its older copy is
-                // the one a revert of the parent needs.
-                stack.pop();
-                *before = Before::Redundant;
-            } else if let Some(top) = stack.last_mut() {
-                *top = parent;
-            }
         }
     }
 
-    /// Reverts the innermost checkpoint: undoes every effect recorded since it was
-    /// opened, newest first. O(entries of the frame). Returns the regions (and
-    /// sizes) whose creation was undone, for the caller's metrics.
-    pub fn revert(&mut self, registry: &RegionRegistry) -> Vec<(RegionHandle, u64)> {
-        let Some(start) = self.checkpoints.pop() else {
+    /// Reverts the innermost checkpoint: undoes every effect recorded since it
+    /// was opened, newest first. O(entries of the frame and of its committed
+    /// children).
+    pub fn revert(&mut self, undo: &mut dyn RegionOps) -> Reverted {
+        self.epoch += 1;
+        let Some(frame) = self.frames.pop() else {
             tracing::error!(target: "shm::journal", "revert without an open checkpoint");
-            return Vec::new();
+            return Reverted::default();
         };
-        self.undo_from(start, registry)
+        // Every page buffer charged in the frame is freed by its undo.
+        self.pages = frame.pages;
+        self.undo_from(frame.start, undo)
     }
 
-    fn undo_from(&mut self, start: usize, registry: &RegionRegistry) -> Vec<(RegionHandle, u64)> {
-        let mut undone = Vec::new();
-        let entries: Vec<Entry> = self.entries.drain(start..).collect();
-        for entry in entries.into_iter().rev() {
-            let result = match entry {
-                Entry::Created(handle, size) => {
-                    undone.push((handle, size));
-                    registry.free(handle)
+    fn undo_from(&mut self, start: usize, undo: &mut dyn RegionOps) -> Reverted {
+        let mut reverted = Reverted::default();
+        let mut entries = self.entries.split_off(start);
+        while let Some(entry) = entries.pop() {
+            match entry {
+                Entry::Created { handle, size, .. } => {
+                    undo.free_created(handle, size);
+                    reverted.undone.push((handle, size));
+                    reverted.touched.push(handle);
                 }
-                Entry::FreeBegun(handle, _) => registry.cancel_free(handle),
+                Entry::FreeBegun(handle, _) => {
+                    undo.cancel_free(handle);
+                    reverted.touched.push(handle);
+                }
                 Entry::Mapped {
                     handle,
                     context,
@@ -184,137 +206,153 @@ impl TxJournal {
                         Some(options) => self.mappings.insert((handle, context), options),
                         None => self.mappings.remove(&(handle, context)),
                     };
-                    if dropped.is_empty() {
-                        self.private.remove(&(handle, context));
-                    } else {
-                        self.private.insert((handle, context), dropped);
+                    self.private.take(handle, context);
+                    if let Some(view) = dropped {
+                        self.private.put(handle, context, view);
                     }
-                    Ok(())
+                    reverted.touched.push(handle);
                 }
-                Entry::Page { key, before } => {
-                    if matches!(before, Before::Redundant) {
-                        continue;
-                    }
-                    if let Some(stack) = self.saved.get_mut(&key) {
-                        stack.pop();
-                        if stack.is_empty() {
-                            self.saved.remove(&key);
+                Entry::Page {
+                    key,
+                    before,
+                    previous_tag,
+                } => {
+                    match previous_tag {
+                        Some(tag) => self.saved.insert(key, tag),
+                        None => self.saved.remove(&key),
+                    };
+                    match (key.private, before) {
+                        (None, Before::Bytes(bytes)) => {
+                            undo.restore_page(key.handle, key.page, &bytes)
                         }
+                        (Some(context), Before::Bytes(bytes)) => {
+                            self.private.insert(key.handle, context, key.page, bytes)
+                        }
+                        (Some(context), Before::Absent) => {
+                            self.private.remove(key.handle, context, key.page)
+                        }
+                        (None, Before::Absent) => {}
                     }
-                    self.restore(registry, key, before)
                 }
                 Entry::Resized { handle, old_size } => {
-                    registry.set_size(handle, old_size).map(|_| ())
+                    undo.set_size(handle, old_size);
+                    reverted.touched.push(handle);
                 }
                 Entry::Warmed(handle) => {
                     self.warm.remove(&handle);
-                    Ok(())
+                    reverted.touched.push(handle);
                 }
-                Entry::Words(words) => {
-                    self.words -= words;
-                    Ok(())
-                }
-            };
-            if let Err(error) = result {
-                // Cannot happen while the transaction holds its region locks; logged
-                // rather than panicking so a host bug never takes the node down.
-                tracing::error!(target: "shm::journal", %error, "undo failed");
+                Entry::Words(words) => self.words -= words,
             }
         }
-        undone
-    }
-
-    fn restore(
-        &mut self,
-        registry: &RegionRegistry,
-        key: PageKey,
-        before: Before,
-    ) -> Result<(), RegionError> {
-        match (key.private, before) {
-            (None, Before::Bytes(bytes)) => registry
-                .restore_page(key.handle, key.page, &bytes)
-                .map(|_| ()),
-            (Some(context), Before::Bytes(bytes)) => {
-                self.private
-                    .entry((key.handle, context))
-                    .or_default()
-                    .insert(key.page, bytes);
-                Ok(())
-            }
-            (Some(context), Before::Absent) => {
-                if let Some(pages) = self.private.get_mut(&(key.handle, context)) {
-                    pages.remove(&key.page);
-                    if pages.is_empty() {
-                        self.private.remove(&(key.handle, context));
-                    }
-                }
-                Ok(())
-            }
-            (None, _) | (_, Before::Redundant) => Ok(()),
-        }
+        reverted
     }
 
     /// Ends the transaction. A failed transaction (`committed == false`) first
-    /// undoes everything. Frees that bytecode began become final; mappings, private
-    /// pages, the warm set and `W` are dropped. Regions the transaction created and
-    /// did not free are returned for the caller to settle.
-    pub fn end_transaction(&mut self, registry: &RegionRegistry, committed: bool) -> TxEnd {
-        if !self.checkpoints.is_empty() {
-            tracing::error!(target: "shm::journal", open = self.checkpoints.len(), "transaction ended with open checkpoints");
+    /// undoes everything. What outlives the transaction and waits for the
+    /// embedder's decision (frees, saved pages and growth of regions that
+    /// outlive it, persistent creations) moves into `pending`; mappings,
+    /// private pages, the warm set, `W` and `P` are dropped. Transaction-scoped
+    /// regions it created are returned for the caller to free.
+    pub fn end_transaction(
+        &mut self,
+        committed: bool,
+        undo: &mut dyn RegionOps,
+        pending: &mut PendingEffects,
+    ) -> TxEnd {
+        if self.frames.depth() > 0 {
+            tracing::error!(target: "shm::journal", open = self.frames.depth(), "transaction ended with open checkpoints");
         }
-        self.checkpoints.clear();
-        let undone = if committed {
-            Vec::new()
-        } else {
-            self.undo_from(0, registry)
-        };
+        self.frames.clear();
+        self.epoch += 1;
         let mut end = TxEnd {
-            cow_pages_dropped: self.private.values().map(HashMap::len).sum(),
-            undone,
+            cow_pages_dropped: self.private.pages(),
             ..TxEnd::default()
         };
-        let mut freed = HashSet::new();
-        for entry in &self.entries {
-            if let Entry::FreeBegun(handle, size) = entry {
-                if let Err(error) = registry.finish_free(*handle) {
-                    tracing::error!(target: "shm::journal", %error, "final free failed");
+        if !committed {
+            end.undone = self.undo_from(0, undo).undone;
+        }
+        let scoped: HashSet<RegionHandle> = self
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Created {
+                    handle,
+                    persistent: false,
+                    ..
+                } => Some(*handle),
+                _ => None,
+            })
+            .collect();
+        let mut freed: HashSet<RegionHandle> = HashSet::new();
+        for entry in self.entries.drain(..) {
+            match entry {
+                Entry::Created {
+                    handle,
+                    size,
+                    persistent,
+                } => {
+                    if persistent {
+                        pending.entries.push(PendingEntry::Created(handle, size));
+                    } else {
+                        end.scoped.push((handle, size));
+                    }
                 }
-                freed.insert(*handle);
-                end.freed.push((*handle, *size));
+                Entry::FreeBegun(handle, size) => {
+                    if scoped.contains(&handle) {
+                        // Freed by its own transaction: the free is final now.
+                        freed.insert(handle);
+                        undo.finish_free(handle);
+                    } else {
+                        pending.entries.push(PendingEntry::FreeBegun(handle, size));
+                    }
+                }
+                Entry::Page {
+                    key:
+                        PageKey {
+                            handle,
+                            page,
+                            private: None,
+                        },
+                    before: Before::Bytes(bytes),
+                    ..
+                } if !scoped.contains(&handle) => {
+                    pending
+                        .entries
+                        .push(PendingEntry::Page(handle, page, bytes));
+                }
+                Entry::Resized { handle, old_size } if !scoped.contains(&handle) => {
+                    pending
+                        .entries
+                        .push(PendingEntry::Resized(handle, old_size));
+                }
+                _ => {}
             }
         }
-        for entry in &self.entries {
-            if let Entry::Created(handle, size) = entry {
-                if !freed.contains(handle) {
-                    end.created.push((*handle, *size));
-                }
-            }
-        }
-        self.entries.clear();
+        end.scoped.retain(|(handle, _)| !freed.contains(handle));
         self.saved.clear();
         self.warm.clear();
         self.mappings.clear();
         self.private.clear();
         self.words = 0;
+        self.pages = 0;
         end
     }
 
     /// Records a region of `size` bytes this transaction created.
-    pub fn record_created(&mut self, handle: RegionHandle, size: u64) {
-        self.entries.push(Entry::Created(handle, size));
+    pub fn record_created(&mut self, handle: RegionHandle, size: u64, persistent: bool) {
+        self.entries.push(Entry::Created {
+            handle,
+            size,
+            persistent,
+        });
     }
 
-    /// Begins a free that only becomes final at transaction end (so a revert can
-    /// still bring the region back, bytes intact).
-    pub fn begin_free(
-        &mut self,
-        registry: &RegionRegistry,
-        handle: RegionHandle,
-    ) -> Result<(), RegionError> {
-        let size = registry.lock_read(handle)?.size();
-        registry.begin_free(handle)?;
+    /// Records a free that only becomes final when the transaction's effects
+    /// are published (so a revert, or the embedder dropping the transaction,
+    /// can still bring the region back, bytes intact).
+    pub fn record_free(&mut self, handle: RegionHandle, size: u64) {
         self.entries.push(Entry::FreeBegun(handle, size));
-        Ok(())
     }
 
     /// Marks `handle` warm; returns whether it was cold (EIP-2929 style, journalled).
@@ -344,144 +382,134 @@ impl TxJournal {
         self.words
     }
 
+    /// Page buffers charged to this transaction and not freed by a revert:
+    /// saved copies and private copy-on-write pages (the `P` of the page
+    /// price, spec §8's bound on host memory). Every buffer the journal holds
+    /// was charged once, so it holds at most this many.
+    pub fn pages_held(&self) -> u64 {
+        self.pages
+    }
+
+    /// Charges `pages` more page buffers (what a write about to save or fault
+    /// them was priced for). A revert of the frame takes them back.
+    pub fn charge_pages(&mut self, pages: u64) {
+        self.pages = self.pages.saturating_add(pages);
+    }
+
     /// The mapping bytecode made for `context` in this transaction.
     pub fn mapping(&self, handle: RegionHandle, context: ContextId) -> Option<MapOptions> {
         self.mappings.get(&(handle, context)).copied()
     }
 
     /// Maps (or remaps) `handle` for `context`; a remap drops the old mapping's
-    /// private pages (kept in the journal so a revert restores them).
-    pub fn map(&mut self, handle: RegionHandle, context: ContextId, options: MapOptions) {
+    /// private pages (kept in the journal so a revert restores them). Returns
+    /// how many private pages the remap dropped.
+    pub fn map(&mut self, handle: RegionHandle, context: ContextId, options: MapOptions) -> usize {
         let previous = self.mappings.insert((handle, context), options);
-        let dropped = self.private.remove(&(handle, context)).unwrap_or_default();
+        let dropped = self.private.take(handle, context);
+        let count = dropped.as_ref().map_or(0, |view| view.len());
         self.entries.push(Entry::Mapped {
             handle,
             context,
             previous,
             dropped,
         });
+        count
     }
 
     /// Whether `key` was saved in the current frame (or by a committed child of it).
-    pub fn saved_in_frame(&self, key: PageKey) -> bool {
-        let depth = self.checkpoints.len() as u32;
-        self.saved.get(&key).and_then(|stack| stack.last()) == Some(&depth)
+    pub fn saved_in_frame(&mut self, key: PageKey) -> bool {
+        match self.saved.get(&key) {
+            Some(&tag) => self.frames.is_current(tag),
+            None => false,
+        }
     }
 
-    /// Pages of `[offset, offset + len)` clipped to `size` that are not yet saved in
-    /// this frame: what the first write would save (and what gas charges for).
+    /// Pages a write of `plan` would save (or, through `context`'s
+    /// copy-on-write view when `private` is set, fault): what gas charges for.
     ///
-    /// For a context's private pages (`private: Some(context)`), also the pages it
-    /// holds no private copy of although one was saved in this frame (a remap
-    /// dropped it): the write faults them again, and a fault is charged as a save
-    /// is. Each page counts once.
+    /// A private page counts when it was not saved in this frame, or when the
+    /// context holds no private copy of it although one was saved in this
+    /// frame (a remap dropped it: the write faults it again). Each page
+    /// counts once.
     pub fn unsaved_pages(
-        &self,
+        &mut self,
         handle: RegionHandle,
         private: Option<ContextId>,
-        offset: u64,
-        len: u64,
-        size: u64,
+        plan: &WritePlan,
     ) -> u64 {
-        let end = offset.saturating_add(len).min(size);
-        if offset >= end {
+        let Some((first, last)) = plan.existing_pages() else {
             return 0;
+        };
+        let mut count = 0;
+        for page in first..=last {
+            let key = PageKey {
+                handle,
+                page,
+                private,
+            };
+            let unsaved = !self.saved_in_frame(key)
+                || private
+                    .is_some_and(|context| self.private.page(handle, context, page).is_none());
+            count += u64::from(unsaved);
         }
-        let (first, last) = (offset / PAGE_SIZE as u64, (end - 1) / PAGE_SIZE as u64);
-        (first..=last)
-            .filter(|&page| {
-                !self.saved_in_frame(PageKey {
-                    handle,
-                    page,
-                    private,
-                }) || private.is_some_and(|context| !self.has_private_page(handle, context, page))
-            })
-            .count() as u64
+        count
     }
 
-    /// Records that `key` is about to change and held `bytes` (zero-padded to a
-    /// page) unless it was already saved in this frame.
-    fn save(&mut self, key: PageKey, before: impl FnOnce() -> Before) {
-        let depth = self.checkpoints.len() as u32;
-        let stack = self.saved.entry(key).or_default();
-        if stack.last() == Some(&depth) {
-            return;
+    /// Records that region page `page` is about to change and holds `bytes`
+    /// (zero-padded to a page), unless it was saved in this frame already: the
+    /// observer a region write calls for each page it changes.
+    pub fn save_page(&mut self, handle: RegionHandle, page: u64, bytes: &[u8]) {
+        let key = PageKey::region(handle, page);
+        if !self.saved_in_frame(key) {
+            self.push_save(key, Before::Bytes(page_copy(bytes)));
         }
-        stack.push(depth);
+    }
+
+    fn push_save(&mut self, key: PageKey, before: Before) {
+        let Some(tag) = self.frames.current_id() else {
+            // No frame is open (a write outside any checkpoint): nothing can
+            // be reverted, so nothing needs saving.
+            return;
+        };
+        let previous_tag = self.saved.insert(key, tag);
         self.entries.push(Entry::Page {
             key,
-            before: before(),
+            before,
+            previous_tag,
         });
     }
 
-    /// Writes `data` into the region's live bytes at `offset`, saving each page it
-    /// changes first (once per frame) and recording growth. Same results as
-    /// [`RegionRegistry::write`].
-    pub fn write(
-        &mut self,
-        registry: &RegionRegistry,
-        handle: RegionHandle,
-        offset: u64,
-        data: &[u8],
-        allow_grow: bool,
-    ) -> Result<WriteOutcome, RegionError> {
-        let mut guard = registry.lock_write(handle)?;
-        let outcome = guard.write_observed(offset, data, allow_grow, &mut |page, bytes| {
-            self.save(PageKey::region(handle, page), || {
-                Before::Bytes(page_copy(bytes))
-            });
-        })?;
-        if outcome.grew() {
-            self.entries.push(Entry::Resized {
-                handle,
-                old_size: outcome.old_size,
-            });
-        }
-        Ok(outcome)
+    /// Records that the region's size was `old_size` before growth.
+    pub fn record_resized(&mut self, handle: RegionHandle, old_size: u64) {
+        self.entries.push(Entry::Resized { handle, old_size });
     }
 
-    /// Reads through `context`'s copy-on-write view: its private pages where it has
-    /// them, live bytes elsewhere; past the end is zero. Returns bytes that came
-    /// from the region (as [`RegionRegistry::read`]).
-    pub fn read_private(
-        &self,
-        registry: &RegionRegistry,
-        handle: RegionHandle,
-        context: ContextId,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize, RegionError> {
-        let guard = registry.lock_read(handle)?;
-        let n = guard.read(offset, buf)?;
-        if let Some(pages) = self.private.get(&(handle, context)) {
-            overlay(pages, offset, &mut buf[..n]);
-        }
-        Ok(n)
+    /// Whether `context` holds any private page of `handle` (reads go through
+    /// its view only then).
+    pub fn has_private_view(&self, handle: RegionHandle, context: ContextId) -> bool {
+        self.private.has_view(handle, context)
     }
 
-    /// Writes through `context`'s copy-on-write mapping: the first write to a page
-    /// copies it privately (a fault); the region never changes or grows. Returns
-    /// (bytes written, pages faulted).
+    /// Copies `context`'s private pages over the bytes of `buf`, read from the
+    /// region at `offset`: a read through a copy-on-write view.
+    pub fn overlay(&self, handle: RegionHandle, context: ContextId, offset: u64, buf: &mut [u8]) {
+        self.private.overlay(handle, context, offset, buf);
+    }
+
+    /// Writes `data` through `context`'s copy-on-write view at `plan.offset`
+    /// (a plan that never grows): the first write to a page copies it
+    /// privately (a fault, filled by `fault`); the region never changes.
+    /// Returns the pages faulted.
     pub fn write_private(
         &mut self,
-        registry: &RegionRegistry,
         handle: RegionHandle,
         context: ContextId,
-        offset: u64,
+        plan: &WritePlan,
         data: &[u8],
-    ) -> Result<(usize, u64), RegionError> {
-        let guard = registry.lock_read(handle)?;
-        let size = guard.size();
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or(RegionError::OffsetOverflow {
-                offset,
-                len: data.len() as u64,
-            })?
-            .min(size);
-        if offset >= end {
-            return Ok((0, 0));
-        }
+        fault: &mut dyn FnMut(u64, &mut Page),
+    ) -> u64 {
+        let (offset, end) = (plan.offset, plan.offset + plan.written);
         let mut faults = 0;
         let mut at = offset;
         while at < end {
@@ -490,65 +518,60 @@ impl TxJournal {
             let chunk_end = (page_start + PAGE_SIZE as u64).min(end);
             let key = PageKey::private(handle, page, context);
             if !self.saved_in_frame(key) {
-                let before = match self
-                    .private
-                    .get(&(handle, context))
-                    .and_then(|p| p.get(&page))
-                {
-                    Some(bytes) => Before::Bytes(page_copy(&bytes[..])),
+                let before = match self.private.page(handle, context, page) {
+                    Some(bytes) => Before::Bytes(Box::new(*bytes)),
                     None => Before::Absent,
                 };
-                self.save(key, || before);
+                self.push_save(key, before);
             }
-            if !self.has_private_page(handle, context, page) {
+            if self.private.page(handle, context, page).is_none() {
                 let mut fresh = Box::new([0u8; PAGE_SIZE]);
-                guard.read_page(page, &mut fresh)?;
-                self.private
-                    .entry((handle, context))
-                    .or_default()
-                    .insert(page, fresh);
+                fault(page, &mut fresh);
+                self.private.insert(handle, context, page, fresh);
                 faults += 1;
             }
-            let pages = self.private.entry((handle, context)).or_default();
-            let target = pages.get_mut(&page).expect("inserted or present above");
-            let src = &data[(at - offset) as usize..(chunk_end - offset) as usize];
-            let dst_start = (at - page_start) as usize;
-            target[dst_start..dst_start + src.len()].copy_from_slice(src);
+            if let Some(target) = self.private.page_mut(handle, context, page) {
+                let src = &data[(at - offset) as usize..(chunk_end - offset) as usize];
+                let dst = (at - page_start) as usize;
+                target[dst..dst + src.len()].copy_from_slice(src);
+            }
             at = chunk_end;
         }
-        Ok(((end - offset) as usize, faults))
+        faults
     }
 
     /// Private copy-on-write pages currently held.
     pub fn private_pages(&self) -> usize {
-        self.private.values().map(HashMap::len).sum()
+        self.private.pages()
     }
 
-    /// Whether `context` has a private copy of `page`.
-    pub fn has_private_page(&self, handle: RegionHandle, context: ContextId, page: u64) -> bool {
-        self.private
-            .get(&(handle, context))
-            .is_some_and(|p| p.contains_key(&page))
-    }
-
-    /// Pages in `[offset, offset+len)` clipped to `size` that `context` has no
-    /// private copy of yet: what a copy-on-write write would fault.
-    pub fn unfaulted_pages(
-        &self,
-        handle: RegionHandle,
-        context: ContextId,
-        offset: u64,
-        len: u64,
-        size: u64,
-    ) -> u64 {
-        let end = offset.saturating_add(len).min(size);
-        if offset >= end {
-            return 0;
-        }
-        let (first, last) = (offset / PAGE_SIZE as u64, (end - 1) / PAGE_SIZE as u64);
-        (first..=last)
-            .filter(|&page| !self.has_private_page(handle, context, page))
-            .count() as u64
+    /// Bytes of host memory this journal holds now: entries, saved pages,
+    /// private pages, the warm set, mappings and frame bookkeeping. What the
+    /// bounds of spec §8 are tested against.
+    pub fn footprint(&self) -> usize {
+        let saved_copies = self
+            .entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Page {
+                    before: Before::Bytes(_),
+                    ..
+                } => PAGE_SIZE,
+                Entry::Mapped {
+                    dropped: Some(view),
+                    ..
+                } => view.len() * PAGE_SIZE + view.capacity() * 16,
+                _ => 0,
+            })
+            .sum::<usize>();
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + saved_copies
+            + self.saved.capacity() * std::mem::size_of::<(PageKey, u32)>()
+            + self.warm.capacity() * std::mem::size_of::<RegionHandle>()
+            + self.mappings.capacity()
+                * std::mem::size_of::<((RegionHandle, ContextId), MapOptions)>()
+            + self.private.footprint()
+            + self.frames.footprint()
     }
 }
 
@@ -556,23 +579,4 @@ fn page_copy(bytes: &[u8]) -> Box<Page> {
     let mut page = Box::new([0u8; PAGE_SIZE]);
     page[..bytes.len()].copy_from_slice(bytes);
     page
-}
-
-/// Copies the parts of private pages that fall in `[offset, offset + buf.len())`.
-fn overlay(pages: &HashMap<u64, Box<Page>>, offset: u64, buf: &mut [u8]) {
-    if buf.is_empty() {
-        return;
-    }
-    let end = offset + buf.len() as u64;
-    let (first, last) = (offset / PAGE_SIZE as u64, (end - 1) / PAGE_SIZE as u64);
-    for page in first..=last {
-        let Some(bytes) = pages.get(&page) else {
-            continue;
-        };
-        let page_start = page * PAGE_SIZE as u64;
-        let from = offset.max(page_start);
-        let to = end.min(page_start + PAGE_SIZE as u64);
-        buf[(from - offset) as usize..(to - offset) as usize]
-            .copy_from_slice(&bytes[(from - page_start) as usize..(to - page_start) as usize]);
-    }
 }

@@ -4,8 +4,10 @@
 //! - `lock/*`: an uncontended two-phase lock acquire + release against a bare
 //!   `parking_lot::Mutex` lock + unlock (the floor of any lock table);
 //! - `host_write_32B/*` and `host_read_32B/*`: a host call through the manager
-//!   (enabled check, handle check, two-phase lock, region lock, metrics)
-//!   against the same access straight on the registry.
+//!   (enabled check, handle check, two-phase lock, region lock, metrics) and a
+//!   warm access through a transaction's [`TxRegions`](shm_manager::TxRegions)
+//!   (resolved once: region lock, version check, copy) against the same access
+//!   straight on a registry of its own (the floor).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -13,9 +15,12 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use parking_lot::Mutex;
 use shm_manager::{
-    LockMode, RegionLockTable, RegionRequest, SharedMemoryConfig, SharedMemoryManager, TxId,
+    Intent, LockMode, RegionLockTable, RegionRequest, SharedMemoryConfig, SharedMemoryManager,
+    TxId, HOST_CONTEXT,
 };
-use shm_primitives::RegionHandle;
+use shm_pool::BlockPool;
+use shm_primitives::{Address, RegionHandle, WritePlan};
+use shm_region::{RegionRegistry, RegionSpec};
 
 fn locks(c: &mut Criterion) {
     let mut group = c.benchmark_group("lock");
@@ -53,12 +58,38 @@ fn host_calls(c: &mut Criterion) {
         Ok(handle) => handle,
         Err(error) => panic!("bench setup: {error}"),
     };
+    let config = SharedMemoryConfig::development();
+    let registry = RegionRegistry::new(
+        BlockPool::new(config.pool_config()),
+        config.registry_config(),
+    );
+    let floor = match registry.create(RegionSpec::new(4096, Address::ZERO)) {
+        Ok(handle) => handle,
+        Err(error) => panic!("bench setup: {error}"),
+    };
+    let other = match manager.create_region(RegionRequest::new(4096)) {
+        Ok(handle) => handle,
+        Err(error) => panic!("bench setup: {error}"),
+    };
+    let mut tx = manager.begin_transaction();
+    let region = match tx.resolve(other, HOST_CONTEXT, Intent::Write, None, Duration::ZERO) {
+        Ok(region) => region,
+        Err(error) => panic!("bench setup: {error}"),
+    };
+    let plan = WritePlan::new(region.size, region.max_size, false, 64, 32);
     let data = [7u8; 32];
     let mut buf = [0u8; 32];
 
     let mut group = c.benchmark_group("host_write_32B");
     group.bench_function("baseline_registry", |b| {
-        b.iter(|| manager.registry().write(black_box(handle), 64, &data, true))
+        b.iter(|| {
+            registry
+                .lock_write(black_box(floor))
+                .and_then(|mut guard| guard.write(64, &data, true))
+        })
+    });
+    group.bench_function("transaction_warm", |b| {
+        b.iter(|| tx.write(black_box(&region), plan, &data, &mut |_, _| {}))
     });
     group.bench_function("manager", |b| {
         b.iter(|| manager.write_region(black_box(handle), 64, &data))
@@ -67,12 +98,20 @@ fn host_calls(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("host_read_32B");
     group.bench_function("baseline_registry", |b| {
-        b.iter(|| manager.registry().read(black_box(handle), 64, &mut buf))
+        b.iter(|| {
+            registry
+                .lock_read(black_box(floor))
+                .and_then(|guard| guard.read(64, &mut buf))
+        })
+    });
+    group.bench_function("transaction_warm", |b| {
+        b.iter(|| tx.read(black_box(&region), 64, &mut buf))
     });
     group.bench_function("manager", |b| {
         b.iter(|| manager.read_region(black_box(handle), 64, &mut buf))
     });
     group.finish();
+    tx.release();
 }
 
 criterion_group!(benches, locks, host_calls);

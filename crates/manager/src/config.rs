@@ -43,6 +43,11 @@ pub struct SharedMemoryConfig {
     pub enabled: bool,
     /// Most regions alive at once (all owners together).
     pub max_regions: usize,
+    /// Most persistent regions alive at once. The other `max_regions −
+    /// max_persistent_regions` slots are kept for transaction-scoped regions
+    /// (spec §4), so a context that fills the persistent slots locks nobody
+    /// out of ALLOC. The presets keep a quarter of the slots.
+    pub max_persistent_regions: usize,
     /// Largest size of one region in bytes, growth included.
     pub max_region_size: u64,
     /// Copy-on-write mappings. When off, a mapping asked for with the
@@ -91,10 +96,23 @@ pub struct SharedMemoryConfig {
     /// Total bytes that regions above 1 MiB (one allocation each, outside the
     /// classed pools) may hold at once. The presets use 4 × `max_region_size`.
     pub large_alloc_limit: u64,
-    /// Longest a transaction (or a host call) waits for a region's lock before
-    /// giving up with "region busy" (spec §6).
+    /// Longest a host call waits for a region's lock before giving up with
+    /// "region busy", and the most a transaction waits for region locks *in
+    /// all* (spec §6: waits are bounded; a transaction whose frames retry
+    /// after a busy halt does not wait again).
     #[serde(rename = "lock_wait_ms", serialize_with = "serialize_millis")]
     pub lock_wait: Duration,
+    /// One wait of a transaction is also bounded by the gas its waiting frame
+    /// has left, at this many nanoseconds per gas (a busy halt then burns that
+    /// gas): waiting can cost a node no more wall time per gas than the
+    /// slowest mainnet opcode loop does (≈ 6.5 ns/gas, `docs/gas.md`).
+    pub lock_wait_ns_per_gas: u64,
+    /// Most bytes of host memory one transaction's revert journal may hold
+    /// (saved pages and private copy-on-write pages, 4 KiB each); a write that
+    /// needs more halts with "journal full". The page price already keeps a
+    /// transaction under the EIP-7825 gas cap below 64 MiB; this bounds
+    /// transactions with larger gas limits too (`evm run` lifts the cap).
+    pub max_journal_bytes: u64,
 }
 
 fn serialize_level<S: Serializer>(level: &SecurityLevel, s: S) -> Result<S::Ok, S::Error> {
@@ -113,6 +131,12 @@ fn serialize_millis<S: Serializer>(wait: &Duration, s: S) -> Result<S::Ok, S::Er
 /// The default bounded wait for a region lock.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_millis(50);
 
+/// The default wall time one gas pays for while waiting for a lock.
+pub const DEFAULT_WAIT_NS_PER_GAS: u64 = 6;
+
+/// The default most bytes one transaction's journal may hold: 256 MiB.
+pub const DEFAULT_MAX_JOURNAL_BYTES: u64 = 256 * MIB;
+
 impl SharedMemoryConfig {
     /// The `production` preset: Strict, 1024 regions of up to 64 MiB, COW,
     /// mapping and IPC on, GC every 5 s or above 512 MiB with eager cleanup,
@@ -121,6 +145,7 @@ impl SharedMemoryConfig {
         Self {
             enabled: true,
             max_regions: 1024,
+            max_persistent_regions: 768,
             max_region_size: 64 * MIB,
             enable_cow: true,
             enable_memory_mapping: true,
@@ -132,6 +157,8 @@ impl SharedMemoryConfig {
             pool_blocks: [1024, 256, 64, 16],
             large_alloc_limit: 4 * 64 * MIB,
             lock_wait: DEFAULT_LOCK_WAIT,
+            lock_wait_ns_per_gas: DEFAULT_WAIT_NS_PER_GAS,
+            max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
             namespace: None,
             namespace_root: None,
         }
@@ -143,6 +170,7 @@ impl SharedMemoryConfig {
         Self {
             enabled: true,
             max_regions: 256,
+            max_persistent_regions: 192,
             max_region_size: 16 * MIB,
             enable_cow: true,
             enable_memory_mapping: false,
@@ -154,6 +182,8 @@ impl SharedMemoryConfig {
             pool_blocks: [256, 64, 16, 4],
             large_alloc_limit: 4 * 16 * MIB,
             lock_wait: DEFAULT_LOCK_WAIT,
+            lock_wait_ns_per_gas: DEFAULT_WAIT_NS_PER_GAS,
+            max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
             namespace: None,
             namespace_root: None,
         }
@@ -165,6 +195,7 @@ impl SharedMemoryConfig {
         Self {
             enabled: true,
             max_regions: 32,
+            max_persistent_regions: 24,
             max_region_size: MIB,
             enable_cow: false,
             enable_memory_mapping: false,
@@ -176,6 +207,8 @@ impl SharedMemoryConfig {
             pool_blocks: [64, 16, 4, 1],
             large_alloc_limit: 4 * MIB,
             lock_wait: DEFAULT_LOCK_WAIT,
+            lock_wait_ns_per_gas: DEFAULT_WAIT_NS_PER_GAS,
+            max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
             namespace: None,
             namespace_root: None,
         }
@@ -233,7 +266,15 @@ impl SharedMemoryConfig {
         RegistryConfig {
             max_regions: self.max_regions,
             max_region_size: self.max_region_size,
+            max_persistent_regions: self.max_persistent_regions,
         }
+    }
+
+    /// How long one wait of a frame with `gas` left may last, within the
+    /// transaction's `remaining` budget.
+    pub fn wait_for_gas(&self, gas: u64, remaining: Duration) -> Duration {
+        let paid = Duration::from_nanos(gas.saturating_mul(self.lock_wait_ns_per_gas));
+        paid.min(remaining)
     }
 
     /// The automatic-GC interval, if any.
@@ -261,6 +302,9 @@ impl SharedMemoryConfig {
             && !self.is_mapped()
         {
             return Err("max_region_size exceeds large_alloc_limit: the largest region could never be allocated");
+        }
+        if self.max_persistent_regions > self.max_regions {
+            return Err("max_persistent_regions exceeds max_regions");
         }
         if self.namespace.is_some() && !self.enable_memory_mapping {
             return Err("a namespace needs enable_memory_mapping");
@@ -376,6 +420,9 @@ mod tests {
         assert_eq!(json["security_level"], "basic");
         assert_eq!(json["lock_wait_ms"], 50.0);
         assert_eq!(json["pool_blocks"], serde_json::json!([256, 64, 16, 4]));
-        assert_eq!(json.as_object().unwrap().len(), 13);
+        assert_eq!(json["max_persistent_regions"], 192);
+        assert_eq!(json["lock_wait_ns_per_gas"], 6);
+        assert_eq!(json["max_journal_bytes"], 256 << 20);
+        assert_eq!(json.as_object().unwrap().len(), 16);
     }
 }

@@ -144,7 +144,18 @@ pub enum ShmError {
     /// which file and why).
     #[error("mapped namespace: {0}")]
     Mapped(String),
-    /// Another registry refusal (shrink through grow, page out of range, slot state).
+    /// Persistent regions may not take the slots kept for transaction-scoped
+    /// ones (spec §4).
+    #[error("too many persistent regions (limit {limit}; the other slots are kept for transaction-scoped regions)")]
+    TooManyPersistentRegions {
+        /// The most persistent regions at once.
+        limit: usize,
+    },
+    /// The region changed since the transaction resolved it (the host changed
+    /// its grants or mappings): resolve it again.
+    #[error("region {0:?} changed since it was resolved")]
+    StaleResolution(RegionHandle),
+    /// Another registry refusal (page out of range, slot state).
     #[error(transparent)]
     Region(RegionError),
 }
@@ -208,6 +219,9 @@ impl From<RegionError> for ShmError {
             RegionError::InvalidRegionHandle(h) => Self::InvalidRegionHandle(h),
             RegionError::RegionFreed(h) => Self::RegionFreed(h),
             RegionError::TooManyRegions { limit } => Self::TooManySharedRegions { limit },
+            RegionError::TooManyPersistentRegions { limit } => {
+                Self::TooManyPersistentRegions { limit }
+            }
             RegionError::RegionTooLarge { requested, max } => {
                 Self::RegionTooLarge { requested, max }
             }

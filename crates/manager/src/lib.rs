@@ -12,10 +12,13 @@
 //! - garbage collection of unreferenced regions, on demand or automatically at
 //!   transaction ends ([`SharedMemoryManager::maybe_collect`]);
 //! - [`MemoryStats`], metrics snapshots and Prometheus text;
-//! - for the transaction layer above (the opcodes): [`RegionLockTable`], the
-//!   strict two-phase locking of regions across concurrent transactions with
-//!   bounded waits (spec §6), transaction ids, access checks that count
-//!   refusals, and [`SharedMemoryManager::transaction_finished`].
+//! - for the transaction layer above (the opcodes), one entry point:
+//!   [`SharedMemoryManager::begin_transaction`]'s [`TxRegions`], which
+//!   resolves handles (check, refresh in a mapped namespace, two-phase lock
+//!   with a bounded wait, recheck, permission), reads and writes the regions
+//!   a transaction holds, creates and frees for it, and carries out the revert
+//!   journal's undo; the strict two-phase locking itself is [`RegionLockTable`]
+//!   (spec §6).
 //!
 //! It has no EVM dependency: the opcodes crate does the EVM side.
 //!
@@ -37,23 +40,31 @@
 
 mod config;
 mod error;
+mod gc;
+mod host;
 mod locks;
 mod manager;
 mod mapped;
 mod stats;
+mod transaction;
 
-pub use config::{ParsePresetError, SharedMemoryConfig, DEFAULT_LOCK_WAIT};
+pub use config::{
+    ParsePresetError, SharedMemoryConfig, DEFAULT_LOCK_WAIT, DEFAULT_MAX_JOURNAL_BYTES,
+    DEFAULT_WAIT_NS_PER_GAS,
+};
 pub use error::ShmError;
+pub use host::{RegionRequest, HOST_CONTEXT};
 pub use locks::{CrossProcessLock, LockMode, RegionBusy, RegionLockTable, TxId};
-pub use manager::{RegionRequest, SharedMemoryManager, TransactionEnd, HOST_CONTEXT};
+pub use manager::SharedMemoryManager;
 pub use stats::{ClassUsage, GcReport, MemoryStats};
+pub use transaction::{AccessCounts, Intent, Resolved, TxRegions};
 
 // Re-exported so embedders need not depend on the lower crates for the types
 // the manager's API takes and returns.
 pub use shm_mapped::{MappedError, MappedRegion, Namespace};
 pub use shm_metrics::{HaltCause, Metrics, MetricsRecorder};
 pub use shm_pool::{Block, SizeClass};
-pub use shm_region::{Grant, RegionInfo, RegionMeta, RegionRegistry, RegionSpec};
+pub use shm_region::{Grant, RegionInfo, RegionMeta, RegionSpec, WriteOutcome};
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,9 @@
 use std::thread::sleep;
 use std::time::Duration;
 
-use shm_manager::{LockMode, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError};
+use shm_manager::{
+    Intent, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError, HOST_CONTEXT,
+};
 use shm_primitives::{Address, MapOptions, RegionOptions};
 use shm_region::RegionSpec;
 
@@ -30,15 +32,14 @@ fn unreferenced_non_persistent_regions_go_the_rest_stay() {
     }
     m.map_shared_region(mapped, ctx, MapOptions::empty())
         .unwrap();
-    let tx = m.next_transaction_id();
-    m.locks()
-        .acquire(locked, tx, LockMode::Shared, Duration::ZERO)
+    let mut reader = m.begin_transaction();
+    reader
+        .resolve(locked, HOST_CONTEXT, Intent::Read, None, Duration::ZERO)
         .unwrap();
     // A running transaction's own region: locked (and owner-mapped by the
     // transaction layer, which this test does not need).
-    let tx_region = m
-        .create_for_transaction(tx, RegionSpec::new(600, ctx))
-        .unwrap();
+    let mut tx = m.begin_transaction();
+    let tx_region = tx.create(RegionSpec::new(600, ctx)).unwrap();
 
     let report = m.garbage_collect().unwrap();
     assert_eq!(report.regions_freed, vec![released]);
@@ -53,12 +54,12 @@ fn unreferenced_non_persistent_regions_go_the_rest_stay() {
 
     // Once unmapped and unlocked, they go too; the persistent one never does.
     m.unmap_shared_region(mapped, ctx).unwrap();
-    m.locks().release_all(tx, [locked]);
+    reader.release();
     let report = m.garbage_collect().unwrap();
     assert_eq!(report.regions_freed, vec![mapped, locked]);
     m.release_region(held).unwrap();
-    let end = m.transaction_finished(tx, &[tx_region]).unwrap();
-    assert_eq!(end.regions_freed, 1);
+    tx.free_scoped(&[(tx_region, 600)]);
+    tx.release();
     assert_eq!(m.garbage_collect().unwrap().regions_freed, vec![held]);
     assert_eq!(m.list_regions().unwrap().len(), 1);
     assert!(m.region_info(kept).is_ok());
@@ -116,9 +117,7 @@ fn interval_trigger() {
     assert_eq!(m.maybe_collect(), None);
     sleep(Duration::from_millis(40));
     // Transaction ends trigger it.
-    let tx = m.next_transaction_id();
-    let end = m.transaction_finished(tx, &[]).unwrap();
-    assert!(end.gc.is_some());
+    m.begin_transaction().release();
     assert_eq!(m.metrics_snapshot().gc_runs, 2);
 }
 

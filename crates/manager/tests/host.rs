@@ -1,12 +1,12 @@
-//! The host API, access checks and the transaction-layer accessors.
+//! The host API, access checks and the transaction layer's entry point.
 
 use std::time::Duration;
 
 use shm_manager::{
-    Grant, LockMode, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError, SizeClass,
-    TxId, HOST_CONTEXT,
+    Grant, Intent, LockMode, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError,
+    SizeClass, TxId, HOST_CONTEXT,
 };
-use shm_primitives::{AccessKind, Address, MapOptions, Permissions, RegionOptions, SecurityLevel};
+use shm_primitives::{Address, MapOptions, Permissions, RegionOptions, SecurityLevel};
 use shm_region::RegionSpec;
 
 fn alice() -> Address {
@@ -76,7 +76,7 @@ fn map_unmap_grant_revoke() {
     m.map_shared_region(h, alice(), MapOptions::COPY_ON_WRITE)
         .unwrap();
     let info = m.region_info(h).unwrap();
-    assert!(info.meta.mapping(alice()).unwrap().is_copy_on_write());
+    assert!(info.meta.mapping(alice()).unwrap().options.copy_on_write());
     assert_eq!(info.meta.ref_count(), 2); // host reference + one mapping
     m.unmap_shared_region(h, alice()).unwrap();
     assert_eq!(
@@ -104,7 +104,7 @@ fn cow_off_maps_read_write_and_clears_region_cow() {
         .unwrap();
     let info = m.region_info(h).unwrap();
     let mapping = info.meta.mapping(alice()).unwrap();
-    assert!(!mapping.is_copy_on_write() && !mapping.is_read_only());
+    assert!(!mapping.options.copy_on_write() && !mapping.options.read_only());
     // Read-only survives.
     assert_eq!(
         m.effective_map_options(MapOptions::COPY_ON_WRITE | MapOptions::READ_ONLY),
@@ -148,21 +148,18 @@ fn access_checks_apply_the_level_and_count_denials() {
         let h = m
             .create_region(RegionRequest::new(64).owner(alice()))
             .unwrap();
-        let guard = m.registry().lock_read(h).unwrap();
-        let meta = guard.meta();
-        assert_eq!(
-            m.check_access(meta, bob(), AccessKind::Read).is_ok(),
-            stranger_reads,
-            "{level:?}"
-        );
+        let mut tx = m.begin_transaction();
+        let mut check = |who, intent| tx.resolve(h, who, intent, None, Duration::ZERO).is_ok();
+        assert_eq!(check(bob(), Intent::Read), stranger_reads, "{level:?}");
         // The owner needs a mapping from Strict up.
         assert_eq!(
-            m.check_access(meta, alice(), AccessKind::Write).is_ok(),
+            check(alice(), Intent::Write),
             level < SecurityLevel::Strict,
             "{level:?}"
         );
-        assert!(m.check_access(meta, alice(), AccessKind::Free).is_ok());
-        assert_eq!(m.check_map(meta, bob()).is_ok(), stranger_reads);
+        assert!(check(alice(), Intent::Free));
+        assert_eq!(check(bob(), Intent::Map), stranger_reads);
+        tx.release();
         let denials = u64::from(!stranger_reads) * 2 + u64::from(level >= SecurityLevel::Strict);
         assert_eq!(m.metrics_snapshot().access_denials, denials, "{level:?}");
     }
@@ -177,53 +174,66 @@ fn strict_refusals_have_typed_errors() {
     m.grant(h, bob(), Grant::new(Permissions::READ).with_free())
         .unwrap();
     m.map_shared_region(h, bob(), MapOptions::empty()).unwrap();
-    let guard = m.registry().lock_read(h).unwrap();
-    let meta = guard.meta();
-    assert_eq!(m.check_access(meta, bob(), AccessKind::Read), Ok(()));
+    let mut tx = m.begin_transaction();
+    let mut check = |who, intent| tx.resolve(h, who, intent, None, Duration::ZERO).map(drop);
+    assert_eq!(check(bob(), Intent::Read), Ok(()));
     assert_eq!(
-        m.check_access(meta, bob(), AccessKind::Write),
+        check(bob(), Intent::Write),
         Err(ShmError::NoWritePermission {
             handle: h,
             context: bob()
         })
     );
     assert_eq!(
-        m.check_access(meta, bob(), AccessKind::Free),
+        check(bob(), Intent::Free),
         Err(ShmError::NotOwner {
             handle: h,
             context: bob()
         })
     );
     assert_eq!(
-        m.check_access(meta, alice(), AccessKind::Read),
+        check(alice(), Intent::Read),
         Err(ShmError::MappingNotFound {
             handle: h,
             context: alice()
         })
     );
+    // The transaction's own mapping counts as a mapping.
+    assert_eq!(
+        tx.resolve(
+            h,
+            alice(),
+            Intent::Read,
+            Some(MapOptions::empty()),
+            Duration::ZERO
+        )
+        .map(drop),
+        Ok(())
+    );
+    tx.release();
 }
 
 #[test]
 fn transaction_regions_are_locked_then_freed_at_the_end() {
     let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
-    let tx = m.next_transaction_id();
-    assert_eq!(m.next_transaction_id(), TxId(tx.get() + 1));
-    let scoped = m
-        .create_for_transaction(tx, RegionSpec::new(100, alice()))
-        .unwrap();
+    let mut tx = m.begin_transaction();
+    let next = m.begin_transaction();
+    assert_eq!(next.id(), TxId(tx.id().get() + 1));
+    next.release();
+    let scoped = tx.create(RegionSpec::new(100, alice())).unwrap();
     let persistent = RegionOptions {
         persistent: true,
         ..RegionOptions::default()
     };
-    let kept = m
-        .create_for_transaction(tx, RegionSpec::new(100, alice()).options(persistent))
+    let kept = tx
+        .create(RegionSpec::new(100, alice()).options(persistent))
         .unwrap();
-    assert_eq!(m.locks().mode_held(scoped, tx), Some(LockMode::Exclusive));
+    assert_eq!(tx.holds(scoped), Some(LockMode::Exclusive));
     // A host write waits for the transaction, then gives up.
     let host = m.create_region(RegionRequest::new(8)).unwrap();
-    m.locks()
-        .acquire(host, tx, LockMode::Shared, Duration::ZERO)
+    tx.resolve(host, HOST_CONTEXT, Intent::Read, None, Duration::ZERO)
         .unwrap();
+    assert_eq!(tx.holds(host), Some(LockMode::Shared));
     assert_eq!(
         m.write_region(scoped, 0, b"x"),
         Err(ShmError::RegionBusy { handle: scoped })
@@ -231,17 +241,64 @@ fn transaction_regions_are_locked_then_freed_at_the_end() {
     // A host read shares with the transaction's shared lock.
     assert_eq!(m.read_region(host, 0, &mut [0; 4]), Ok(4));
 
-    let end = m.transaction_finished(tx, &[scoped, kept]).unwrap();
-    assert_eq!((end.regions_freed, end.locks_released), (1, 3));
+    tx.free_scoped(&[(scoped, 100)]);
+    assert_eq!(tx.release(), 3);
     assert_eq!(
         m.read_region(scoped, 0, &mut [0]),
         Err(ShmError::RegionFreed(scoped))
     );
     assert_eq!(m.write_region(kept, 0, b"x"), Ok(1));
     assert_eq!(m.write_region(host, 0, b"x"), Ok(1));
-    assert!(m.locks().locked_regions().is_empty());
+    assert!(m.locked_regions().is_empty());
     let snap = m.metrics_snapshot();
     assert_eq!((snap.regions_created, snap.regions_destroyed), (3, 1));
+}
+
+#[test]
+fn a_dropped_transaction_releases_its_locks() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
+    let h = m.create_region(RegionRequest::new(8)).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut tx = m.begin_transaction();
+        tx.resolve(h, HOST_CONTEXT, Intent::Write, None, Duration::ZERO)
+            .unwrap();
+        panic!("an inspector panicked mid-transaction");
+    }));
+    assert!(result.is_err());
+    assert!(m.locked_regions().is_empty());
+    assert_eq!(m.write_region(h, 0, b"x"), Ok(1));
+}
+
+#[test]
+fn an_uncommitted_free_is_waited_for_not_reported() {
+    let config = SharedMemoryConfig {
+        lock_wait: Duration::from_secs(5),
+        ..SharedMemoryConfig::development()
+    };
+    let m = SharedMemoryManager::new(config).unwrap();
+    let h = m.create_region(RegionRequest::new(8)).unwrap();
+    let mut a = m.begin_transaction();
+    a.resolve(h, HOST_CONTEXT, Intent::Free, None, Duration::ZERO)
+        .unwrap();
+    a.begin_free(h).unwrap();
+    let reader = {
+        let m = m.clone();
+        std::thread::spawn(move || {
+            let mut b = m.begin_transaction();
+            let result = b
+                .resolve(h, HOST_CONTEXT, Intent::Read, None, Duration::from_secs(5))
+                .map(drop);
+            let host = m.read_region(h, 0, &mut [0; 1]);
+            (result, host)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    // A reverts: the free is undone, and the reader goes on.
+    shm_journal::RegionOps::cancel_free(&mut a, h);
+    a.release();
+    let (result, host) = reader.join().unwrap();
+    assert_eq!(result, Ok(()));
+    assert_eq!(host, Ok(1));
 }
 
 #[test]
@@ -277,8 +334,8 @@ fn pool_blocks_and_stats() {
     let h = m.create_region(RegionRequest::new(5000)).unwrap();
     m.map_shared_region(h, alice(), MapOptions::empty())
         .unwrap();
-    m.cow_pages_add(3);
-    m.cow_pages_sub(1);
+    let tx = m.begin_transaction();
+    tx.record_cow_pages(3, 1);
     let stats = m.get_memory_stats().unwrap();
     assert_eq!((stats.active_regions, stats.total_bytes), (1, 5000));
     assert_eq!(stats.capacity_bytes, 64 << 10);
@@ -291,8 +348,9 @@ fn pool_blocks_and_stats() {
         m.get_memory_stats().unwrap().class(SizeClass::K4).allocated,
         0
     );
-    m.cow_pages_sub(10);
+    tx.record_cow_pages(0, 10);
     assert_eq!(m.cow_pages(), 0);
+    tx.release();
 
     let text = m.prometheus();
     assert!(text.contains("shm_regions_created_total 1\n"));

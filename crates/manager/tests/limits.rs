@@ -3,10 +3,9 @@
 use std::time::{Duration, Instant};
 
 use shm_manager::{
-    Grant, LockMode, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError, SizeClass,
-    TxId,
+    Grant, Intent, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError, SizeClass,
 };
-use shm_primitives::{AccessKind, Address, MapOptions, Permissions, RegionHandle, RegionOptions};
+use shm_primitives::{Address, MapOptions, Permissions, RegionHandle, RegionOptions};
 use shm_region::RegionSpec;
 
 #[test]
@@ -19,14 +18,44 @@ fn max_regions() {
         m.create_region(RegionRequest::new(8)),
         Err(ShmError::TooManySharedRegions { limit: 32 })
     );
-    let tx = m.next_transaction_id();
+    let mut tx = m.begin_transaction();
     assert_eq!(
-        m.create_for_transaction(tx, RegionSpec::new(8, Address::ZERO)),
+        tx.create(RegionSpec::new(8, Address::ZERO)),
         Err(ShmError::TooManySharedRegions { limit: 32 })
     );
+    tx.release();
     m.free_region(handles[5]).unwrap();
     assert!(m.create_region(RegionRequest::new(8)).is_ok());
     assert_eq!(m.get_memory_stats().unwrap().active_regions, 32);
+}
+
+#[test]
+fn persistent_regions_leave_a_reserve_for_transaction_scoped_ones() {
+    // testing: 32 regions, at most 24 persistent.
+    let m = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+    let persistent = RegionOptions {
+        persistent: true,
+        ..RegionOptions::default()
+    };
+    for _ in 0..24 {
+        m.create_region(RegionRequest::new(32).options(persistent))
+            .unwrap();
+    }
+    assert_eq!(
+        m.create_region(RegionRequest::new(32).options(persistent)),
+        Err(ShmError::TooManyPersistentRegions { limit: 24 })
+    );
+    let mut tx = m.begin_transaction();
+    let owner = Address::repeat_byte(7);
+    assert_eq!(
+        tx.create(RegionSpec::new(32, owner).options(persistent)),
+        Err(ShmError::TooManyPersistentRegions { limit: 24 })
+    );
+    // Every transaction-scoped slot is still there.
+    for _ in 0..8 {
+        tx.create(RegionSpec::new(32, owner)).unwrap();
+    }
+    tx.release();
 }
 
 #[test]
@@ -126,9 +155,8 @@ fn lock_wait_bounds_host_calls() {
     };
     let m = SharedMemoryManager::new(config).unwrap();
     let h = m.create_region(RegionRequest::new(64)).unwrap();
-    let tx = m.next_transaction_id();
-    m.locks()
-        .acquire(h, tx, LockMode::Exclusive, Duration::ZERO)
+    let mut tx = m.begin_transaction();
+    tx.resolve(h, Address::ZERO, Intent::Write, None, Duration::ZERO)
         .unwrap();
     let start = Instant::now();
     assert_eq!(
@@ -139,7 +167,7 @@ fn lock_wait_bounds_host_calls() {
     assert!(waited >= wait, "gave up after {waited:?}");
     assert!(waited < Duration::from_secs(5), "waited {waited:?}");
     assert_eq!(m.free_region(h), Err(ShmError::RegionBusy { handle: h }));
-    m.locks().release_transaction(tx);
+    tx.release();
     assert_eq!(m.read_region(h, 0, &mut [0; 4]), Ok(4));
     assert_eq!(m.free_region(h), Ok(()));
 }
@@ -157,7 +185,14 @@ fn disabled_refuses_everything() {
     );
     assert_eq!(m.create_region(RegionRequest::new(8)).map(drop), off);
     assert_eq!(
-        m.create_for_transaction(TxId(1), RegionSpec::new(8, ctx))
+        m.begin_transaction()
+            .create(RegionSpec::new(8, ctx))
+            .map(drop),
+        off
+    );
+    assert_eq!(
+        m.begin_transaction()
+            .resolve(h, ctx, Intent::Read, None, Duration::ZERO)
             .map(drop),
         off
     );
@@ -191,16 +226,5 @@ fn disabled_refuses_everything() {
         m.garbage_collect().map(drop).unwrap_err(),
         ShmError::SharedMemoryDisabled
     );
-    assert_eq!(m.transaction_finished(TxId(1), &[h]).map(drop), off);
     assert_eq!(m.maybe_collect(), None);
-
-    // Access checks refuse too (with a region made by an enabled manager).
-    let on = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
-    let h = on.create_region(RegionRequest::new(8)).unwrap();
-    let guard = on.registry().lock_read(h).unwrap();
-    assert_eq!(m.check_access(guard.meta(), ctx, AccessKind::Read), off);
-    assert_eq!(m.check_map(guard.meta(), ctx), off);
-
-    // Nothing was reserved.
-    assert_eq!(m.registry().pool().stats().reserved_bytes(), 0);
 }

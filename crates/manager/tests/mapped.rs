@@ -8,8 +8,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shm_manager::{LockMode, RegionSpec, SharedMemoryConfig, SharedMemoryManager, ShmError};
-use shm_primitives::{Address, Permissions, RegionOptions, SecurityLevel};
+use shm_manager::{
+    Intent, RegionSpec, SharedMemoryConfig, SharedMemoryManager, ShmError, HOST_CONTEXT,
+};
+use shm_primitives::{Address, Permissions, RegionOptions, SecurityLevel, WritePlan};
 
 fn config(root: &tempfile::TempDir) -> SharedMemoryConfig {
     SharedMemoryConfig {
@@ -40,9 +42,9 @@ fn persistent_regions_survive_and_transaction_regions_do_not() {
         .create_shared_region("kept", 5000, Permissions::read_write(), persistent())
         .unwrap();
     first.write_region(kept, 4000, b"page two").unwrap();
-    let tx = first.next_transaction_id();
-    let temp = first
-        .create_for_transaction(tx, RegionSpec::new(64, Address::repeat_byte(1)))
+    let mut tx = first.begin_transaction();
+    let temp = tx
+        .create(RegionSpec::new(64, Address::repeat_byte(1)))
         .unwrap();
     assert_ne!(temp.index(), kept.index());
     assert_eq!(
@@ -57,7 +59,8 @@ fn persistent_regions_survive_and_transaction_regions_do_not() {
             .count(),
         2
     );
-    first.transaction_finished(tx, &[temp]).unwrap();
+    tx.free_scoped(&[(temp, 64)]);
+    tx.release();
     let files = |dir: &std::path::Path| -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -113,18 +116,30 @@ fn a_writer_holds_other_managers_off_until_its_transaction_ends() {
     let b = manager(&config);
     assert_eq!(b.find_region("shared").unwrap(), h);
 
-    let tx = a.next_transaction_id();
-    a.locks()
-        .acquire(h, tx, LockMode::Exclusive, Duration::from_millis(100))
+    let mut tx = a.begin_transaction();
+    let region = tx
+        .resolve(
+            h,
+            HOST_CONTEXT,
+            Intent::Write,
+            None,
+            Duration::from_millis(100),
+        )
         .unwrap();
-    a.registry().write(h, 0, b"from a", false).unwrap();
+    tx.write(
+        &region,
+        WritePlan::new(region.size, region.max_size, false, 0, 6),
+        b"from a",
+        &mut |_, _| {},
+    )
+    .unwrap();
     // B sees the bytes through the shared mapping, but cannot lock the region.
     let generation = b.mapped_region(h).unwrap().commit_generation();
     assert!(matches!(
         b.write_region(h, 0, b"from b"),
         Err(ShmError::RegionBusy { .. })
     ));
-    a.transaction_finished(tx, &[]).unwrap();
+    tx.release();
     assert_eq!(
         b.mapped_region(h).unwrap().commit_generation(),
         generation + 1
@@ -144,9 +159,8 @@ fn handles_agree_across_managers() {
     let from_a = a
         .create_shared_region("a", 64, Permissions::read_write(), persistent())
         .unwrap();
-    // B attached before A made it: B learns it by handle.
-    assert!(b.read_region(from_a, 0, &mut [0; 1]).is_err());
-    assert!(b.refresh_handle(from_a));
+    // B attached before A made it: B learns it by handle, at its first use.
+    assert_eq!(b.read_region(from_a, 0, &mut [0; 1]), Ok(1));
     a.write_region(from_a, 0, b"x").unwrap();
     let mut byte = [0u8; 1];
     b.read_region(from_a, 0, &mut byte).unwrap();

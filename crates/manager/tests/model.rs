@@ -9,6 +9,8 @@ use shm_manager::{RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmErr
 use shm_primitives::{Address, MapOptions, RegionHandle, RegionOptions};
 
 const MAX_REGIONS: usize = 6;
+/// Persistent regions leave one slot for transaction-scoped ones.
+const MAX_PERSISTENT: usize = MAX_REGIONS - 1;
 const MAX_SIZE: u64 = 8192;
 
 #[derive(Debug, Clone)]
@@ -97,6 +99,7 @@ fn live(model: &Model) -> usize {
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let config = SharedMemoryConfig {
         max_regions: MAX_REGIONS,
+        max_persistent_regions: MAX_PERSISTENT,
         max_region_size: MAX_SIZE,
         // Enough 64 KiB blocks that creation and growth never exhaust the pool.
         pool_blocks: [16, 16, 16, 0],
@@ -127,6 +130,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     })
                 } else if live(&model) == MAX_REGIONS {
                     Some(ShmError::TooManySharedRegions { limit: MAX_REGIONS })
+                } else if persistent
+                    && model
+                        .iter()
+                        .filter(|(_, r)| r.as_ref().is_some_and(|r| r.persistent))
+                        .count()
+                        == MAX_PERSISTENT
+                {
+                    Some(ShmError::TooManyPersistentRegions {
+                        limit: MAX_PERSISTENT,
+                    })
                 } else {
                     None
                 };

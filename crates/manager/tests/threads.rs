@@ -84,7 +84,7 @@ fn eight_threads_read_and_write_shared_regions() {
         THREADS * ROUNDS * regions.len() * CHUNK
     );
     assert_eq!(snap.mappings, snap.unmappings);
-    assert!(m.locks().locked_regions().is_empty());
+    assert!(m.locked_regions().is_empty());
 }
 
 #[test]

@@ -18,8 +18,8 @@ fn bench_increment(c: &mut Criterion) {
         })
     });
     let metrics = MetricsRecorder::new();
-    group.bench_function("record_cow_fault", |b| {
-        b.iter(|| black_box(&metrics).record_cow_fault())
+    group.bench_function("record_cow_faults", |b| {
+        b.iter(|| black_box(&metrics).record_cow_faults(1))
     });
     group.bench_function("record_read_count_and_bytes", |b| {
         b.iter(|| black_box(&metrics).record_read(black_box(32)))

@@ -1,91 +1,7 @@
-//! Why a shared-memory opcode halted.
-
-use core::fmt;
+//! Halts counted per cause.
 
 use serde::Serialize;
-
-/// The precise cause of an exceptional halt of a shared-memory opcode
-/// (spec §5), counted per cause by the [`MetricsRecorder`](crate::MetricsRecorder).
-///
-/// ```
-/// use shm_metrics::HaltCause;
-/// assert_eq!(HaltCause::StaticWrite.name(), "static_write");
-/// assert_eq!(HaltCause::ALL[HaltCause::RegionBusy.index()], HaltCause::RegionBusy);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HaltCause {
-    /// The handle names nothing (index or generation 0, upper bits set, unknown slot).
-    InvalidHandle,
-    /// The handle named a region that has been freed.
-    FreedRegion,
-    /// Strict: READ or WRITE without a mapping.
-    NoMapping,
-    /// The context lacks the permission the access needs.
-    PermissionDenied,
-    /// ALLOC, FREE or WRITE in a static context.
-    StaticWrite,
-    /// Unknown bits in ALLOC flags or MAP options.
-    BadFlags,
-    /// `region_offset + size` above 2^64 − 1.
-    OffsetOverflow,
-    /// The region's lock could not be had within the configured wait.
-    RegionBusy,
-}
-
-impl HaltCause {
-    /// Every cause, in declaration order; `ALL[c.index()] == c`.
-    pub const ALL: [HaltCause; 8] = [
-        HaltCause::InvalidHandle,
-        HaltCause::FreedRegion,
-        HaltCause::NoMapping,
-        HaltCause::PermissionDenied,
-        HaltCause::StaticWrite,
-        HaltCause::BadFlags,
-        HaltCause::OffsetOverflow,
-        HaltCause::RegionBusy,
-    ];
-
-    /// Position in [`HaltCause::ALL`].
-    #[inline]
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Snake-case name, as used in the Prometheus `cause` label and in serde.
-    pub const fn name(self) -> &'static str {
-        match self {
-            HaltCause::InvalidHandle => "invalid_handle",
-            HaltCause::FreedRegion => "freed_region",
-            HaltCause::NoMapping => "no_mapping",
-            HaltCause::PermissionDenied => "permission_denied",
-            HaltCause::StaticWrite => "static_write",
-            HaltCause::BadFlags => "bad_flags",
-            HaltCause::OffsetOverflow => "offset_overflow",
-            HaltCause::RegionBusy => "region_busy",
-        }
-    }
-
-    /// A short human description, as `evm run` reports it.
-    pub const fn description(self) -> &'static str {
-        match self {
-            HaltCause::InvalidHandle => "invalid region handle",
-            HaltCause::FreedRegion => "region was freed",
-            HaltCause::NoMapping => "region is not mapped in this context",
-            HaltCause::PermissionDenied => "permission denied",
-            HaltCause::StaticWrite => "state change in a static context",
-            HaltCause::BadFlags => "unknown flag or option bits",
-            HaltCause::OffsetOverflow => "region offset + size overflows 64 bits",
-            HaltCause::RegionBusy => "region busy: lock wait timed out",
-        }
-    }
-}
-
-impl fmt::Display for HaltCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.description())
-    }
-}
+use shm_primitives::HaltCause;
 
 /// Halts counted per [`HaltCause`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -106,12 +22,16 @@ pub struct HaltCounts {
     pub offset_overflow: u64,
     /// [`HaltCause::RegionBusy`].
     pub region_busy: u64,
+    /// [`HaltCause::JournalFailed`].
+    pub journal_failed: u64,
+    /// [`HaltCause::JournalFull`].
+    pub journal_full: u64,
 }
 
 impl HaltCounts {
     /// Builds the counts from an array indexed by [`HaltCause::index`].
-    pub const fn from_array(counts: [u64; 8]) -> Self {
-        let [invalid_handle, freed_region, no_mapping, permission_denied, static_write, bad_flags, offset_overflow, region_busy] =
+    pub const fn from_array(counts: [u64; HaltCause::ALL.len()]) -> Self {
+        let [invalid_handle, freed_region, no_mapping, permission_denied, static_write, bad_flags, offset_overflow, region_busy, journal_failed, journal_full] =
             counts;
         Self {
             invalid_handle,
@@ -122,6 +42,8 @@ impl HaltCounts {
             bad_flags,
             offset_overflow,
             region_busy,
+            journal_failed,
+            journal_full,
         }
     }
 
@@ -136,6 +58,8 @@ impl HaltCounts {
             HaltCause::BadFlags => self.bad_flags,
             HaltCause::OffsetOverflow => self.offset_overflow,
             HaltCause::RegionBusy => self.region_busy,
+            HaltCause::JournalFailed => self.journal_failed,
+            HaltCause::JournalFull => self.journal_full,
         }
     }
 
@@ -154,11 +78,11 @@ mod tests {
 
     #[test]
     fn from_array_and_get_agree_on_every_cause() {
-        let counts = HaltCounts::from_array([1, 2, 3, 4, 5, 6, 7, 8]);
+        let counts = HaltCounts::from_array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         for cause in HaltCause::ALL {
             assert_eq!(counts.get(cause), cause.index() as u64 + 1, "{cause:?}");
         }
-        assert_eq!(counts.total(), 36);
+        assert_eq!(counts.total(), 55);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Counters for the shared-memory subsystem.
 //!
 //! A [`MetricsRecorder`] holds relaxed atomic counters (region lifecycle,
-//! mappings, reads/writes/copies and their bytes, COW faults, GC runs and time,
+//! mappings, reads/writes and their bytes, COW faults, GC runs and time,
 //! halts per [`HaltCause`], access denials) and a memory gauge with its peak.
 //! [`MetricsRecorder::snapshot`] copies them into a plain [`Metrics`] value with
 //! derived figures, which serialises with serde and renders as Prometheus text.
@@ -25,6 +25,7 @@ mod halt;
 mod recorder;
 mod snapshot;
 
-pub use halt::{HaltCause, HaltCounts};
+pub use halt::HaltCounts;
 pub use recorder::MetricsRecorder;
+pub use shm_primitives::HaltCause;
 pub use snapshot::Metrics;

@@ -30,8 +30,8 @@ struct OpCounter {
 
 impl OpCounter {
     #[inline]
-    fn record(&self, bytes: u64) {
-        self.count.fetch_add(1, Relaxed);
+    fn record(&self, count: u64, bytes: u64) {
+        self.count.fetch_add(count, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
     }
 }
@@ -56,16 +56,20 @@ struct Rare {
     gc_runs: AtomicU64,
     gc_time_ns: AtomicU64,
     access_denials: AtomicU64,
-    halts: [AtomicU64; 8],
+    halts: [AtomicU64; HaltCause::ALL.len()],
 }
 
 /// The shared-memory subsystem's counters and gauges. `Send + Sync`: share it
 /// by reference or `Arc`; every update is one or two relaxed atomic operations.
 ///
+/// The transaction layer batches its reads, writes and COW faults and reports
+/// them once per transaction ([`record_reads`](Self::record_reads), …), so that
+/// a warm access bumps no shared cache line.
+///
 /// The `record_*` methods for region lifecycle events (create, destroy, map,
 /// unmap, GC, halts, denials) also emit a `tracing` event at debug level with
 /// target `shm`, so a caller counts and logs in one call. Data operations
-/// (reads, writes, copies, COW faults) only count: they are the hot path.
+/// (reads, writes, COW faults) only count: they are the hot path.
 ///
 /// Counters are monotonic and wrap only after 2^64 events. The memory gauge
 /// saturates at 0 rather than wrapping if more is subtracted than was added.
@@ -92,7 +96,6 @@ pub struct MetricsRecorder {
     lifecycle: CachePadded<Lifecycle>,
     reads: CachePadded<OpCounter>,
     writes: CachePadded<OpCounter>,
-    copies: CachePadded<OpCounter>,
     memory: CachePadded<Memory>,
     rare: CachePadded<Rare>,
 }
@@ -145,25 +148,38 @@ impl MetricsRecorder {
     /// A read of `bytes` bytes from a region.
     #[inline]
     pub fn record_read(&self, bytes: u64) {
-        self.reads.record(bytes);
+        self.reads.record(1, bytes);
     }
 
     /// A write of `bytes` bytes into a region.
     #[inline]
     pub fn record_write(&self, bytes: u64) {
-        self.writes.record(bytes);
+        self.writes.record(1, bytes);
     }
 
-    /// A copy of `bytes` bytes between regions (or a host copy).
+    /// `count` reads of `bytes` bytes in all: how a transaction reports its
+    /// reads once at its end instead of bumping shared counters on every one.
     #[inline]
-    pub fn record_copy(&self, bytes: u64) {
-        self.copies.record(bytes);
+    pub fn record_reads(&self, count: u64, bytes: u64) {
+        if count > 0 {
+            self.reads.record(count, bytes);
+        }
     }
 
-    /// A copy-on-write fault (one page copied privately).
+    /// `count` writes of `bytes` bytes in all (see [`record_reads`](Self::record_reads)).
     #[inline]
-    pub fn record_cow_fault(&self) {
-        self.rare.cow_faults.fetch_add(1, Relaxed);
+    pub fn record_writes(&self, count: u64, bytes: u64) {
+        if count > 0 {
+            self.writes.record(count, bytes);
+        }
+    }
+
+    /// `faults` copy-on-write faults (one page copied privately each).
+    #[inline]
+    pub fn record_cow_faults(&self, faults: u64) {
+        if faults > 0 {
+            self.rare.cow_faults.fetch_add(faults, Relaxed);
+        }
     }
 
     /// A garbage-collection run that took `duration` and freed `regions_freed` regions.
@@ -226,8 +242,6 @@ impl MetricsRecorder {
             read_bytes: self.reads.bytes.load(Relaxed),
             writes: self.writes.count.load(Relaxed),
             write_bytes: self.writes.bytes.load(Relaxed),
-            copies: self.copies.count.load(Relaxed),
-            copy_bytes: self.copies.bytes.load(Relaxed),
             cow_faults: self.rare.cow_faults.load(Relaxed),
             gc_runs: self.rare.gc_runs.load(Relaxed),
             gc_time_ns: self.rare.gc_time_ns.load(Relaxed),

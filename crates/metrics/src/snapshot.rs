@@ -38,10 +38,6 @@ pub struct Metrics {
     pub writes: u64,
     /// Bytes written into regions.
     pub write_bytes: u64,
-    /// Copies between regions.
-    pub copies: u64,
-    /// Bytes copied.
-    pub copy_bytes: u64,
     /// Copy-on-write faults (pages copied privately).
     pub cow_faults: u64,
     /// Garbage-collection runs.
@@ -88,7 +84,7 @@ impl Metrics {
     /// family with a `cause` label.
     pub fn to_prometheus(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, u64); 13] = [
+        let counters: [(&str, &str, u64); 11] = [
             (
                 "regions_created_total",
                 "Shared-memory regions created.",
@@ -116,12 +112,6 @@ impl Metrics {
                 "write_bytes_total",
                 "Bytes written into regions.",
                 self.write_bytes,
-            ),
-            ("copies_total", "Copies between regions.", self.copies),
-            (
-                "copy_bytes_total",
-                "Bytes copied between regions.",
-                self.copy_bytes,
             ),
             (
                 "cow_faults_total",

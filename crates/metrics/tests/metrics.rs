@@ -28,9 +28,7 @@ fn every_record_bumps_exactly_its_counters() {
     m.record_read(20);
     m.record_read(30);
     m.record_write(7);
-    m.record_copy(64);
-    m.record_cow_fault();
-    m.record_cow_fault();
+    m.record_cow_faults(2);
     m.record_gc_run(Duration::from_nanos(500), 1);
     m.record_halt(HaltCause::BadFlags);
     m.record_halt(HaltCause::BadFlags);
@@ -46,8 +44,6 @@ fn every_record_bumps_exactly_its_counters() {
         read_bytes: 60,
         writes: 1,
         write_bytes: 7,
-        copies: 1,
-        copy_bytes: 64,
         cow_faults: 2,
         gc_runs: 1,
         gc_time_ns: 500,
@@ -187,8 +183,7 @@ fn prometheus_text_parses_back_to_the_snapshot() {
     m.record_read(32);
     m.record_write(96);
     m.record_write(4);
-    m.record_copy(5);
-    m.record_cow_fault();
+    m.record_cow_faults(1);
     m.record_gc_run(Duration::from_millis(3), 1);
     m.record_halt(HaltCause::OffsetOverflow);
     m.record_halt(HaltCause::InvalidHandle);
@@ -218,7 +213,6 @@ fn prometheus_text_parses_back_to_the_snapshot() {
     assert_eq!(value("shm_read_bytes_total"), 32.0);
     assert_eq!(value("shm_writes_total"), 2.0);
     assert_eq!(value("shm_write_bytes_total"), 100.0);
-    assert_eq!(value("shm_copy_bytes_total"), 5.0);
     assert_eq!(value("shm_cow_faults_total"), 1.0);
     assert_eq!(value("shm_gc_runs_total"), 1.0);
     assert_eq!(value("shm_gc_time_seconds_total"), 0.003);
@@ -267,8 +261,8 @@ fn concurrent_threads_give_exact_totals() {
                     m.record_read(t + 1);
                     m.record_write(2);
                     if i % 4 == 0 {
-                        m.record_copy(3);
-                        m.record_halt(HaltCause::ALL[(i / 4 % 8) as usize]);
+                        m.record_cow_faults(3);
+                        m.record_halt(HaltCause::ALL[(i / 4 % 10) as usize]);
                     }
                     m.add_memory(10);
                     m.sub_memory(10);
@@ -285,11 +279,10 @@ fn concurrent_threads_give_exact_totals() {
     assert_eq!(s.read_bytes, ROUNDS * (1..=THREADS).sum::<u64>());
     assert_eq!(s.writes, THREADS * ROUNDS);
     assert_eq!(s.write_bytes, 2 * THREADS * ROUNDS);
-    assert_eq!(s.copies, THREADS * ROUNDS / 4);
-    assert_eq!(s.copy_bytes, 3 * THREADS * ROUNDS / 4);
+    assert_eq!(s.cow_faults, 3 * THREADS * ROUNDS / 4);
     assert_eq!(s.total_halts, THREADS * ROUNDS / 4);
     for cause in HaltCause::ALL {
-        assert_eq!(s.halts.get(cause), THREADS * ROUNDS / 4 / 8, "{cause:?}");
+        assert_eq!(s.halts.get(cause), THREADS * ROUNDS / 4 / 10, "{cause:?}");
     }
     assert_eq!(s.memory_bytes, (1..=THREADS).sum::<u64>());
     assert!(s.peak_memory_bytes >= s.memory_bytes);

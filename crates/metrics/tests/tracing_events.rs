@@ -62,7 +62,7 @@ fn lifecycle_helpers_emit_debug_events_and_hot_paths_do_not() {
         m.record_mapping(handle(9), ALICE);
         m.record_read(1);
         m.record_write(1);
-        m.record_cow_fault();
+        m.record_cow_faults(1);
         m.record_halt(HaltCause::StaticWrite);
         m.record_region_destroyed(handle(9), 4096);
     });

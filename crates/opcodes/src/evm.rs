@@ -1,22 +1,24 @@
 //! Building an EVM with shared memory on: revm's mainnet EVM over a journal that
 //! carries a [`ShmSession`], with the five instructions installed.
 
-use crate::{instructions::install, GasSchedule, HookedContext, HookedEvm, ShmSession};
+use crate::{instructions::install, GasSchedule, HookedContext, HookedEvm, ShmDb, ShmSession};
 use revm::{primitives::hardfork::SpecId, Database, MainBuilder};
 use shm_manager::SharedMemoryManager;
 use std::sync::Arc;
 
-/// A mainnet context whose journal carries a [`ShmSession`].
-pub type ShmContext<DB> = HookedContext<DB, ShmSession>;
+/// A mainnet context whose journal carries a [`ShmSession`], over the
+/// embedder's database wrapped in a [`ShmDb`] (so that committing the state
+/// publishes the region effects).
+pub type ShmContext<DB> = HookedContext<ShmDb<DB>, ShmSession>;
 
 /// revm's mainnet EVM with shared memory on (see [`ShmEvmBuilder`]).
-pub type ShmEvm<DB, INSP = ()> = HookedEvm<DB, ShmSession, INSP>;
+pub type ShmEvm<DB, INSP = ()> = HookedEvm<ShmDb<DB>, ShmSession, INSP>;
 
 /// Builds EVMs with shared memory on, all sharing one [`SharedMemoryManager`]
 /// (one per thread or per transaction: the manager is `Send + Sync`).
 ///
 /// ```
-/// use revm::{context::TxEnv, database::InMemoryDB, primitives::{TxKind, Address}, ExecuteEvm};
+/// use revm::{context::TxEnv, database::InMemoryDB, primitives::{TxKind, Address}, ExecuteCommitEvm};
 /// use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
 /// use shm_opcodes::ShmEvmBuilder;
 ///
@@ -27,9 +29,9 @@ pub type ShmEvm<DB, INSP = ()> = HookedEvm<DB, ShmSession, INSP>;
 /// let target = Address::repeat_byte(0x11);
 /// evm.ctx.journaled_state.journal_mut().database.insert_account_info(
 ///     target, revm::state::AccountInfo::default().with_code(code));
-/// let out = evm.transact(TxEnv::builder().kind(TxKind::Call(target)).build().unwrap()).unwrap();
-/// assert!(out.result.is_success());
-/// assert_eq!(out.result.output().unwrap()[31], 1, "the first handle: index 1, generation 1");
+/// let out = evm.transact_commit(TxEnv::builder().kind(TxKind::Call(target)).build().unwrap()).unwrap();
+/// assert!(out.is_success());
+/// assert_eq!(out.output().unwrap()[31], 1, "the first handle: index 1, generation 1");
 /// # Ok::<(), shm_manager::ShmError>(())
 /// ```
 #[derive(Clone)]
@@ -68,11 +70,9 @@ impl ShmEvmBuilder {
 
     /// A context over `db` whose journal carries a fresh session.
     pub fn context<DB: Database>(&self, db: DB) -> ShmContext<DB> {
-        crate::hooked_context(
-            db,
-            self.spec,
-            ShmSession::new(self.manager.clone(), self.gas),
-        )
+        let session = ShmSession::new(self.manager.clone(), self.gas);
+        let db = ShmDb::new(db, session.undecided());
+        crate::hooked_context(db, self.spec, session)
     }
 
     /// An EVM over `db`.

@@ -29,8 +29,22 @@ pub struct GasSchedule {
     /// Per 4 KiB page saved in the revert journal (first write to a page in a
     /// frame) and per copy-on-write fault: a 4 KiB copy plus a journal entry,
     /// priced like copying 4 KiB with MCOPY (128 words × 3 = 384) minus the copy
-    /// words the write itself already pays, rounded to 200.
+    /// words the write itself already pays, rounded to 200. This is the linear
+    /// term of the page price `g(P) = journal_page·P + P²/journal_page_quad_divisor`.
     pub journal_page: u64,
+    /// Divisor of the quadratic term of the page price, over `P`, the page
+    /// buffers the transaction's journal holds (saved copies and private
+    /// pages). Page saves held memory linearly in gas (≈ 20 bytes per gas); the
+    /// quadratic term bounds what a transaction can make the host hold the way
+    /// EVM memory's does: at 16 the 16,777,216-gas cap of EIP-7825 buys fewer
+    /// than 15,000 pages (58 MiB), under spec §8's 64 MiB (`docs/gas.md`).
+    pub journal_page_quad_divisor: u64,
+    /// Surcharge of an ALLOC whose region is a file in a mapped namespace:
+    /// creating, sizing, mapping and publishing a file is file-system work
+    /// (≈ 30 system calls, 120–200 µs on tmpfs), priced like CREATE (32,000)
+    /// so that it costs no more host time per gas than the slowest mainnet
+    /// loop (`docs/gas.md`).
+    pub mapped_alloc: u64,
     /// Divisor of the quadratic term of region memory, `f(w) = 3w + w²/quad`:
     /// EVM memory's own formula (512), applied to all region memory a transaction
     /// allocates, so that region memory is never cheaper than EVM memory.
@@ -49,6 +63,8 @@ impl Default for GasSchedule {
             warm_access: 100,
             copy_word: 3,
             journal_page: 200,
+            journal_page_quad_divisor: 16,
+            mapped_alloc: 32_000,
             memory_quad_divisor: 512,
             memory_word: 3,
         }
@@ -83,6 +99,29 @@ impl GasSchedule {
         expansion.saturating_add(surcharge)
     }
 
+    /// `g(P)`: the price of `P` page buffers held by the journal.
+    ///
+    /// ```
+    /// let g = shm_opcodes::GasSchedule::default();
+    /// assert_eq!(g.page_cost(1), 200);
+    /// assert_eq!(g.page_cost(256), 200 * 256 + 256 * 256 / 16); // 1 MiB saved: 55,296
+    /// ```
+    pub fn page_cost(&self, pages: u64) -> u64 {
+        let p = pages as u128;
+        let cost =
+            self.journal_page as u128 * p + p * p / self.journal_page_quad_divisor.max(1) as u128;
+        u64::try_from(cost).unwrap_or(u64::MAX)
+    }
+
+    /// What saving `added` more pages costs when the journal holds `held`.
+    pub fn pages_cost(&self, held: u64, added: u64) -> u64 {
+        if added == 0 {
+            return 0;
+        }
+        self.page_cost(held.saturating_add(added))
+            .saturating_sub(self.page_cost(held))
+    }
+
     /// Cold or warm access.
     pub fn access(&self, cold: bool) -> u64 {
         if cold {
@@ -112,5 +151,17 @@ mod tests {
         assert!(g.growth_cost(32, 32, false) > g.growth_cost(0, 32, false));
         assert_eq!(g.copy(33), 6);
         assert_eq!(g.memory_cost(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn page_price_bounds_what_the_cap_buys() {
+        let g = GasSchedule::default();
+        assert_eq!(g.pages_cost(0, 1), 200);
+        assert_eq!(g.pages_cost(10, 0), 0);
+        // The 16,777,216-gas cap buys fewer than 64 MiB of pages.
+        let cap = 16_777_216;
+        let most = (0u64..).find(|&p| g.page_cost(p + 1) > cap).unwrap();
+        assert!(most * 4096 < 60 << 20, "{most} pages");
+        assert_eq!(g.page_cost(u64::MAX), u64::MAX);
     }
 }

@@ -81,6 +81,12 @@ pub trait FrameHook {
     /// come without any checkpoint (a transaction that fails validation) and
     /// may be repeated, so a hook must treat an extra `Discarded` as harmless.
     fn transaction_end(&mut self, outcome: TxOutcome);
+
+    /// revm handed the journal's state out (`finalize`): what the transactions
+    /// since the last `finalize` did now belongs to the embedder, who will
+    /// commit it to its database or drop it. The default does nothing.
+    #[inline]
+    fn finalized(&mut self) {}
 }
 
 /// How a transaction ended, as seen by the journal.
@@ -593,6 +599,7 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
         if self.open_checkpoints > 0 {
             self.end_transaction(TxOutcome::Committed);
         }
+        self.hook.finalized();
         state
     }
 

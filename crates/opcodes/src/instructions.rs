@@ -1,24 +1,23 @@
 //! The five instructions, as revm instruction functions, and their registration.
 //!
-//! Each function pops its operands, checks the static rule, asks the
-//! [`ActiveSession`](crate::ActiveSession) to check and price the operation, charges
-//! gas (and EVM memory expansion the way CALLDATACOPY does), and only then performs
-//! the effect. A shared-memory halt is reported to revm as the nearest mainnet
-//! [`InstructionResult`] (see [`halt_result`]); the precise cause is kept in the
-//! session and counted in the metrics.
+//! Each function pops its operands, checks the static rule, lets the
+//! [`ActiveSession`](crate::ActiveSession) check and charge the operation,
+//! expands EVM memory the way CALLDATACOPY does, and only then performs the
+//! effect. A shared-memory halt is reported to revm as the nearest mainnet
+//! [`InstructionResult`] (see [`halt_result`]); the precise cause is kept in
+//! the session and counted in the metrics.
 
 use crate::{session::OpError, ShmSession};
 use revm::{
     context_interface::ContextTr,
     handler::instructions::EthInstructions,
     interpreter::{
-        interpreter::EthInterpreter, interpreter_types::InputsTr, popn, push, Instruction,
-        InstructionContext, InstructionResult,
+        as_usize_or_fail, interpreter::EthInterpreter, interpreter_types::InputsTr, popn, push,
+        Instruction, InstructionContext, InstructionResult,
     },
     primitives::U256,
 };
-use shm_metrics::HaltCause;
-use shm_primitives::AccessKind;
+use shm_primitives::HaltCause;
 
 /// SHARED_ALLOC.
 pub const SHARED_ALLOC: u8 = 0xE0;
@@ -30,6 +29,23 @@ pub const SHARED_MAP: u8 = 0xE2;
 pub const SHARED_READ: u8 = 0xE3;
 /// SHARED_WRITE.
 pub const SHARED_WRITE: u8 = 0xE4;
+
+/// The mnemonic of a shared-memory opcode, for traces and disassembly.
+///
+/// ```
+/// assert_eq!(shm_opcodes::instructions::name(0xE3), Some("SHARED_READ"));
+/// assert_eq!(shm_opcodes::instructions::name(0x01), None);
+/// ```
+pub const fn name(opcode: u8) -> Option<&'static str> {
+    match opcode {
+        SHARED_ALLOC => Some("SHARED_ALLOC"),
+        SHARED_FREE => Some("SHARED_FREE"),
+        SHARED_MAP => Some("SHARED_MAP"),
+        SHARED_READ => Some("SHARED_READ"),
+        SHARED_WRITE => Some("SHARED_WRITE"),
+        _ => None,
+    }
+}
 
 /// A host whose journal carries a [`ShmSession`]: the way the instructions reach
 /// shared memory through revm's own context (no globals, no thread-locals).
@@ -81,29 +97,14 @@ macro_rules! require_non_static {
     };
 }
 
-/// `region_offset` as a u64 such that `region_offset + len` fits in 64 bits.
-#[inline]
-fn region_offset(word: U256, len: usize) -> Option<u64> {
-    let offset = u64::try_from(word).ok()?;
-    offset.checked_add(len as u64)?;
-    Some(offset)
-}
-
 /// SHARED_ALLOC (0xE0): pops `size, flags`, pushes the new handle or 0.
 pub fn shared_alloc<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult> {
     require_non_static!(ctx);
     popn!([size, flags], ctx.interpreter);
     let context = ctx.interpreter.input.target_address();
-    let session = session!(ctx.host);
-    let gas = std::cell::RefCell::new(&mut ctx.interpreter.gas);
-    let result = session.alloc(
-        context,
-        size,
-        flags,
-        &mut |cost| gas.borrow_mut().record_regular_cost(cost),
-        &mut |refund| gas.borrow_mut().erase_cost(refund),
-    );
-    let handle = result.map_err(halt_result)?;
+    let handle = session!(ctx.host)
+        .alloc(context, size, flags, &mut ctx.interpreter.gas)
+        .map_err(halt_result)?;
     push!(ctx.interpreter, handle.map_or(U256::ZERO, |h| h.to_u256()));
     Ok(())
 }
@@ -113,10 +114,8 @@ pub fn shared_free<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult>
     require_non_static!(ctx);
     popn!([handle], ctx.interpreter);
     let context = ctx.interpreter.input.target_address();
-    let session = session!(ctx.host);
-    let gas = &mut ctx.interpreter.gas;
-    session
-        .free(context, handle, &mut |cost| gas.record_regular_cost(cost))
+    session!(ctx.host)
+        .free(context, handle, &mut ctx.interpreter.gas)
         .map_err(halt_result)?;
     push!(ctx.interpreter, U256::ONE);
     Ok(())
@@ -126,12 +125,8 @@ pub fn shared_free<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult>
 pub fn shared_map<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult> {
     popn!([handle, options], ctx.interpreter);
     let context = ctx.interpreter.input.target_address();
-    let session = session!(ctx.host);
-    let gas = &mut ctx.interpreter.gas;
-    session
-        .map(context, handle, options, &mut |cost| {
-            gas.record_regular_cost(cost)
-        })
+    session!(ctx.host)
+        .map(context, handle, options, &mut ctx.interpreter.gas)
         .map_err(halt_result)?;
     push!(ctx.interpreter, U256::ONE);
     Ok(())
@@ -142,29 +137,23 @@ pub fn shared_map<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult> 
 pub fn shared_read<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult> {
     popn!([handle, offset, size, mem_offset], ctx.interpreter);
     let context = ctx.interpreter.input.target_address();
-    let prepared = session!(ctx.host)
-        .prepare(context, handle, AccessKind::Read)
+    let access = session!(ctx.host)
+        .begin_read(context, handle, offset, size, &mut ctx.interpreter.gas)
         .map_err(halt_result)?;
-    // Offsets: `size` and `mem_offset` as CALLDATACOPY takes them.
-    let len = revm::interpreter::as_usize_or_fail!(ctx.interpreter, size);
-    let Some(offset) = region_offset(offset, len) else {
-        return Err(halt_result(session!(ctx.host).offset_overflow()));
-    };
-    let cost = session!(ctx.host).read_cost(&prepared, len as u64);
-    revm::interpreter::gas!(ctx.interpreter, cost);
-    if len == 0 {
-        session!(ctx.host).touch(&prepared);
+    if access.len == 0 {
         push!(ctx.interpreter, U256::ZERO);
         return Ok(());
     }
-    let mem_offset = revm::interpreter::as_usize_or_fail!(ctx.interpreter, mem_offset);
+    // `mem_offset` as CALLDATACOPY takes it, and memory expansion charged.
+    let mem_offset = as_usize_or_fail!(ctx.interpreter, mem_offset);
     ctx.interpreter
-        .resize_memory(ctx.host.gas_params(), mem_offset, len)?;
+        .resize_memory(ctx.host.gas_params(), mem_offset, access.len)?;
     let session = session!(ctx.host);
     let n = {
-        let mut memory = ctx.interpreter.memory.slice_mut(mem_offset, len);
-        session.read(context, prepared, offset, &mut memory)
-    };
+        let mut memory = ctx.interpreter.memory.slice_mut(mem_offset, access.len);
+        session.finish_read(context, &access, &mut memory)
+    }
+    .map_err(halt_result)?;
     push!(ctx.interpreter, U256::from(n));
     Ok(())
 }
@@ -176,31 +165,23 @@ pub fn shared_write<H: ShmHost>(ctx: Ctx<'_, H>) -> Result<(), InstructionResult
     require_non_static!(ctx);
     popn!([handle, offset, size, mem_offset], ctx.interpreter);
     let context = ctx.interpreter.input.target_address();
-    let prepared = session!(ctx.host)
-        .prepare(context, handle, AccessKind::Write)
+    let access = session!(ctx.host)
+        .begin_write(context, handle, offset, size, &mut ctx.interpreter.gas)
         .map_err(halt_result)?;
-    let len = revm::interpreter::as_usize_or_fail!(ctx.interpreter, size);
-    let Some(offset) = region_offset(offset, len) else {
-        return Err(halt_result(session!(ctx.host).offset_overflow()));
-    };
-    let quote = session!(ctx.host).write_quote(context, &prepared, offset, len as u64);
-    revm::interpreter::gas!(ctx.interpreter, quote.cost);
-    if len == 0 {
-        session!(ctx.host).touch(&prepared);
+    if access.len == 0 {
         push!(ctx.interpreter, U256::ZERO);
         return Ok(());
     }
-    let mem_offset = revm::interpreter::as_usize_or_fail!(ctx.interpreter, mem_offset);
+    let mem_offset = as_usize_or_fail!(ctx.interpreter, mem_offset);
     ctx.interpreter
-        .resize_memory(ctx.host.gas_params(), mem_offset, len)?;
+        .resize_memory(ctx.host.gas_params(), mem_offset, access.len)?;
     let session = session!(ctx.host);
     let gas = &mut ctx.interpreter.gas;
     let written = {
-        let data = ctx.interpreter.memory.slice_len(mem_offset, len);
-        session.write(context, prepared, quote, offset, &data, &mut |refund| {
-            gas.erase_cost(refund)
-        })
-    };
+        let data = ctx.interpreter.memory.slice_len(mem_offset, access.len);
+        session.finish_write(context, &access, &data, gas)
+    }
+    .map_err(halt_result)?;
     push!(ctx.interpreter, U256::from(written));
     Ok(())
 }

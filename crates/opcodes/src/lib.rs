@@ -34,15 +34,21 @@
 //! assert_eq!(evm.ctx.journaled_state.hook().0, 0);
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
+mod db;
 mod evm;
 mod gas;
 pub mod hook;
 pub mod instructions;
+mod ops;
 mod session;
+mod table;
 
+pub use db::ShmDb;
 pub use evm::{ShmContext, ShmEvm, ShmEvmBuilder};
 pub use gas::GasSchedule;
 pub use hook::{hooked_context, FrameHook, HookedContext, HookedEvm, HookedJournal, TxOutcome};
 pub use instructions::{halt_result, ShmHost};
-pub use session::{ActiveSession, OpError, Prepared, ShmSession, WriteQuote};
+pub use ops::{ReadAccess, WriteAccess};
+pub use session::{ActiveSession, OpError, ShmSession};

@@ -1,59 +1,156 @@
-//! One EVM's shared-memory state: the frame hook that revm's journal drives, and
-//! the operations the five instructions perform.
+//! One EVM's shared-memory state: the frame hook revm's journal drives, the
+//! transaction it belongs to, and the effects that wait for the embedder's
+//! decision.
 
-use crate::{FrameHook, GasSchedule, TxOutcome};
-use shm_journal::TxJournal;
-use shm_manager::{LockMode, SharedMemoryManager, ShmError, TxId};
-use shm_metrics::HaltCause;
-use shm_primitives::{
-    words, AccessKind, AllocFlags, ContextId, MapOptions, Permissions, RegionHandle, RegionOptions,
-    U256,
-};
-use shm_region::{MappingInfo, RegionError, RegionSpec};
 use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use shm_journal::{Page, PendingEffects, RegionOps, TxJournal};
+use shm_manager::{AccessCounts, SharedMemoryManager, ShmError, TxRegions};
+use shm_primitives::{HaltCause, RegionHandle};
+
+use crate::table::ResolvedTable;
+use crate::{FrameHook, GasSchedule, TxOutcome};
 
 /// Why a shared-memory instruction did not complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpError {
     /// An exceptional halt with a shared-memory cause (spec §5).
     Halt(HaltCause),
-    /// Not enough gas (the gas callback refused the charge).
+    /// Not enough gas.
     OutOfGas,
 }
 
-/// The shared-memory side of one EVM: the [`FrameHook`] that revm's journal drives
-/// (so the revert journal checkpoints with revm's frames) and the state of the
-/// current transaction.
+/// The shared-memory side of one EVM: the [`FrameHook`] that revm's journal
+/// drives (so the revert journal checkpoints with revm's frames) and the
+/// state of the current transaction.
 ///
-/// `ShmSession::default()` is *off*: every hook call is a no-op. An EVM built by
-/// [`crate::ShmEvmBuilder`] holds an active session over a shared
+/// `ShmSession::default()` is *off*: every hook call is a no-op. An EVM built
+/// by [`crate::ShmEvmBuilder`] holds an active session over a shared
 /// [`SharedMemoryManager`].
+///
+/// # When region effects land (spec §6)
+///
+/// revm ends every transaction with `commit_tx`, whether or not the embedder
+/// keeps its state. So a transaction's effects on regions that outlive it
+/// (writes, growth and frees of persistent and host regions, persistent
+/// creations) are *pending* when it ends, its regions still locked, until the
+/// embedder decides:
+///
+/// - [`publish`](Self::publish) — the embedder committed the state (the
+///   [`ShmDb`](crate::ShmDb) wrapper that [`crate::ShmEvmBuilder`] puts around
+///   the database calls it from `DatabaseCommit::commit`, so revm's
+///   `transact_commit`, `inspect_tx_commit`, `replay_commit` and
+///   `system_call_commit` publish);
+/// - [`abandon`](Self::abandon) — the embedder dropped it (`transact` of a
+///   simulation, a traced re-run, a transaction a builder leaves out). This
+///   also happens by itself when the next transaction starts on the same EVM
+///   after revm handed the state out (`finalize`), and when the session is
+///   dropped, so a result nobody commits never changes a region.
+///
+/// Transactions run back to back without a `finalize` in between (revm's
+/// `transact_many`) are decided together, as their state is.
 #[derive(Default)]
 pub struct ShmSession {
     active: Option<Box<ActiveSession>>,
 }
 
+/// Executed transactions' effects that wait for the embedder's decision,
+/// shared between the session and the database wrapper that sees the
+/// embedder commit.
+#[derive(Default)]
+pub(crate) struct Undecided {
+    state: Mutex<UndecidedState>,
+}
+
+#[derive(Default)]
+struct UndecidedState {
+    /// The lock owner of the undecided transactions (their regions stay
+    /// locked until the decision).
+    regions: Option<TxRegions>,
+    pending: PendingEffects,
+}
+
+impl Undecided {
+    /// The embedder committed: every pending effect becomes final and the
+    /// regions are released.
+    pub(crate) fn publish(&self) -> bool {
+        let mut state = self.state.lock();
+        let Some(mut regions) = state.regions.take() else {
+            return false;
+        };
+        state.pending.publish(&mut regions);
+        regions.release();
+        true
+    }
+
+    /// The embedder dropped the result: every pending effect is undone and
+    /// the regions are released.
+    pub(crate) fn abandon(&self) -> bool {
+        let mut state = self.state.lock();
+        let Some(mut regions) = state.regions.take() else {
+            return false;
+        };
+        state.pending.abandon(&mut regions);
+        regions.release();
+        true
+    }
+}
+
+/// A transaction's budget of waiting for region locks (spec §6, §8).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WaitBudget {
+    /// What is left of `lock_wait` for the whole transaction.
+    pub(crate) remaining: Duration,
+    /// Set by the first busy halt: the transaction never waits again.
+    pub(crate) poisoned: bool,
+}
+
 /// An active session: the manager, the gas schedule and this transaction's state.
 pub struct ActiveSession {
-    manager: Arc<SharedMemoryManager>,
-    gas: GasSchedule,
-    /// Assigned on the first shared-memory operation of a transaction, so that a
-    /// transaction that never touches shared memory never touches the manager.
-    tx: Option<TxId>,
-    journal: TxJournal,
-    last_halt: Option<HaltCause>,
+    pub(crate) manager: Arc<SharedMemoryManager>,
+    pub(crate) gas: GasSchedule,
+    /// This transaction's door to regions, from its first shared-memory
+    /// operation on (a transaction that never touches shared memory never
+    /// touches the manager).
+    pub(crate) tx: Option<TxRegions>,
+    pub(crate) journal: TxJournal,
+    pub(crate) table: ResolvedTable,
+    pub(crate) counts: AccessCounts,
+    pub(crate) wait: WaitBudget,
+    /// Private copy-on-write pages last reported to the manager's gauge.
+    pub(crate) cow_reported: u64,
+    pub(crate) last_halt: Option<HaltCause>,
+    pub(crate) undecided: Arc<Undecided>,
+    /// This session left effects undecided at its last transaction end.
+    has_undecided: bool,
+    /// revm handed the state of those transactions out (`finalize`): the next
+    /// transaction abandons whatever the embedder did not commit.
+    handed_over: bool,
 }
 
 impl ShmSession {
     /// An active session over `manager` with the gas schedule `gas`.
     pub fn new(manager: Arc<SharedMemoryManager>, gas: GasSchedule) -> Self {
+        let wait = WaitBudget {
+            remaining: manager.config().lock_wait,
+            poisoned: false,
+        };
         Self {
             active: Some(Box::new(ActiveSession {
                 manager,
                 gas,
                 tx: None,
                 journal: TxJournal::default(),
+                table: ResolvedTable::default(),
+                counts: AccessCounts::default(),
+                wait,
+                cow_reported: 0,
                 last_halt: None,
+                undecided: Arc::default(),
+                has_undecided: false,
+                handed_over: false,
             })),
         }
     }
@@ -81,12 +178,52 @@ impl ShmSession {
             active.last_halt = None;
         }
     }
+
+    /// Makes the effects of the executed, undecided transactions final and
+    /// releases their regions (the embedder committed their state). Returns
+    /// whether there was anything to publish.
+    pub fn publish(&mut self) -> bool {
+        self.active().is_some_and(|active| {
+            active.has_undecided = false;
+            active.handed_over = false;
+            active.undecided.publish()
+        })
+    }
+
+    /// Undoes the effects of the executed, undecided transactions and
+    /// releases their regions (the embedder dropped their state). Returns
+    /// whether there was anything to abandon.
+    pub fn abandon(&mut self) -> bool {
+        self.active().is_some_and(|active| {
+            active.has_undecided = false;
+            active.handed_over = false;
+            active.undecided.abandon()
+        })
+    }
+
+    /// Bytes of host memory the current transaction's revert journal holds
+    /// (saved pages, private pages, entries): what spec §8 bounds.
+    pub fn journal_footprint(&self) -> usize {
+        self.active.as_ref().map_or(0, |a| a.journal.footprint())
+    }
+
+    /// Page buffers the current transaction's journal holds.
+    pub fn journal_pages(&self) -> u64 {
+        self.active.as_ref().map_or(0, |a| a.journal.pages_held())
+    }
+
+    pub(crate) fn undecided(&self) -> Option<Arc<Undecided>> {
+        self.active.as_ref().map(|a| Arc::clone(&a.undecided))
+    }
 }
 
 impl FrameHook for ShmSession {
     #[inline]
     fn checkpoint(&mut self) {
         if let Some(active) = self.active.as_deref_mut() {
+            if active.handed_over {
+                active.abandon_handed_over();
+            }
             active.journal.checkpoint();
         }
     }
@@ -110,6 +247,36 @@ impl FrameHook for ShmSession {
             active.end_transaction(outcome == TxOutcome::Committed);
         }
     }
+
+    fn finalized(&mut self) {
+        if let Some(active) = self.active.as_deref_mut() {
+            active.handed_over = active.has_undecided;
+        }
+    }
+}
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        // A transaction cut short (a panic unwinding through revm, an EVM
+        // dropped mid-transaction) ends like a failed one; effects nobody
+        // committed are undone. Either way no region stays locked.
+        if self.tx.is_some() || self.journal.depth() > 0 {
+            self.end_transaction(false);
+        }
+        self.undecided.abandon();
+    }
+}
+
+/// The journal's undo when the transaction has touched no region: there is
+/// nothing to undo, so nothing is ever called.
+struct NoRegions;
+
+impl RegionOps for NoRegions {
+    fn restore_page(&mut self, _: RegionHandle, _: u64, _: &Page) {}
+    fn set_size(&mut self, _: RegionHandle, _: u64) {}
+    fn free_created(&mut self, _: RegionHandle, _: u64) {}
+    fn cancel_free(&mut self, _: RegionHandle) {}
+    fn finish_free(&mut self, _: RegionHandle) {}
 }
 
 impl ActiveSession {
@@ -123,468 +290,102 @@ impl ActiveSession {
         &self.gas
     }
 
-    /// The revert journal of the current transaction.
-    pub fn journal(&self) -> &TxJournal {
-        &self.journal
+    /// The transaction's door to regions, begun on first use. A transaction
+    /// that follows undecided ones without a `finalize` between (revm's
+    /// `transact_many`) continues under their locks.
+    pub(crate) fn tx(&mut self) -> &mut TxRegions {
+        if self.tx.is_none() {
+            let continued = if self.has_undecided && !self.handed_over {
+                self.undecided.state.lock().regions.take()
+            } else {
+                None
+            };
+            self.tx = Some(continued.unwrap_or_else(|| self.manager.begin_transaction()));
+        }
+        self.tx.as_mut().expect("set above")
     }
 
-    fn tx(&mut self) -> TxId {
-        match self.tx {
-            Some(tx) => tx,
-            None => *self.tx.insert(self.manager.next_transaction_id()),
-        }
+    #[cold]
+    fn abandon_handed_over(&mut self) {
+        self.handed_over = false;
+        self.has_undecided = false;
+        self.undecided.abandon();
     }
 
     fn revert(&mut self) {
-        let private_before = self.journal.private_pages();
-        let undone = self.journal.revert(self.manager.registry());
-        for (handle, size) in undone {
-            self.manager.metrics().record_region_destroyed(handle, size);
+        let reverted = match self.tx.as_mut() {
+            Some(tx) => self.journal.revert(tx),
+            None => self.journal.revert(&mut NoRegions),
+        };
+        for handle in reverted.touched {
+            self.table.remove(handle);
         }
-        self.settle_cow_pages(private_before);
+        self.settle_cow_pages();
     }
 
-    /// Keeps the manager's copy-on-write page gauge in step with the private
-    /// pages this journal holds, after an operation that may have made or
-    /// dropped some (a revert restores or drops them, a remap drops them).
-    fn settle_cow_pages(&self, before: usize) {
-        let after = self.journal.private_pages();
-        if after > before {
-            self.manager.cow_pages_add((after - before) as u64);
-        } else if before > after {
-            self.manager.cow_pages_sub((before - after) as u64);
+    /// Moves the manager's copy-on-write page gauge to the private pages this
+    /// transaction holds now.
+    pub(crate) fn settle_cow_pages(&mut self) {
+        let now = self.journal.private_pages() as u64;
+        if now != self.cow_reported {
+            if let Some(tx) = self.tx.as_ref() {
+                tx.record_cow_pages(
+                    now.saturating_sub(self.cow_reported),
+                    self.cow_reported.saturating_sub(now),
+                );
+            }
+            self.cow_reported = now;
         }
     }
 
     fn end_transaction(&mut self, committed: bool) {
-        let Some(tx) = self.tx.take() else {
+        let config_wait = self.manager.config().lock_wait;
+        self.wait = WaitBudget {
+            remaining: config_wait,
+            poisoned: false,
+        };
+        self.table.clear();
+        let Some(mut tx) = self.tx.take() else {
             // Nothing touched shared memory: only the (empty) checkpoints to drop.
-            if !self.journal.is_clean() || self.journal.depth() > 0 {
-                self.journal
-                    .end_transaction(self.manager.registry(), committed);
-            }
+            let mut unused = PendingEffects::default();
+            self.journal
+                .end_transaction(committed, &mut NoRegions, &mut unused);
             return;
         };
-        // Every private page goes at transaction end, including those a failed
-        // transaction's undo drops or restores first.
-        let private_held = self.journal.private_pages();
+        let undecided = Arc::clone(&self.undecided);
+        let mut state = undecided.state.lock();
         let end = self
             .journal
-            .end_transaction(self.manager.registry(), committed);
-        let metrics = self.manager.metrics();
-        for (handle, size) in &end.undone {
-            metrics.record_region_destroyed(*handle, *size);
-        }
-        for (handle, size) in &end.freed {
-            metrics.record_region_destroyed(*handle, *size);
-        }
-        self.manager.cow_pages_sub(private_held as u64);
-        let scoped: Vec<RegionHandle> = end.created.iter().map(|(h, _)| *h).collect();
-        if let Err(error) = self.manager.transaction_finished(tx, &scoped) {
-            tracing::error!(target: "shm::session", %error, "ending the transaction failed");
+            .end_transaction(committed, &mut tx, &mut state.pending);
+        tx.free_scoped(&end.scoped);
+        tx.record_accesses(std::mem::take(&mut self.counts));
+        tx.record_cow_pages(0, std::mem::take(&mut self.cow_reported));
+        if state.pending.is_empty() {
+            drop(state);
+            tx.release();
+            self.has_undecided = false;
+        } else {
+            state.regions = Some(tx);
+            self.has_undecided = true;
         }
     }
 
-    fn halt(&mut self, cause: HaltCause) -> OpError {
-        self.manager.metrics().record_halt(cause);
+    pub(crate) fn halt(&mut self, cause: HaltCause) -> OpError {
+        self.manager.record_halt(cause);
         self.last_halt = Some(cause);
         OpError::Halt(cause)
     }
 
-    fn halt_for(&mut self, error: ShmError) -> OpError {
-        let cause = error.halt_cause().unwrap_or(HaltCause::InvalidHandle);
+    pub(crate) fn halt_for(&mut self, error: ShmError) -> OpError {
+        let cause = match error {
+            ShmError::RegionBusy { .. } => {
+                // Spec §6/§8: after one busy halt the transaction waits no more,
+                // whatever its frames do next.
+                self.wait.poisoned = true;
+                HaltCause::RegionBusy
+            }
+            other => other.halt_cause().unwrap_or(HaltCause::InvalidHandle),
+        };
         self.halt(cause)
-    }
-
-    /// Parses a stack word as a handle, takes the transaction's lock on the region
-    /// in `mode` (bounded wait) and checks that the region is alive.
-    fn open(&mut self, word: U256, mode: LockMode) -> Result<RegionHandle, OpError> {
-        let Some(handle) = RegionHandle::from_u256(word) else {
-            return Err(self.halt(HaltCause::InvalidHandle));
-        };
-        match self.manager.registry().check(handle) {
-            Ok(()) => {}
-            Err(RegionError::RegionFreed(_)) => return Err(self.halt(HaltCause::FreedRegion)),
-            // In a mapped namespace another process may have made it since.
-            Err(_) if self.manager.refresh_handle(handle) => {}
-            Err(_) => return Err(self.halt(HaltCause::InvalidHandle)),
-        }
-        let tx = self.tx();
-        let wait = self.manager.config().lock_wait;
-        if self
-            .manager
-            .locks()
-            .acquire(handle, tx, mode, wait)
-            .is_err()
-        {
-            return Err(self.halt(HaltCause::RegionBusy));
-        }
-        // Another transaction may have freed it while we waited for its lock.
-        match self.manager.registry().check(handle) {
-            Ok(()) => Ok(handle),
-            Err(RegionError::RegionFreed(_)) => Err(self.halt(HaltCause::FreedRegion)),
-            Err(_) => Err(self.halt(HaltCause::InvalidHandle)),
-        }
-    }
-
-    /// The mapping `context` has of `handle`: one made by bytecode in this
-    /// transaction, else one the host made.
-    fn mapping(
-        &self,
-        handle: RegionHandle,
-        context: ContextId,
-        host: Option<&MappingInfo>,
-    ) -> Option<MappingInfo> {
-        match self.journal.mapping(handle, context) {
-            Some(options) => Some(MappingInfo::new(options)),
-            None => host.map(|m| MappingInfo::new(m.options)),
-        }
-    }
-
-    /// Charges the access cost (cold on first touch in the transaction).
-    fn access_cost(&self, handle: RegionHandle) -> u64 {
-        self.gas.access(!self.journal.is_warm(handle))
-    }
-
-    /// SHARED_ALLOC: a new region of `size` bytes owned by `context`. Returns the
-    /// handle, or `None` (push 0) on a resource failure. `charge` is asked for the
-    /// full price before the region is made; a failure afterwards gives back all
-    /// but the base (`refund`).
-    pub fn alloc(
-        &mut self,
-        context: ContextId,
-        size: U256,
-        flags: U256,
-        charge: &mut dyn FnMut(u64) -> bool,
-        refund: &mut dyn FnMut(u64),
-    ) -> Result<Option<RegionHandle>, OpError> {
-        let Some(flags) = AllocFlags::from_word(flags) else {
-            return Err(self.halt(HaltCause::BadFlags));
-        };
-        let config = self.manager.config();
-        let size = match u64::try_from(size) {
-            Ok(size) if size > 0 && size <= config.max_region_size => size,
-            _ => {
-                return if charge(self.gas.alloc_base) {
-                    Ok(None)
-                } else {
-                    Err(OpError::OutOfGas)
-                }
-            }
-        };
-        if self.manager.registry().len() >= config.max_regions {
-            return if charge(self.gas.alloc_base) {
-                Ok(None)
-            } else {
-                Err(OpError::OutOfGas)
-            };
-        }
-        let persistent = flags.contains(AllocFlags::PERSISTENT);
-        let added = words(size);
-        let growth = self
-            .gas
-            .growth_cost(self.journal.words_allocated(), added, persistent);
-        if !charge(self.gas.alloc_base.saturating_add(growth)) {
-            return Err(OpError::OutOfGas);
-        }
-        let tx = self.tx();
-        let spec = RegionSpec::new(size, context)
-            .permissions(Permissions::read_write())
-            .options(RegionOptions::from(flags));
-        let handle = match self.manager.create_for_transaction(tx, spec) {
-            Ok(handle) => handle,
-            Err(_) => {
-                refund(growth);
-                return Ok(None);
-            }
-        };
-        self.journal.record_created(handle, size);
-        self.journal.warm(handle);
-        self.journal.add_words(added);
-        self.journal.map(handle, context, MapOptions::empty());
-        Ok(Some(handle))
-    }
-
-    /// SHARED_FREE: begins freeing the region; final at transaction end.
-    pub fn free(
-        &mut self,
-        context: ContextId,
-        word: U256,
-        charge: &mut dyn FnMut(u64) -> bool,
-    ) -> Result<(), OpError> {
-        let handle = self.open(word, LockMode::Exclusive)?;
-        {
-            let guard = self
-                .manager
-                .registry()
-                .lock_read(handle)
-                .map_err(|_| OpError::Halt(HaltCause::InvalidHandle))?;
-            if let Err(error) = self
-                .manager
-                .check_access(guard.meta(), context, AccessKind::Free)
-            {
-                drop(guard);
-                return Err(self.halt_for(error));
-            }
-        }
-        if !charge(self.gas.free) {
-            return Err(OpError::OutOfGas);
-        }
-        self.journal
-            .begin_free(self.manager.registry(), handle)
-            .map_err(|_| OpError::Halt(HaltCause::FreedRegion))?;
-        Ok(())
-    }
-
-    /// SHARED_MAP: the context gains (or replaces) a mapping for this transaction.
-    pub fn map(
-        &mut self,
-        context: ContextId,
-        word: U256,
-        options: U256,
-        charge: &mut dyn FnMut(u64) -> bool,
-    ) -> Result<(), OpError> {
-        let Some(options) = MapOptions::from_word(options) else {
-            return Err(self.halt(HaltCause::BadFlags));
-        };
-        let handle = self.open(word, LockMode::Shared)?;
-        {
-            let guard = self
-                .manager
-                .registry()
-                .lock_read(handle)
-                .map_err(|_| OpError::Halt(HaltCause::InvalidHandle))?;
-            if let Err(error) = self.manager.check_map(guard.meta(), context) {
-                drop(guard);
-                return Err(self.halt_for(error));
-            }
-        }
-        if !charge(self.access_cost(handle)) {
-            return Err(OpError::OutOfGas);
-        }
-        self.journal.warm(handle);
-        let options = self.manager.effective_map_options(options);
-        // A remap drops the old mapping's private pages.
-        let private_before = self.journal.private_pages();
-        self.journal.map(handle, context, options);
-        self.settle_cow_pages(private_before);
-        self.manager.metrics().record_mapping(handle, context);
-        Ok(())
-    }
-}
-
-/// A READ or WRITE that passed the handle, mapping and permission checks.
-#[derive(Clone, Copy, Debug)]
-pub struct Prepared {
-    handle: RegionHandle,
-    /// Goes through the context's private copy-on-write view.
-    copy_on_write: bool,
-}
-
-/// The price of a WRITE, computed before it runs.
-#[derive(Clone, Copy, Debug)]
-pub struct WriteQuote {
-    /// Everything but EVM memory expansion.
-    pub cost: u64,
-    /// The part of `cost` that pays for auto-growth (given back if the pool
-    /// cannot supply it).
-    pub growth: u64,
-}
-
-impl ActiveSession {
-    /// Handle, lock, mapping (Strict) and permission checks of READ
-    /// (`AccessKind::Read`) or WRITE (`AccessKind::Write`), in the spec's order.
-    pub fn prepare(
-        &mut self,
-        context: ContextId,
-        word: U256,
-        kind: AccessKind,
-    ) -> Result<Prepared, OpError> {
-        let Some(handle) = RegionHandle::from_u256(word) else {
-            return Err(self.halt(HaltCause::InvalidHandle));
-        };
-        // A write through a copy-on-write mapping never changes the region, so it
-        // only needs the region shared.
-        let copy_on_write = kind == AccessKind::Write && self.is_copy_on_write(handle, context);
-        let mode = if kind == AccessKind::Write && !copy_on_write {
-            LockMode::Exclusive
-        } else {
-            LockMode::Shared
-        };
-        let handle = self.open(word, mode)?;
-        let manager = Arc::clone(&self.manager);
-        let checked = match manager.registry().lock_read(handle) {
-            Ok(guard) => {
-                let mapping = self.mapping(handle, context, guard.meta().mapping(context));
-                // Read rights suffice for a copy-on-write write (spec §5).
-                let kind = if copy_on_write {
-                    AccessKind::Read
-                } else {
-                    kind
-                };
-                manager.check_access_mapped(guard.meta(), context, kind, mapping.as_ref())
-            }
-            Err(_) => return Err(self.halt(HaltCause::FreedRegion)),
-        };
-        checked.map_err(|error| self.halt_for(error))?;
-        Ok(Prepared {
-            handle,
-            copy_on_write,
-        })
-    }
-
-    fn is_copy_on_write(&self, handle: RegionHandle, context: ContextId) -> bool {
-        match self.journal.mapping(handle, context) {
-            Some(options) => options.copy_on_write(),
-            None => self
-                .manager
-                .registry()
-                .lock_read(handle)
-                .ok()
-                .and_then(|g| g.meta().mapping(context).map(|m| m.options.copy_on_write()))
-                .unwrap_or(false),
-        }
-    }
-
-    /// Marks the region warm after a READ or WRITE of 0 bytes paid its access
-    /// cost (non-empty ones are warmed by [`read`](Self::read) and
-    /// [`write`](Self::write)), so that the next touch is charged warm.
-    pub fn touch(&mut self, prepared: &Prepared) {
-        self.journal.warm(prepared.handle);
-    }
-
-    /// Records an offset-overflow halt (`region_offset + size` ≥ 2^64).
-    pub fn offset_overflow(&mut self) -> OpError {
-        self.halt(HaltCause::OffsetOverflow)
-    }
-
-    /// Records a static-context halt of ALLOC, FREE or WRITE.
-    pub fn static_violation(&mut self) -> OpError {
-        self.halt(HaltCause::StaticWrite)
-    }
-
-    /// Gas of a READ of `len` bytes (memory expansion aside).
-    pub fn read_cost(&self, prepared: &Prepared, len: u64) -> u64 {
-        self.access_cost(prepared.handle)
-            .saturating_add(self.gas.copy(len))
-    }
-
-    /// Performs a READ: fills `buf` (zero past the region's end) and returns how
-    /// many bytes came from the region.
-    pub fn read(
-        &mut self,
-        context: ContextId,
-        prepared: Prepared,
-        region_offset: u64,
-        buf: &mut [u8],
-    ) -> usize {
-        self.journal.warm(prepared.handle);
-        // Through the context's copy-on-write view: its private pages (from a COW
-        // mapping made by bytecode or by the host) where it has them, live bytes elsewhere.
-        let read = self.journal.read_private(
-            self.manager.registry(),
-            prepared.handle,
-            context,
-            region_offset,
-            buf,
-        );
-        let n = read.unwrap_or(0);
-        buf[n..].fill(0);
-        self.manager.metrics().record_read(n as u64);
-        n
-    }
-
-    /// Gas of a WRITE of `len` bytes at `region_offset` (memory expansion aside):
-    /// access, copy, journal pages first saved in this frame (or copy-on-write
-    /// faults), and auto-growth priced as ALLOC prices words.
-    pub fn write_quote(
-        &self,
-        context: ContextId,
-        prepared: &Prepared,
-        region_offset: u64,
-        len: u64,
-    ) -> WriteQuote {
-        let base = self.read_cost(prepared, len);
-        let Ok(guard) = self.manager.registry().lock_read(prepared.handle) else {
-            return WriteQuote {
-                cost: base,
-                growth: 0,
-            };
-        };
-        let meta = guard.meta();
-        let size = meta.size();
-        let private = prepared.copy_on_write.then_some(context);
-        let pages = self
-            .journal
-            .unsaved_pages(prepared.handle, private, region_offset, len, size);
-        let end = region_offset.saturating_add(len);
-        // Growth happens only when the write then lands bytes: never for a zero-length
-        // write, nor for one that starts at or past the maximum size.
-        let target = end.min(meta.max_size());
-        let growth = if !prepared.copy_on_write
-            && meta.options().auto_grow
-            && end > size
-            && region_offset < target
-        {
-            let added = words(target).saturating_sub(words(size));
-            self.gas.growth_cost(
-                self.journal.words_allocated(),
-                added,
-                meta.options().persistent,
-            )
-        } else {
-            0
-        };
-        let cost = base
-            .saturating_add(self.gas.journal_page.saturating_mul(pages))
-            .saturating_add(growth);
-        WriteQuote { cost, growth }
-    }
-
-    /// Performs a WRITE of `data` at `region_offset` and returns the bytes
-    /// written; growth the pool refuses is given back through `refund`.
-    pub fn write(
-        &mut self,
-        context: ContextId,
-        prepared: Prepared,
-        quote: WriteQuote,
-        region_offset: u64,
-        data: &[u8],
-        refund: &mut dyn FnMut(u64),
-    ) -> usize {
-        self.journal.warm(prepared.handle);
-        let registry = self.manager.registry();
-        let metrics = self.manager.metrics();
-        if prepared.copy_on_write {
-            let (written, faults) = self
-                .journal
-                .write_private(registry, prepared.handle, context, region_offset, data)
-                .unwrap_or((0, 0));
-            for _ in 0..faults {
-                metrics.record_cow_fault();
-            }
-            self.manager.cow_pages_add(faults);
-            metrics.record_write(written as u64);
-            return written;
-        }
-        match self
-            .journal
-            .write(registry, prepared.handle, region_offset, data, true)
-        {
-            Ok(outcome) => {
-                if outcome.grew() {
-                    self.journal
-                        .add_words(words(outcome.new_size).saturating_sub(words(outcome.old_size)));
-                } else if quote.growth > 0 {
-                    refund(quote.growth);
-                }
-                metrics.record_write(outcome.written as u64);
-                outcome.written
-            }
-            Err(error) => {
-                tracing::error!(target: "shm::session", %error, "write after a successful check failed");
-                0
-            }
-        }
     }
 }

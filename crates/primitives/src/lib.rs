@@ -2,7 +2,9 @@
 //!
 //! This is the bottom of the dependency graph: region handles and their stack
 //! encoding, execution contexts, permissions, allocation flags, mapping options,
-//! security levels and the page size. It holds no state and does no I/O.
+//! security levels, the page size, the precise causes of shared-memory halts and
+//! the one rule that decides how a write lands (and grows a region). It holds no
+//! state and does no I/O.
 //!
 //! ```
 //! use shm_primitives::RegionHandle;
@@ -12,13 +14,17 @@
 #![warn(missing_docs)]
 
 mod flags;
+mod halt;
 mod handle;
+mod write_plan;
 
 pub use alloy_primitives::{Address, U256};
 pub use flags::{
     AccessKind, AllocFlags, Compression, MapOptions, Permissions, RegionOptions, SecurityLevel,
 };
+pub use halt::HaltCause;
 pub use handle::RegionHandle;
+pub use write_plan::WritePlan;
 
 /// An execution context: the executing contract's address as storage sees it
 /// (DELEGATECALL and CALLCODE run in the caller's context).
@@ -36,4 +42,21 @@ pub const PAGE_SIZE: usize = 4096;
 #[inline]
 pub const fn words(bytes: u64) -> u64 {
     bytes.div_ceil(32)
+}
+
+/// A region offset taken from an EVM stack word, for an access of `len`
+/// bytes: the offset when `offset + len` fits in 64 bits, else `None` (spec
+/// §5: the "offset overflow" halt).
+///
+/// ```
+/// use shm_primitives::{region_offset, U256};
+/// assert_eq!(region_offset(U256::from(u64::MAX - 4), 4), Some(u64::MAX - 4));
+/// assert_eq!(region_offset(U256::from(u64::MAX - 4), 5), None);
+/// assert_eq!(region_offset(U256::from(1) << 64, 0), None);
+/// ```
+#[inline]
+pub fn region_offset(offset: U256, len: u64) -> Option<u64> {
+    let offset = u64::try_from(offset).ok()?;
+    offset.checked_add(len)?;
+    Some(offset)
 }

@@ -22,13 +22,17 @@ fn setup() -> (RegionRegistry, RegionHandle) {
         RegistryConfig {
             max_regions: 16,
             max_region_size: 4 << 20,
+            max_persistent_regions: 16,
         },
     );
     let handle = registry
         .create(RegionSpec::new(REGION as u64, Address::ZERO))
         .expect("create");
     let pattern: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
-    registry.write(handle, 0, &pattern, false).expect("fill");
+    registry
+        .lock_write(handle)
+        .and_then(|mut guard| guard.write(0, &pattern, false))
+        .expect("fill");
     (registry, handle)
 }
 
@@ -58,7 +62,12 @@ fn reads(c: &mut Criterion) {
             });
         }
         group.bench_function(BenchmarkId::new("registry_read", &id), |b| {
-            b.iter(|| registry.read(black_box(handle), 0, &mut buf).expect("read"))
+            b.iter(|| {
+                registry
+                    .lock_read(black_box(handle))
+                    .and_then(|guard| guard.read(0, &mut buf))
+                    .expect("read")
+            })
         });
     }
     group.finish();
@@ -84,7 +93,8 @@ fn writes(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("registry_write", &id), |b| {
             b.iter(|| {
                 registry
-                    .write(black_box(handle), 0, &data, false)
+                    .lock_write(black_box(handle))
+                    .and_then(|mut guard| guard.write(0, &data, false))
                     .expect("write")
             })
         });
@@ -129,7 +139,10 @@ fn scaling(c: &mut Criterion) {
     let (registry, handle) = setup();
     let vec: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
     let from_region = |offset: u64, buf: &mut [u8]| {
-        registry.read(handle, offset, buf).expect("read");
+        registry
+            .lock_read(handle)
+            .and_then(|guard| guard.read(offset, buf))
+            .expect("read");
     };
     let from_vec = |offset: u64, buf: &mut [u8]| {
         let start = offset as usize;

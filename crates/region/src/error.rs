@@ -33,14 +33,6 @@ pub enum RegionError {
     /// A region of zero bytes was requested.
     #[error("a region must hold at least one byte")]
     ZeroSize,
-    /// [`grow`](crate::RegionWriteGuard::grow) was asked to make a region smaller.
-    #[error("cannot grow a region of {current} bytes to {requested} bytes")]
-    ShrinkRequested {
-        /// The region's current size.
-        current: u64,
-        /// The smaller size asked for.
-        requested: u64,
-    },
     /// Another live region already has this name.
     #[error("a region named `{0}` already exists")]
     NameTaken(String),
@@ -71,6 +63,18 @@ pub enum RegionError {
     /// re-inserting a removed region whose slot was released).
     #[error("slot of region {0:?} is not awaiting re-insertion")]
     SlotNotRemoved(RegionHandle),
+    /// Too many persistent regions: the rest of the slots are kept for
+    /// transaction-scoped regions (spec §4), so that no context can lock the
+    /// others out of ALLOC.
+    #[error("too many persistent regions (limit {limit}; the other slots are kept for transaction-scoped regions)")]
+    TooManyPersistentRegions {
+        /// The most persistent regions at once.
+        limit: usize,
+    },
+    /// A [`WritePlan`](shm_primitives::WritePlan) made for another size of the
+    /// region (or for more bytes than were given).
+    #[error("write plan does not match the region")]
+    StalePlan,
     /// [`RegionRegistry::create_at`](crate::RegionRegistry::create_at): the
     /// slot is occupied or already issued that generation.
     #[error("handle {0:?} is not available in this registry")]

@@ -1,18 +1,14 @@
 //! The slot table: handles with generations, names, limits.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
 use shm_pool::{Block, BlockPool};
-use shm_primitives::{ContextId, MapOptions, Permissions, RegionHandle, RegionOptions, PAGE_SIZE};
+use shm_primitives::{ContextId, Permissions, RegionHandle, RegionOptions};
 
-use crate::region::{Occupant, Slot, SlotState};
-use crate::{
-    Grant, MappingInfo, RegionError, RegionInfo, RegionMeta, RegionReadGuard, RegionWriteGuard,
-    WriteOutcome,
-};
+use crate::slot::{Liveness, Occupant, Slot, SlotState, Slots};
+use crate::{RegionError, RegionInfo, RegionReadGuard, RegionWriteGuard};
 
 /// Limits of a [`RegionRegistry`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,14 +17,20 @@ pub struct RegistryConfig {
     pub max_regions: usize,
     /// Largest size any region may have, growth included.
     pub max_region_size: u64,
+    /// Most persistent regions alive at once: the other `max_regions −
+    /// max_persistent_regions` slots are kept for transaction-scoped regions
+    /// (spec §4), so filling the persistent ones locks nobody out of ALLOC.
+    pub max_persistent_regions: usize,
 }
 
 impl Default for RegistryConfig {
-    /// The `development` preset: 256 regions of up to 16 MiB.
+    /// The `development` preset: 256 regions of up to 16 MiB, 192 of them
+    /// persistent at most.
     fn default() -> Self {
         Self {
             max_regions: 256,
             max_region_size: 16 << 20,
+            max_persistent_regions: 192,
         }
     }
 }
@@ -89,45 +91,6 @@ impl RegionSpec {
     }
 }
 
-/// Slots in the first segment; segment `k` holds `FIRST_SEGMENT << k` slots.
-const FIRST_SEGMENT: usize = 64;
-/// Enough segments for every `u32` slot index.
-const SEGMENTS: usize = 27;
-
-/// Slots with stable addresses, grown a segment at a time: a slot once made
-/// never moves, so a handle lookup reads it without any table lock.
-struct Slots {
-    segments: [OnceLock<Box<[Slot]>>; SEGMENTS],
-}
-
-impl Slots {
-    fn new() -> Self {
-        Self {
-            segments: std::array::from_fn(|_| OnceLock::new()),
-        }
-    }
-
-    /// (segment, offset) of 0-based slot `position`.
-    fn locate(position: usize) -> (usize, usize) {
-        let bucket = position / FIRST_SEGMENT + 1;
-        let segment = (usize::BITS - 1 - bucket.leading_zeros()) as usize;
-        (segment, position - FIRST_SEGMENT * ((1 << segment) - 1))
-    }
-
-    fn get(&self, position: usize) -> Option<&Slot> {
-        let (segment, offset) = Self::locate(position);
-        self.segments.get(segment)?.get()?.get(offset)
-    }
-
-    fn get_or_make(&self, position: usize) -> Option<&Slot> {
-        let (segment, offset) = Self::locate(position);
-        self.segments
-            .get(segment)?
-            .get_or_init(|| (0..FIRST_SEGMENT << segment).map(|_| Slot::new()).collect())
-            .get(offset)
-    }
-}
-
 /// Bookkeeping that only creation and final frees touch.
 #[derive(Default)]
 struct Table {
@@ -139,6 +102,8 @@ struct Table {
     names: HashMap<String, RegionHandle>,
     /// Live and pending-free regions.
     occupied: usize,
+    /// Of those, the persistent ones.
+    persistent: usize,
 }
 
 fn position(handle: RegionHandle) -> usize {
@@ -170,13 +135,13 @@ fn position(handle: RegionHandle) -> usize {
 /// let registry = RegionRegistry::new(BlockPool::new(PoolConfig::default()), RegistryConfig::default());
 /// let owner = Address::repeat_byte(1);
 /// let handle = registry.create(RegionSpec::new(100, owner).named("prices"))?;
-/// assert_eq!(registry.write(handle, 96, b"abcdef", false)?.written, 4); // what fits
+/// assert_eq!(registry.lock_write(handle)?.write(96, b"abcdef", false)?.written, 4); // what fits
 /// let mut buf = [0xff; 8];
-/// assert_eq!(registry.read(handle, 96, &mut buf)?, 4); // past the end reads zero
+/// assert_eq!(registry.lock_read(handle)?.read(96, &mut buf)?, 4); // past the end reads zero
 /// assert_eq!(&buf, b"abcd\0\0\0\0");
 /// assert_eq!(registry.lookup("prices")?, handle);
 /// registry.free(handle)?;
-/// assert_eq!(registry.read(handle, 0, &mut buf), Err(RegionError::RegionFreed(handle)));
+/// assert_eq!(registry.lock_read(handle).err(), Some(RegionError::RegionFreed(handle)));
 /// # Ok::<(), RegionError>(())
 /// ```
 pub struct RegionRegistry {
@@ -247,11 +212,11 @@ impl RegionRegistry {
         let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
         // Cheap refusals first, so a doomed request does not churn the pool;
         // the pool is asked outside the table lock.
-        self.check_room(&self.table.lock(), spec.name.as_deref())?;
+        self.check_room(&self.table.lock(), &spec)?;
         let block = self.pool.allocate(size)?;
 
         let mut table = self.table.lock();
-        self.check_room(&table, spec.name.as_deref())?;
+        self.check_room(&table, &spec)?;
         let too_many = RegionError::TooManyRegions {
             limit: self.config.max_regions,
         };
@@ -271,13 +236,13 @@ impl RegionRegistry {
         state.issued = generation;
         state.occupant = Some(Occupant::new(handle, &spec, size, max_size, block));
         drop(state);
-        slot.touch();
         if position == table.used {
             table.used += 1;
         } else {
             table.free.remove(&position);
         }
         table.occupied += 1;
+        table.persistent += usize::from(spec.options.persistent);
         if let Some(name) = spec.name {
             table.names.insert(name, handle);
         }
@@ -349,7 +314,7 @@ impl RegionRegistry {
         }
         let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
         let mut table = self.table.lock();
-        self.check_room(&table, spec.name.as_deref())?;
+        self.check_room(&table, &spec)?;
         let position = handle.index() - 1;
         let unavailable = RegionError::HandleUnavailable(handle);
         let slot = self
@@ -363,7 +328,6 @@ impl RegionRegistry {
         state.issued = handle.generation();
         state.occupant = Some(Occupant::new(handle, &spec, size, max_size, block));
         drop(state);
-        slot.touch();
         if position >= table.used {
             // Slots skipped over become free for `create`.
             for skipped in table.used..position {
@@ -374,19 +338,25 @@ impl RegionRegistry {
             table.free.remove(&position);
         }
         table.occupied += 1;
+        table.persistent += usize::from(spec.options.persistent);
         if let Some(name) = spec.name {
             table.names.insert(name, handle);
         }
         Ok(handle)
     }
 
-    fn check_room(&self, table: &Table, name: Option<&str>) -> Result<(), RegionError> {
+    fn check_room(&self, table: &Table, spec: &RegionSpec) -> Result<(), RegionError> {
         if table.occupied >= self.config.max_regions {
             return Err(RegionError::TooManyRegions {
                 limit: self.config.max_regions,
             });
         }
-        match name {
+        if spec.options.persistent && table.persistent >= self.config.max_persistent_regions {
+            return Err(RegionError::TooManyPersistentRegions {
+                limit: self.config.max_persistent_regions,
+            });
+        }
+        match spec.name.as_deref() {
             Some(name) if table.names.contains_key(name) => {
                 Err(RegionError::NameTaken(name.to_string()))
             }
@@ -410,18 +380,18 @@ impl RegionRegistry {
     /// # Errors
     /// [`RegionError::InvalidRegionHandle`] if it never named a region here,
     /// [`RegionError::RegionFreed`] if its region was freed.
+    #[inline]
     pub fn lock_read(&self, handle: RegionHandle) -> Result<RegionReadGuard<'_>, RegionError> {
-        let slot = self.slot(handle)?;
-        slot.read_guard(handle, slot.state.read())
+        read_guard(handle, self.slot(handle)?.state.read())
     }
 
     /// Locks the region `handle` names exclusively.
     ///
     /// # Errors
     /// As [`lock_read`](Self::lock_read).
+    #[inline]
     pub fn lock_write(&self, handle: RegionHandle) -> Result<RegionWriteGuard<'_>, RegionError> {
-        let slot = self.slot(handle)?;
-        slot.write_guard(handle, &self.pool, slot.state.write())
+        write_guard(handle, &self.pool, self.slot(handle)?.state.write())
     }
 
     /// As [`lock_read`](Self::lock_read), waiting at most `timeout`;
@@ -435,10 +405,10 @@ impl RegionRegistry {
         handle: RegionHandle,
         timeout: Duration,
     ) -> Result<Option<RegionReadGuard<'_>>, RegionError> {
-        let slot = self.slot(handle)?;
-        slot.state
+        self.slot(handle)?
+            .state
             .try_read_for(timeout)
-            .map(|state| slot.read_guard(handle, state))
+            .map(|state| read_guard(handle, state))
             .transpose()
     }
 
@@ -452,10 +422,10 @@ impl RegionRegistry {
         handle: RegionHandle,
         timeout: Duration,
     ) -> Result<Option<RegionWriteGuard<'_>>, RegionError> {
-        let slot = self.slot(handle)?;
-        slot.state
+        self.slot(handle)?
+            .state
             .try_write_for(timeout)
-            .map(|state| slot.write_guard(handle, &self.pool, state))
+            .map(|state| write_guard(handle, &self.pool, state))
             .transpose()
     }
 
@@ -465,6 +435,16 @@ impl RegionRegistry {
     /// As [`lock_read`](Self::lock_read).
     pub fn check(&self, handle: RegionHandle) -> Result<(), RegionError> {
         self.slot(handle)?.state.read().live(handle).map(|_| ())
+    }
+
+    /// What the slot says about `handle` right now, pending frees told apart
+    /// from final ones (a transaction layer waits for the outcome of a
+    /// pending free, never for a final one).
+    pub fn liveness(&self, handle: RegionHandle) -> Liveness {
+        match self.slot(handle) {
+            Ok(slot) => slot.state.read().liveness(handle),
+            Err(_) => Liveness::Invalid,
+        }
     }
 
     /// The handle of the live region called `name`.
@@ -482,7 +462,11 @@ impl RegionRegistry {
     /// # Errors
     /// As [`lock_read`](Self::lock_read).
     pub fn info(&self, handle: RegionHandle) -> Result<RegionInfo, RegionError> {
-        self.slot(handle)?.info(handle)
+        let guard = self.lock_read(handle)?;
+        Ok(RegionInfo {
+            meta: guard.meta().clone(),
+            capacity: guard.capacity(),
+        })
     }
 
     /// Handles of all live regions, by slot index.
@@ -503,144 +487,6 @@ impl RegionRegistry {
             .into_iter()
             .filter_map(|h| self.info(h).ok())
             .collect()
-    }
-
-    /// Reads at `offset` into `buf` (zero past the end); returns how many bytes
-    /// came from the region. See [`RegionReadGuard::read`].
-    ///
-    /// # Errors
-    /// Handle errors, [`RegionError::OffsetOverflow`].
-    pub fn read(
-        &self,
-        handle: RegionHandle,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize, RegionError> {
-        self.lock_read(handle)?.read(offset, buf)
-    }
-
-    /// Writes `data` at `offset`. See [`RegionWriteGuard::write`].
-    ///
-    /// # Errors
-    /// Handle errors, [`RegionError::OffsetOverflow`].
-    pub fn write(
-        &self,
-        handle: RegionHandle,
-        offset: u64,
-        data: &[u8],
-        allow_grow: bool,
-    ) -> Result<WriteOutcome, RegionError> {
-        self.lock_write(handle)?.write(offset, data, allow_grow)
-    }
-
-    /// Copies inside one region like `memmove`. See
-    /// [`RegionWriteGuard::copy_within`].
-    ///
-    /// # Errors
-    /// Handle errors, [`RegionError::OffsetOverflow`].
-    pub fn copy_within(
-        &self,
-        handle: RegionHandle,
-        src: u64,
-        dst: u64,
-        len: usize,
-    ) -> Result<usize, RegionError> {
-        self.lock_write(handle)?.copy_within(src, dst, len)
-    }
-
-    /// Grows a region; returns its old size.
-    ///
-    /// # Errors
-    /// Handle errors, [`RegionError::ShrinkRequested`],
-    /// [`RegionError::RegionTooLarge`], [`RegionError::Pool`].
-    pub fn grow(&self, handle: RegionHandle, new_size: u64) -> Result<u64, RegionError> {
-        self.lock_write(handle)?.grow(new_size)
-    }
-
-    /// Sets a region's size (undo of growth); returns the old size.
-    ///
-    /// # Errors
-    /// Handle errors, [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`],
-    /// [`RegionError::Pool`].
-    pub fn set_size(&self, handle: RegionHandle, size: u64) -> Result<u64, RegionError> {
-        self.lock_write(handle)?.set_size(size)
-    }
-
-    /// Copies page `page` of a region into `out` (zero past the end).
-    ///
-    /// # Errors
-    /// Handle errors, [`RegionError::PageOutOfRange`].
-    pub fn read_page(
-        &self,
-        handle: RegionHandle,
-        page: u64,
-        out: &mut [u8; PAGE_SIZE],
-    ) -> Result<usize, RegionError> {
-        self.lock_read(handle)?.read_page(page, out)
-    }
-
-    /// Writes a saved page back without changing the size.
-    ///
-    /// # Errors
-    /// Handle errors, [`RegionError::PageOutOfRange`].
-    pub fn restore_page(
-        &self,
-        handle: RegionHandle,
-        page: u64,
-        saved: &[u8; PAGE_SIZE],
-    ) -> Result<usize, RegionError> {
-        self.lock_write(handle)?.restore_page(page, saved)
-    }
-
-    /// Maps a region into `context` (replacing its mapping); returns the
-    /// replaced mapping. Permission checks are `shm-access`'s job.
-    ///
-    /// # Errors
-    /// Handle errors.
-    pub fn map(
-        &self,
-        handle: RegionHandle,
-        context: ContextId,
-        options: MapOptions,
-    ) -> Result<Option<MappingInfo>, RegionError> {
-        Ok(self.lock_write(handle)?.map(context, options))
-    }
-
-    /// Removes the mapping of `context`.
-    ///
-    /// # Errors
-    /// Handle errors, [`RegionError::MappingNotFound`].
-    pub fn unmap(
-        &self,
-        handle: RegionHandle,
-        context: ContextId,
-    ) -> Result<MappingInfo, RegionError> {
-        self.lock_write(handle)?.unmap(context)
-    }
-
-    /// Grants `context` rights on a region; returns the replaced grant.
-    ///
-    /// # Errors
-    /// Handle errors.
-    pub fn grant(
-        &self,
-        handle: RegionHandle,
-        context: ContextId,
-        grant: Grant,
-    ) -> Result<Option<Grant>, RegionError> {
-        Ok(self.lock_write(handle)?.grant(context, grant))
-    }
-
-    /// Withdraws the grant of `context`; returns it.
-    ///
-    /// # Errors
-    /// Handle errors.
-    pub fn revoke(
-        &self,
-        handle: RegionHandle,
-        context: ContextId,
-    ) -> Result<Option<Grant>, RegionError> {
-        Ok(self.lock_write(handle)?.revoke(context))
     }
 
     /// Frees a region for good: its handle dies, its name is released, its
@@ -721,6 +567,7 @@ impl RegionRegistry {
         {
             let mut table = self.table.lock();
             table.occupied -= 1;
+            table.persistent -= usize::from(occupant.meta.options.persistent);
             if !retired {
                 table.free.insert(handle.index() - 1);
             }
@@ -733,6 +580,16 @@ impl RegionRegistry {
         Ok(())
     }
 
+    /// The size of the region `handle` names while it awaits a final free.
+    pub fn pending_size(&self, handle: RegionHandle) -> Option<u64> {
+        let state = self.slot(handle).ok()?.state.read();
+        state
+            .occupant
+            .as_ref()
+            .filter(|o| o.pending_free && o.meta.handle == handle)
+            .map(|o| o.meta.size())
+    }
+
     /// Handles awaiting a final free, by slot index.
     pub fn pending_frees(&self) -> Vec<RegionHandle> {
         let used = self.table.lock().used as usize;
@@ -743,37 +600,6 @@ impl RegionRegistry {
                 Some(occupant.meta.handle)
             })
             .collect()
-    }
-
-    /// Frees for good every live region for which `condition` holds (in slot
-    /// order) and returns their handles. With `|meta| !meta.options().persistent`
-    /// this is the end of a transaction.
-    ///
-    /// ```
-    /// # use shm_pool::{BlockPool, PoolConfig};
-    /// # use shm_primitives::{Address, RegionOptions};
-    /// # use shm_region::{RegionRegistry, RegionSpec, RegistryConfig};
-    /// let registry = RegionRegistry::new(BlockPool::new(PoolConfig::default()), RegistryConfig::default());
-    /// let persistent = RegionOptions { persistent: true, ..RegionOptions::default() };
-    /// let keep = registry.create(RegionSpec::new(64, Address::ZERO).options(persistent))?;
-    /// let temp = registry.create(RegionSpec::new(64, Address::ZERO))?;
-    /// assert_eq!(registry.free_where(|meta| !meta.options().persistent), vec![temp]);
-    /// assert_eq!(registry.handles(), vec![keep]);
-    /// # Ok::<(), shm_region::RegionError>(())
-    /// ```
-    pub fn free_where(&self, mut condition: impl FnMut(&RegionMeta) -> bool) -> Vec<RegionHandle> {
-        let mut freed = Vec::new();
-        for handle in self.handles() {
-            let chosen = self
-                .lock_read(handle)
-                .map(|guard| condition(guard.meta()))
-                .unwrap_or(false);
-            // A region freed meanwhile by someone else is simply skipped.
-            if chosen && self.free(handle).is_ok() {
-                freed.push(handle);
-            }
-        }
-        freed
     }
 }
 
@@ -796,22 +622,21 @@ impl RegionRegistry {
     }
 }
 
-#[cfg(test)]
-mod slot_tests {
-    use super::*;
+fn read_guard(
+    handle: RegionHandle,
+    state: RwLockReadGuard<'_, SlotState>,
+) -> Result<RegionReadGuard<'_>, RegionError> {
+    RwLockReadGuard::try_map(state, |s| s.occupant.as_ref().filter(|o| o.is_live(handle)))
+        .map(|occupant| RegionReadGuard { occupant })
+        .map_err(|state| state.dead(handle))
+}
 
-    #[test]
-    fn segments_tile_the_index_space() {
-        assert_eq!(Slots::locate(0), (0, 0));
-        assert_eq!(Slots::locate(63), (0, 63));
-        assert_eq!(Slots::locate(64), (1, 0));
-        assert_eq!(Slots::locate(191), (1, 127));
-        assert_eq!(Slots::locate(192), (2, 0));
-        let (segment, offset) = Slots::locate(u32::MAX as usize - 1);
-        assert!(segment < SEGMENTS && offset < FIRST_SEGMENT << segment);
-        let slots = Slots::new();
-        assert!(slots.get(200).is_none());
-        assert!(slots.get_or_make(200).is_some());
-        assert!(slots.get(200).is_some() && slots.get(192).is_some() && slots.get(0).is_none());
-    }
+fn write_guard<'a>(
+    handle: RegionHandle,
+    pool: &'a BlockPool,
+    state: RwLockWriteGuard<'a, SlotState>,
+) -> Result<RegionWriteGuard<'a>, RegionError> {
+    RwLockWriteGuard::try_map(state, |s| s.occupant.as_mut().filter(|o| o.is_live(handle)))
+        .map(|occupant| RegionWriteGuard { pool, occupant })
+        .map_err(|state| state.dead(handle))
 }

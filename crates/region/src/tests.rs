@@ -5,7 +5,11 @@ use shm_primitives::{
     Address, ContextId, MapOptions, Permissions, RegionHandle, RegionOptions, PAGE_SIZE,
 };
 
-use crate::{Grant, RegionError, RegionRegistry, RegionSpec, RegistryConfig};
+use crate::{Grant, Liveness, RegionError, RegionRegistry, RegionSpec, RegistryConfig};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::RegistryExt;
 
 const OWNER: ContextId = Address::repeat_byte(1);
 const OTHER: ContextId = Address::repeat_byte(2);
@@ -18,6 +22,7 @@ fn registry_with(blocks: [usize; 4], max_regions: usize, max_region_size: u64) -
         RegistryConfig {
             max_regions,
             max_region_size,
+            max_persistent_regions: max_regions,
         },
     )
 }
@@ -46,7 +51,6 @@ fn new_region_is_zero_and_sized() {
     assert_eq!(guard.size(), 100);
     assert_eq!(guard.meta().owner(), OWNER);
     assert_eq!(guard.meta().handle(), h);
-    assert!(!guard.meta().is_dirty());
 }
 
 #[test]
@@ -74,7 +78,6 @@ fn write_past_end_writes_what_fits() {
     );
     assert_eq!(&contents(&registry, h)[8..], b"ab");
     assert_eq!(registry.write(h, 10, b"x", false).unwrap().written, 0);
-    assert!(registry.lock_read(h).unwrap().meta().is_dirty());
 }
 
 #[test]
@@ -89,15 +92,7 @@ fn offsets_that_overflow_are_typed_errors() {
         registry.read(h, u64::MAX, &mut [0; 2]),
         Err(overflow.clone())
     );
-    assert_eq!(
-        registry.write(h, u64::MAX, &[1, 2], true),
-        Err(overflow.clone())
-    );
-    assert_eq!(
-        registry.copy_within(h, u64::MAX, 0, 2),
-        Err(overflow.clone())
-    );
-    assert_eq!(registry.copy_within(h, 0, u64::MAX, 2), Err(overflow));
+    assert_eq!(registry.write(h, u64::MAX, &[1, 2], true), Err(overflow));
     // Exactly 2^64 - 1 is still addressable (and past the end).
     assert_eq!(registry.read(h, u64::MAX - 2, &mut [0; 2]), Ok(0));
     assert_eq!(
@@ -365,21 +360,14 @@ fn growth_moves_to_bigger_blocks_and_keeps_bytes() {
     let registry = registry();
     let h = registry.create(RegionSpec::new(64, OWNER)).unwrap();
     registry.write(h, 0, &[9; 64], false).unwrap();
-    assert_eq!(registry.grow(h, 100_000), Ok(64));
-    assert_eq!(registry.grow(h, 2 << 20), Ok(100_000)); // a large allocation
+    assert_eq!(registry.set_size(h, 100_000), Ok(64));
+    assert_eq!(registry.set_size(h, 2 << 20), Ok(100_000)); // a large allocation
     assert_eq!(registry.lock_read(h).unwrap().meta().size(), 2 << 20);
     assert!(registry.info(h).unwrap().capacity >= 2 << 20);
     let bytes = contents(&registry, h);
     assert!(bytes[..64].iter().all(|&b| b == 9) && bytes[64..].iter().all(|&b| b == 0));
     assert_eq!(
-        registry.grow(h, 10),
-        Err(RegionError::ShrinkRequested {
-            current: 2 << 20,
-            requested: 10
-        })
-    );
-    assert_eq!(
-        registry.grow(h, 5 << 20),
+        registry.set_size(h, 5 << 20),
         Err(RegionError::RegionTooLarge {
             requested: 5 << 20,
             max: 4 << 20
@@ -407,22 +395,6 @@ fn set_size_shrinks_with_zeroing_so_regrowth_reads_zero() {
 }
 
 #[test]
-fn copy_within_is_memmove_and_reads_zero_past_end() {
-    let registry = registry();
-    let h = registry.create(RegionSpec::new(10, OWNER)).unwrap();
-    registry.write(h, 0, b"0123456789", false).unwrap();
-    assert_eq!(registry.copy_within(h, 0, 2, 5), Ok(5)); // forward overlap
-    assert_eq!(contents(&registry, h), b"0101234789");
-    assert_eq!(registry.copy_within(h, 3, 1, 4), Ok(4)); // backward overlap
-    assert_eq!(contents(&registry, h), b"0123434789");
-    assert_eq!(registry.copy_within(h, 8, 0, 4), Ok(4)); // source runs past the end
-    assert_eq!(contents(&registry, h), b"89\x00\x00434789");
-    assert_eq!(registry.copy_within(h, 0, 7, 5), Ok(3)); // destination runs past the end
-    assert_eq!(contents(&registry, h), b"89\x00\x0043489\x00");
-    assert_eq!(registry.copy_within(h, 0, 10, 5), Ok(0));
-}
-
-#[test]
 fn pages_round_trip_and_observer_sees_pre_write_pages() {
     let registry = registry();
     let h = registry
@@ -439,18 +411,20 @@ fn pages_round_trip_and_observer_sees_pre_write_pages() {
 
     let mut seen = Vec::new();
     let old_end = 2 * PAGE_SIZE as u64 + 100;
-    let outcome = registry
-        .lock_write(h)
-        .unwrap()
-        .write_observed(
-            PAGE_SIZE as u64 - 1,
-            &vec![1; 2 * PAGE_SIZE + 200],
-            true,
-            &mut |page, bytes| {
-                seen.push((page, bytes.len(), bytes.iter().filter(|&&b| b != 0).count()));
-            },
-        )
+    let data = vec![1; 2 * PAGE_SIZE + 200];
+    let mut guard = registry.lock_write(h).unwrap();
+    let plan = guard.plan(PAGE_SIZE as u64 - 1, data.len() as u64, true);
+    let outcome = guard
+        .write_planned(plan, &data, &mut |page, bytes| {
+            seen.push((page, bytes.len(), bytes.iter().filter(|&&b| b != 0).count()));
+        })
         .unwrap();
+    // A plan made for another size is refused, never half-done.
+    assert_eq!(
+        guard.write_planned(plan, &data, &mut |_, _| {}),
+        Err(RegionError::StalePlan)
+    );
+    drop(guard);
     assert_eq!(outcome.old_size, old_end);
     // Pages 0, 1, 2 existed; page 3 only came with growth.
     assert_eq!(
@@ -479,25 +453,23 @@ fn mappings_replace_unmap_and_restore() {
         .map(h, OTHER, MapOptions::READ_ONLY)
         .unwrap()
         .unwrap();
-    assert!(old.is_copy_on_write());
-    {
+    assert!(old.options.copy_on_write());
+    let version = {
         let guard = registry.lock_read(h).unwrap();
         let mapping = guard.meta().mapping(OTHER).unwrap();
-        assert!(mapping.is_read_only() && mapping.permissions == Permissions::read_only());
-        guard.note_access(OTHER);
-        guard.note_access(OTHER);
-        assert_eq!(guard.meta().mapping(OTHER).unwrap().access_count(), 2);
+        assert!(mapping.options.read_only());
         assert_eq!(guard.meta().ref_count(), 1);
-    }
-    registry
-        .lock_write(h)
+        guard.meta().access_version()
+    };
+    let current = registry
+        .lock_read(h)
         .unwrap()
-        .restore_mapping(OTHER, Some(old.clone()));
-    assert_eq!(
-        registry.lock_read(h).unwrap().meta().mapping(OTHER),
-        Some(&old)
-    );
-    assert_eq!(registry.unmap(h, OTHER).unwrap(), old);
+        .meta()
+        .mapping(OTHER)
+        .cloned();
+    assert_eq!(registry.unmap(h, OTHER).ok(), current);
+    // Every change of host mappings moves the access version.
+    assert!(registry.lock_read(h).unwrap().meta().access_version() > version);
     assert_eq!(
         registry.unmap(h, OTHER),
         Err(RegionError::MappingNotFound {
@@ -576,20 +548,55 @@ fn two_phase_free_can_be_cancelled_or_finished() {
 }
 
 #[test]
-fn free_where_frees_transient_regions_only() {
-    let registry = registry();
+fn persistent_regions_leave_slots_for_transaction_scoped_ones() {
+    let registry = RegionRegistry::new(
+        BlockPool::new(PoolConfig::with_blocks([16, 8, 4, 2])),
+        RegistryConfig {
+            max_regions: 4,
+            max_region_size: 1 << 20,
+            max_persistent_regions: 2,
+        },
+    );
     let persistent = RegionOptions {
         persistent: true,
         ..RegionOptions::default()
     };
-    let a = registry.create(RegionSpec::new(8, OWNER)).unwrap();
-    let b = registry
+    let a = registry
         .create(RegionSpec::new(8, OWNER).options(persistent))
         .unwrap();
-    let c = registry.create(RegionSpec::new(8, OTHER)).unwrap();
-    assert_eq!(registry.free_where(|m| !m.options().persistent), vec![a, c]);
-    assert_eq!(registry.handles(), vec![b]);
-    assert_eq!(registry.infos().len(), 1);
+    registry
+        .create(RegionSpec::new(8, OTHER).options(persistent))
+        .unwrap();
+    assert_eq!(
+        registry.create(RegionSpec::new(8, OWNER).options(persistent)),
+        Err(RegionError::TooManyPersistentRegions { limit: 2 })
+    );
+    // The rest stay for transaction-scoped regions.
+    let t = registry.create(RegionSpec::new(8, OTHER)).unwrap();
+    registry.create(RegionSpec::new(8, OTHER)).unwrap();
+    registry.free(t).unwrap();
+    // A freed persistent region gives its place back.
+    registry.free(a).unwrap();
+    registry
+        .create(RegionSpec::new(8, OWNER).options(persistent))
+        .unwrap();
+}
+
+#[test]
+fn liveness_tells_pending_frees_from_final_ones() {
+    let registry = registry();
+    let h = registry.create(RegionSpec::new(8, OWNER)).unwrap();
+    assert_eq!(registry.liveness(h), Liveness::Live);
+    registry.begin_free(h).unwrap();
+    assert_eq!(registry.liveness(h), Liveness::PendingFree);
+    registry.finish_free(h).unwrap();
+    assert_eq!(registry.liveness(h), Liveness::Freed);
+    let never = RegionHandle::new(h.index(), h.generation() + 5).unwrap();
+    assert_eq!(registry.liveness(never), Liveness::Invalid);
+    assert_eq!(
+        registry.liveness(RegionHandle::new(999, 1).unwrap()),
+        Liveness::Invalid
+    );
 }
 
 #[test]

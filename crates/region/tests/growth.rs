@@ -4,6 +4,10 @@ use shm_pool::{BlockPool, PoolConfig};
 use shm_primitives::{Address, RegionOptions};
 use shm_region::{RegionRegistry, RegionSpec, RegistryConfig};
 
+mod common;
+#[allow(unused_imports)]
+use common::RegistryExt;
+
 #[test]
 fn a_write_past_the_maximum_does_not_grow() {
     let registry = RegionRegistry::new(

@@ -4,12 +4,17 @@ use shm_pool::{BlockPool, PoolConfig};
 use shm_primitives::{Address, RegionHandle};
 use shm_region::{RegionError, RegionRegistry, RegionSpec, RegistryConfig};
 
+mod common;
+#[allow(unused_imports)]
+use common::RegistryExt;
+
 fn registry(max_regions: usize) -> RegionRegistry {
     RegionRegistry::new(
         BlockPool::new(PoolConfig::with_blocks([64, 8, 1, 1])),
         RegistryConfig {
             max_regions,
             max_region_size: 1 << 20,
+            max_persistent_regions: max_regions,
         },
     )
 }

@@ -9,6 +9,9 @@ use shm_pool::{BlockPool, PoolConfig};
 use shm_primitives::{Address, ContextId, MapOptions, RegionHandle, RegionOptions};
 use shm_region::{RegionError, RegionRegistry, RegionSpec, RegistryConfig};
 
+mod common;
+use common::RegistryExt;
+
 const MAX_REGIONS: usize = 6;
 const MAX_SIZE: u64 = 20_000;
 
@@ -75,16 +78,6 @@ enum Op {
         fill: u8,
         allow_grow: bool,
     },
-    Copy {
-        pick: usize,
-        src: Offset,
-        dst: Offset,
-        len: usize,
-    },
-    Grow {
-        pick: usize,
-        new_size: u64,
-    },
     SetSize {
         pick: usize,
         new_size: u64,
@@ -105,8 +98,6 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (pick, offset(), 0usize..5_000).prop_map(|(pick, offset, len)| Op::Read { pick, offset, len }),
         4 => (pick, offset(), 0usize..5_000, any::<u8>(), any::<bool>())
             .prop_map(|(pick, offset, len, fill, allow_grow)| Op::Write { pick, offset, len, fill, allow_grow }),
-        2 => (pick, offset(), offset(), 0usize..5_000).prop_map(|(pick, src, dst, len)| Op::Copy { pick, src, dst, len }),
-        1 => (pick, 0u64..22_000).prop_map(|(pick, new_size)| Op::Grow { pick, new_size }),
         1 => (pick, 0u64..22_000).prop_map(|(pick, new_size)| Op::SetSize { pick, new_size }),
     ]
 }
@@ -212,6 +203,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         RegistryConfig {
             max_regions: MAX_REGIONS,
             max_region_size: MAX_SIZE,
+            max_persistent_regions: MAX_REGIONS,
         },
     );
     let mut model = Model::new();
@@ -360,43 +352,6 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     (o.written, o.old_size, o.new_size)
                 });
                 prop_assert_eq!(got, expected);
-            }
-            Op::Copy {
-                pick,
-                src,
-                dst,
-                len,
-            } => {
-                let h = model.pick(pick);
-                let (src, dst) = (src.value(), dst.value());
-                let expected = model.live(h).and_then(|r| {
-                    overflow(src, len)?;
-                    overflow(dst, len)?;
-                    let (_, moved) = model_read(&r.bytes, src, len);
-                    Ok(model_write(&mut r.bytes, dst, &moved))
-                });
-                prop_assert_eq!(registry.copy_within(h, src, dst, len), expected);
-            }
-            Op::Grow { pick, new_size } => {
-                let h = model.pick(pick);
-                let expected = model.live(h).and_then(|r| {
-                    let current = r.bytes.len() as u64;
-                    if new_size < current {
-                        Err(RegionError::ShrinkRequested {
-                            current,
-                            requested: new_size,
-                        })
-                    } else if new_size > r.max_size {
-                        Err(RegionError::RegionTooLarge {
-                            requested: new_size,
-                            max: r.max_size,
-                        })
-                    } else {
-                        r.bytes.resize(new_size as usize, 0);
-                        Ok(current)
-                    }
-                });
-                prop_assert_eq!(registry.grow(h, new_size), expected);
             }
             Op::SetSize { pick, new_size } => {
                 let h = model.pick(pick);

@@ -8,6 +8,10 @@ use shm_pool::{BlockPool, PoolConfig};
 use shm_primitives::Address;
 use shm_region::{RegionRegistry, RegionSpec, RegistryConfig};
 
+mod common;
+#[allow(unused_imports)]
+use common::RegistryExt;
+
 const THREADS: usize = 8;
 const LANE: usize = 4096;
 const RECORD: usize = 256;
@@ -59,6 +63,7 @@ fn threads_share_regions_without_tearing() {
         RegistryConfig {
             max_regions: 64,
             max_region_size: 1 << 20,
+            max_persistent_regions: 64,
         },
     ));
     let owner = Address::repeat_byte(1);

@@ -1,0 +1,145 @@
+//! Garbage collection of unreferenced regions, and memory statistics.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLockWriteGuard;
+use shm_pool::SizeClass;
+use shm_primitives::RegionHandle;
+
+use crate::stats::ClassUsage;
+use crate::{GcReport, LockMode, MemoryStats, SharedMemoryManager, ShmError};
+
+impl SharedMemoryManager {
+    /// Region memory, pool occupancy and copy-on-write pages, now.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`].
+    pub fn get_memory_stats(&self) -> Result<MemoryStats, ShmError> {
+        self.ensure_enabled()?;
+        let infos = self.registry.infos();
+        let pool = self.registry.pool().stats();
+        let pool_classes = SizeClass::ALL.map(|class| {
+            let c = pool.class(class);
+            ClassUsage {
+                block_bytes: class.bytes(),
+                capacity: c.capacity,
+                allocated: c.allocated,
+                utilization: if c.capacity == 0 {
+                    0.0
+                } else {
+                    (c.allocated as f64 / c.capacity as f64).min(1.0)
+                },
+            }
+        });
+        Ok(MemoryStats {
+            total_bytes: infos.iter().map(|i| i.meta.size()).sum(),
+            capacity_bytes: infos.iter().map(|i| i.capacity as u64).sum(),
+            active_regions: infos.len(),
+            persistent_regions: infos.iter().filter(|i| i.meta.options().persistent).count(),
+            pending_frees: self.registry.pending_frees().len(),
+            mappings: infos.iter().map(|i| i.meta.mappings().len()).sum(),
+            cow_pages: self.cow_pages(),
+            pool_classes,
+            pool_utilization: pool.utilization,
+            fragmentation_ratio: pool.fragmentation,
+            pool_reserved_bytes: pool.reserved_bytes(),
+            large_bytes: pool.large.bytes_in_use,
+        })
+    }
+
+    /// Frees every unreferenced region (see the type's docs for the exact
+    /// rule), compacts the pools, and counts the run in the metrics. Waits for
+    /// region creations in progress and for another collection.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`].
+    pub fn garbage_collect(&self) -> Result<GcReport, ShmError> {
+        self.ensure_enabled()?;
+        Ok(self.collect(self.gc_gate.write()))
+    }
+
+    /// Runs [`garbage_collect`](Self::garbage_collect) if it is due: when
+    /// `gc_interval_ms` (≠ 0) has passed since the last collection, or when
+    /// region memory (the metrics gauge) is above `gc_threshold_mb` (≠ 0) and
+    /// has changed since the last collection ended. Skips (returns `None`) when
+    /// disabled, not due, or when another collection or a creation is in
+    /// progress (the next transaction end tries again).
+    pub fn maybe_collect(&self) -> Option<GcReport> {
+        if !self.config.enabled {
+            return None;
+        }
+        let interval_due = self
+            .config
+            .gc_interval()
+            .is_some_and(|interval| self.since_last_gc() >= interval);
+        let threshold_due = self.config.gc_threshold_bytes().is_some_and(|threshold| {
+            let memory = self.metrics.snapshot().memory_bytes;
+            memory > threshold && memory != self.memory_after_gc.load(Relaxed)
+        });
+        if !(interval_due || threshold_due) {
+            return None;
+        }
+        let gate = self.gc_gate.try_write()?;
+        Some(self.collect(gate))
+    }
+
+    fn since_last_gc(&self) -> Duration {
+        let elapsed = self.started.elapsed();
+        elapsed.saturating_sub(Duration::from_nanos(self.last_gc_nanos.load(Relaxed)))
+    }
+
+    fn collect(&self, _gate: RwLockWriteGuard<'_, ()>) -> GcReport {
+        let start = Instant::now();
+        let mut regions_freed = Vec::new();
+        let mut bytes_freed = 0;
+        for handle in self.registry.handles() {
+            if let Some(size) = self.free_if_unreferenced(handle) {
+                regions_freed.push(handle);
+                bytes_freed += size;
+            }
+        }
+        let pool_bytes_compacted = self.registry.pool().compact();
+        let duration = start.elapsed();
+        self.metrics
+            .record_gc_run(duration, regions_freed.len() as u64);
+        let ended = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_gc_nanos.store(ended, Relaxed);
+        self.memory_after_gc
+            .store(self.metrics.snapshot().memory_bytes, Relaxed);
+        GcReport {
+            regions_freed,
+            bytes_freed,
+            pool_bytes_compacted,
+            duration,
+        }
+    }
+
+    /// Eager cleanup of one region (after an unmap or a release).
+    pub(crate) fn collect_one(&self, handle: RegionHandle) {
+        let _gate = self.gc_gate.write();
+        self.free_if_unreferenced(handle);
+    }
+
+    /// Frees the region if it is unreferenced; returns its size if it did.
+    ///
+    /// The caller holds the GC gate exclusively, which keeps host mappings and
+    /// references out; the two-phase lock taken here keeps transactions out
+    /// (they lock a region before they map it). So nothing can reference the
+    /// region between the check and the free.
+    fn free_if_unreferenced(&self, handle: RegionHandle) -> Option<u64> {
+        // A region a transaction holds is in use, whatever its counts say.
+        let _lock = self.host_lock_within(handle, LockMode::Exclusive, Duration::ZERO)?;
+        let size = {
+            let guard = self.registry.lock_read(handle).ok()?;
+            let meta = guard.meta();
+            if meta.options().persistent || meta.ref_count() > 0 {
+                return None;
+            }
+            guard.size()
+        };
+        self.registry.free(handle).ok()?;
+        self.metrics.record_region_destroyed(handle, size);
+        Some(size)
+    }
+}

@@ -1,0 +1,369 @@
+//! The host API (spec §10): what a node does to regions from Rust, outside
+//! any transaction and not journalled.
+
+use shm_pool::Block;
+use shm_primitives::{Address, ContextId, MapOptions, Permissions, RegionHandle, RegionOptions};
+use shm_region::{Grant, Liveness, RegionInfo, RegionSpec};
+
+use crate::manager::HostLock;
+use crate::{LockMode, SharedMemoryManager, ShmError};
+
+/// The context that owns regions made through the host API unless a
+/// [`RegionRequest`] names another owner: the zero address, where no contract
+/// runs. At Strict and up only the owner frees, so bytecode can never free a
+/// host region; at Basic a host [`Grant`] with the right to free lets it.
+pub const HOST_CONTEXT: ContextId = Address::ZERO;
+
+/// What to create through [`SharedMemoryManager::create_region`]: a builder
+/// over size, name, owner, owner permissions, options and growth limit.
+///
+/// ```
+/// use shm_manager::{RegionRequest, HOST_CONTEXT};
+/// use shm_primitives::{Address, Permissions};
+/// let request = RegionRequest::new(4096).named("prices").owner(Address::repeat_byte(1));
+/// assert_eq!(request.size, 4096);
+/// assert_eq!(RegionRequest::new(1).owner, HOST_CONTEXT);
+/// assert_eq!(RegionRequest::new(1).permissions, Permissions::read_write());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionRequest {
+    /// Unique name, or `None` for an anonymous region.
+    pub name: Option<String>,
+    /// Initial size in bytes (≥ 1, ≤ `max_region_size`).
+    pub size: u64,
+    /// The owning context ([`HOST_CONTEXT`] unless set).
+    pub owner: ContextId,
+    /// The owner's rights (read-write unless set).
+    pub permissions: Permissions,
+    /// Options fixed at creation (copy-on-write is cleared when the config has
+    /// COW off).
+    pub options: RegionOptions,
+    /// Most the region may grow to; `None`: `max_region_size`.
+    pub max_size: Option<u64>,
+}
+
+impl RegionRequest {
+    /// An anonymous, read-write region of `size` bytes owned by [`HOST_CONTEXT`].
+    pub fn new(size: u64) -> Self {
+        Self {
+            name: None,
+            size,
+            owner: HOST_CONTEXT,
+            permissions: Permissions::read_write(),
+            options: RegionOptions::default(),
+            max_size: None,
+        }
+    }
+
+    /// Names the region.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the owner.
+    pub fn owner(mut self, owner: ContextId) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// Sets the owner's rights.
+    pub fn permissions(mut self, permissions: Permissions) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
+    /// Sets the options.
+    pub fn options(mut self, options: RegionOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Limits growth.
+    pub fn max_size(mut self, max_size: u64) -> Self {
+        self.max_size = Some(max_size);
+        self
+    }
+}
+
+impl SharedMemoryManager {
+    /// Creates a named region of `size` bytes owned by [`HOST_CONTEXT`] with
+    /// the owner rights `permissions`, holding one host reference. Other
+    /// contexts get access through [`grant`](Self::grant), the public flags of
+    /// `options`, and (Strict) [`map_shared_region`](Self::map_shared_region).
+    ///
+    /// # Errors
+    /// As [`create_region`](Self::create_region).
+    pub fn create_shared_region(
+        &self,
+        name: &str,
+        size: u64,
+        permissions: Permissions,
+        options: RegionOptions,
+    ) -> Result<RegionHandle, ShmError> {
+        self.create_region(
+            RegionRequest::new(size)
+                .named(name)
+                .permissions(permissions)
+                .options(options),
+        )
+    }
+
+    /// Creates a region as `request` says, holding one host reference.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], [`ShmError::ZeroSize`],
+    /// [`ShmError::RegionTooLarge`], [`ShmError::NameTaken`],
+    /// [`ShmError::TooManySharedRegions`], [`ShmError::PoolExhausted`],
+    /// [`ShmError::LargeAllocLimit`].
+    pub fn create_region(&self, request: RegionRequest) -> Result<RegionHandle, ShmError> {
+        self.ensure_enabled()?;
+        let RegionRequest {
+            name,
+            size,
+            owner,
+            permissions,
+            mut options,
+            max_size,
+        } = request;
+        options.copy_on_write &= self.config.enable_cow;
+        let spec = RegionSpec {
+            name,
+            size,
+            owner,
+            permissions,
+            options,
+            max_size,
+        };
+        let _gate = self.gc_gate.read();
+        let handle = self.create_in_registry(spec)?;
+        self.registry.lock_write(handle)?.add_host_ref();
+        self.metrics.record_region_created(handle, size);
+        Ok(handle)
+    }
+
+    /// Gives `context` a mapping of the region with `options` (replacing any it
+    /// had), as [`effective_map_options`](Self::effective_map_options) adjusts
+    /// them. The host maps without permission checks; the mapping never widens
+    /// the context's rights.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    pub fn map_shared_region(
+        &self,
+        handle: RegionHandle,
+        context: ContextId,
+        options: MapOptions,
+    ) -> Result<(), ShmError> {
+        self.ensure_enabled()?;
+        let options = self.effective_map_options(options);
+        // Shared with other host calls, exclusive with collections: a region
+        // is never collected between its check and its free.
+        let _gate = self.gc_gate.read();
+        self.registry.lock_write(handle)?.map(context, options);
+        self.metrics.record_mapping(handle, context);
+        Ok(())
+    }
+
+    /// Removes the mapping of `context`. With `eager_cleanup`, a region left
+    /// unreferenced is freed at once.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors,
+    /// [`ShmError::MappingNotFound`].
+    pub fn unmap_shared_region(
+        &self,
+        handle: RegionHandle,
+        context: ContextId,
+    ) -> Result<(), ShmError> {
+        self.ensure_enabled()?;
+        self.registry.lock_write(handle)?.unmap(context)?;
+        self.metrics.record_unmapping(handle, context);
+        if self.config.eager_cleanup {
+            self.collect_one(handle);
+        }
+        Ok(())
+    }
+
+    /// Copies bytes at `offset` into `buf`; bytes past the end of the region
+    /// read as zero. Returns how many came from the region.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors,
+    /// [`ShmError::OffsetOverflow`], [`ShmError::RegionBusy`] when a
+    /// transaction holds the region exclusively for longer than `lock_wait`.
+    pub fn read_region(
+        &self,
+        handle: RegionHandle,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, ShmError> {
+        let _lock = self.host_resolve(handle, LockMode::Shared)?;
+        let read = self.registry.lock_read(handle)?.read(offset, buf)?;
+        self.metrics.record_read(read as u64);
+        Ok(read)
+    }
+
+    /// Writes `data` at `offset`: past the end it writes what fits, unless the
+    /// region auto-grows (up to its maximum size; growth the pool refuses
+    /// writes what fits). Returns how many bytes were written.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors,
+    /// [`ShmError::OffsetOverflow`], [`ShmError::RegionBusy`] when a
+    /// transaction holds the region for longer than `lock_wait`.
+    pub fn write_region(
+        &self,
+        handle: RegionHandle,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<usize, ShmError> {
+        let _lock = self.host_resolve(handle, LockMode::Exclusive)?;
+        let outcome = self
+            .registry
+            .lock_write(handle)?
+            .write(offset, data, true)?;
+        if outcome.grew() {
+            self.metrics
+                .record_region_resized(handle, outcome.old_size, outcome.new_size);
+        }
+        self.metrics.record_write(outcome.written as u64);
+        Ok(outcome.written)
+    }
+
+    /// Grants `context` rights on the region (Basic and up; at None everyone
+    /// may do everything anyway); returns the grant it replaces.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    pub fn grant(
+        &self,
+        handle: RegionHandle,
+        context: ContextId,
+        grant: Grant,
+    ) -> Result<Option<Grant>, ShmError> {
+        self.ensure_enabled()?;
+        Ok(self.registry.lock_write(handle)?.grant(context, grant))
+    }
+
+    /// Withdraws the grant of `context`; returns it.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    pub fn revoke(
+        &self,
+        handle: RegionHandle,
+        context: ContextId,
+    ) -> Result<Option<Grant>, ShmError> {
+        self.ensure_enabled()?;
+        Ok(self.registry.lock_write(handle)?.revoke(context))
+    }
+
+    /// Takes another host reference on the region (it is then not collected
+    /// until that reference is released too); returns the host references held.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    pub fn retain_region(&self, handle: RegionHandle) -> Result<u32, ShmError> {
+        self.ensure_enabled()?;
+        let _gate = self.gc_gate.read();
+        Ok(self.registry.lock_write(handle)?.add_host_ref())
+    }
+
+    /// Drops one host reference (never below zero); returns the host
+    /// references left. A non-persistent region with no host reference and no
+    /// mapping is collected by the next garbage collection, or at once with
+    /// `eager_cleanup`.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    pub fn release_region(&self, handle: RegionHandle) -> Result<u32, ShmError> {
+        self.ensure_enabled()?;
+        let left = self.registry.lock_write(handle)?.drop_host_ref();
+        if left == 0 && self.config.eager_cleanup {
+            self.collect_one(handle);
+        }
+        Ok(left)
+    }
+
+    /// Frees the region for good, whoever references it: its handle dies (it
+    /// will never name another region), its name is released and its memory
+    /// goes back to the pool (zeroed at once at Paranoid).
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors,
+    /// [`ShmError::RegionBusy`] when a transaction holds the region for longer
+    /// than `lock_wait`.
+    pub fn free_region(&self, handle: RegionHandle) -> Result<(), ShmError> {
+        let _lock = self.host_resolve(handle, LockMode::Exclusive)?;
+        let size = self.registry.lock_read(handle)?.size();
+        self.registry.free(handle)?;
+        self.metrics.record_region_destroyed(handle, size);
+        Ok(())
+    }
+
+    /// A snapshot of the region: metadata, block capacity, last access.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    pub fn region_info(&self, handle: RegionHandle) -> Result<RegionInfo, ShmError> {
+        self.ensure_enabled()?;
+        Ok(self.registry.info(handle)?)
+    }
+
+    /// Snapshots of every live region, by slot index.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`].
+    pub fn list_regions(&self) -> Result<Vec<RegionInfo>, ShmError> {
+        self.ensure_enabled()?;
+        Ok(self.registry.infos())
+    }
+
+    /// The handle of the live region called `name`.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], [`ShmError::NameNotFound`].
+    pub fn find_region(&self, name: &str) -> Result<RegionHandle, ShmError> {
+        self.ensure_enabled()?;
+        Ok(self.registry.lookup(name)?)
+    }
+
+    /// An all-zero block of at least `size` bytes straight from the pool (for
+    /// host buffers); it goes back with [`deallocate_to_pool`](Self::deallocate_to_pool)
+    /// or when dropped.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`], [`ShmError::ZeroSize`],
+    /// [`ShmError::PoolExhausted`], [`ShmError::LargeAllocLimit`].
+    pub fn allocate_from_pool(&self, size: usize) -> Result<Block, ShmError> {
+        self.ensure_enabled()?;
+        Ok(self.registry.pool().allocate(size)?)
+    }
+
+    /// Gives a block back to the pool.
+    ///
+    /// # Errors
+    /// [`ShmError::SharedMemoryDisabled`] (the block is released all the same).
+    pub fn deallocate_to_pool(&self, block: Block) -> Result<(), ShmError> {
+        self.registry.pool().release(block);
+        self.ensure_enabled()
+    }
+
+    /// Takes `handle`'s two-phase lock for one host call, as a transaction
+    /// resolves a handle: a region freed for good is refused at once; a free
+    /// that a running transaction may still undo is waited for (up to
+    /// `lock_wait`), and liveness is judged once the lock is held.
+    fn host_resolve(&self, handle: RegionHandle, mode: LockMode) -> Result<HostLock<'_>, ShmError> {
+        self.ensure_enabled()?;
+        match self.registry.liveness(handle) {
+            Liveness::Live | Liveness::PendingFree => {}
+            Liveness::Freed => return Err(ShmError::RegionFreed(handle)),
+            Liveness::Invalid if self.refresh_handle(handle) => {}
+            Liveness::Invalid => return Err(ShmError::InvalidRegionHandle(handle)),
+        }
+        let lock = self.host_lock(handle, mode)?;
+        self.registry.check(handle)?;
+        Ok(lock)
+    }
+}

@@ -1,0 +1,551 @@
+//! The transaction layer's one entry point: [`TxRegions`], a transaction's
+//! door to the regions it touches.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shm_access::AccessDenied;
+use shm_journal::{Page, RegionOps};
+use shm_primitives::{
+    AccessKind, ContextId, HaltCause, MapOptions, RegionHandle, RegionOptions, WritePlan, PAGE_SIZE,
+};
+use shm_region::{Liveness, PageObserver, RegionSpec, WriteOutcome};
+
+use crate::{LockMode, SharedMemoryManager, ShmError, TxId};
+
+/// What a transaction means to do with a region; it decides the lock mode
+/// and the permission checked (spec §6, §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Intent {
+    /// SHARED_READ: held shared, read rights (and a mapping at Strict).
+    Read,
+    /// SHARED_WRITE: held exclusively and write rights — or, through a
+    /// copy-on-write mapping, held shared with read rights (the region never
+    /// changes).
+    Write,
+    /// SHARED_MAP: held shared, read rights.
+    Map,
+    /// SHARED_FREE: held exclusively, the right to free.
+    Free,
+}
+
+/// What an access needs of a region its transaction holds, resolved once per
+/// (transaction, region, context, intent) by [`TxRegions::resolve`] and good
+/// for as long as the transaction holds the region — until a free, a
+/// remap, growth or a revert by the same transaction, or a host change of
+/// grants or mappings (which [`TxRegions::read`] and [`TxRegions::write`]
+/// detect: [`ShmError::StaleResolution`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The region.
+    pub handle: RegionHandle,
+    /// The mode the transaction holds it in.
+    pub mode: LockMode,
+    /// Its size when resolved (it changes only by the holder's own writes).
+    pub size: u64,
+    /// The most it may grow to.
+    pub max_size: u64,
+    /// Its options.
+    pub options: RegionOptions,
+    /// The context's mapping: the transaction's own if it has one, else the
+    /// host's (`None`: unmapped).
+    pub mapping: Option<MapOptions>,
+    /// Whether the context's writes go to its private copy-on-write view.
+    pub copy_on_write: bool,
+    access_version: u64,
+}
+
+/// One transaction's door to the regions: it resolves handles (check,
+/// refresh in a mapped namespace, lock, recheck, permission), reads and
+/// writes the regions it holds, creates and frees for the transaction, and
+/// applies the revert journal's undo ([`RegionOps`]). Host calls resolve
+/// through the same lock table as one-call transactions.
+///
+/// Locks are held until [`release`](Self::release) — strict two-phase
+/// locking — and a `TxRegions` that is dropped without it (a panic
+/// unwinding through the EVM, an embedder dropping a half-run transaction)
+/// releases them on drop, so no region stays locked for good.
+///
+/// ```
+/// use std::time::Duration;
+/// use shm_manager::{Intent, SharedMemoryConfig, SharedMemoryManager};
+/// use shm_primitives::{Address, Permissions, RegionOptions, WritePlan};
+///
+/// let manager = SharedMemoryManager::new(SharedMemoryConfig::testing())?;
+/// let h = manager.create_shared_region("r", 64, Permissions::read_write(), RegionOptions::default())?;
+/// let mut tx = manager.begin_transaction();
+/// let me = Address::repeat_byte(1);
+/// let region = tx.resolve(h, me, Intent::Write, None, Duration::ZERO)?;
+/// let plan = WritePlan::new(region.size, region.max_size, false, 0, 5);
+/// tx.write(&region, plan, b"hello", &mut |_, _| {})?;
+/// let mut buf = [0; 5];
+/// tx.read(&region, 0, &mut buf)?;
+/// assert_eq!(&buf, b"hello");
+/// tx.release();
+/// # Ok::<(), shm_manager::ShmError>(())
+/// ```
+pub struct TxRegions {
+    manager: Arc<SharedMemoryManager>,
+    id: TxId,
+    released: bool,
+}
+
+impl SharedMemoryManager {
+    /// Begins a transaction's use of regions (see [`TxRegions`]). Ids are
+    /// drawn 1, 2, 3, … in call order.
+    pub fn begin_transaction(self: &Arc<Self>) -> TxRegions {
+        TxRegions {
+            manager: Arc::clone(self),
+            id: self.next_transaction_id(),
+            released: false,
+        }
+    }
+}
+
+impl TxRegions {
+    /// The transaction's id in the lock table.
+    pub fn id(&self) -> TxId {
+        self.id
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &Arc<SharedMemoryManager> {
+        &self.manager
+    }
+
+    /// Resolves `handle` for `context` and `intent`: checks the handle (a
+    /// region freed for good halts at once, without waiting), attaches it if
+    /// another process made it in a mapped namespace, takes the transaction's
+    /// lock in the mode the intent needs (waiting at most `wait`), checks
+    /// again under the lock that the region is alive — liveness is judged
+    /// only once the lock is held, so a free another transaction may still
+    /// undo is waited for, never reported early — and checks the permission
+    /// (spec §5's order: handle, lock, mapping, permission). `tx_mapping` is the
+    /// mapping the transaction itself made for `context`, which wins over the
+    /// host's. Returns also how long it waited.
+    ///
+    /// # Errors
+    /// [`ShmError::InvalidRegionHandle`], [`ShmError::RegionFreed`],
+    /// [`ShmError::RegionBusy`], a permission refusal (counted in the metrics,
+    /// logged at Paranoid), [`ShmError::SharedMemoryDisabled`].
+    pub fn resolve(
+        &mut self,
+        handle: RegionHandle,
+        context: ContextId,
+        intent: Intent,
+        tx_mapping: Option<MapOptions>,
+        wait: Duration,
+    ) -> Result<Resolved, ShmError> {
+        self.resolve_timed(handle, context, intent, tx_mapping, wait)
+            .0
+    }
+
+    /// As [`resolve`](Self::resolve), also returning how long it waited for
+    /// the lock (for a transaction's wait budget).
+    pub fn resolve_timed(
+        &mut self,
+        handle: RegionHandle,
+        context: ContextId,
+        intent: Intent,
+        tx_mapping: Option<MapOptions>,
+        wait: Duration,
+    ) -> (Result<Resolved, ShmError>, Duration) {
+        let mut waited = Duration::ZERO;
+        let result = self.resolve_inner(handle, context, intent, tx_mapping, wait, &mut waited);
+        (result, waited)
+    }
+
+    fn resolve_inner(
+        &mut self,
+        handle: RegionHandle,
+        context: ContextId,
+        intent: Intent,
+        tx_mapping: Option<MapOptions>,
+        wait: Duration,
+        waited: &mut Duration,
+    ) -> Result<Resolved, ShmError> {
+        let manager = &*self.manager;
+        manager.ensure_enabled()?;
+        match manager.registry.liveness(handle) {
+            Liveness::Live | Liveness::PendingFree => {}
+            // Gone for good: nothing to wait for.
+            Liveness::Freed => return Err(ShmError::RegionFreed(handle)),
+            // In a mapped namespace another process may have made it since.
+            Liveness::Invalid if manager.refresh_handle(handle) => {}
+            Liveness::Invalid => return Err(ShmError::InvalidRegionHandle(handle)),
+        }
+        let mut mode = match intent {
+            Intent::Read | Intent::Map => LockMode::Shared,
+            Intent::Free => LockMode::Exclusive,
+            // A write through a copy-on-write mapping never changes the region.
+            Intent::Write => {
+                let host = manager
+                    .registry
+                    .lock_read(handle)
+                    .ok()
+                    .and_then(|g| g.meta().mapping(context).map(|m| m.options));
+                if self.copy_on_write(tx_mapping.or(host)) {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                }
+            }
+        };
+        loop {
+            self.lock(handle, mode, wait, waited)?;
+            let manager = &*self.manager;
+            // Alive once we hold it? (A free another transaction began is
+            // now either final or undone.)
+            let guard = manager.registry.lock_read(handle)?;
+            let meta = guard.meta();
+            let mapping = tx_mapping.or(meta.mapping(context).map(|m| m.options));
+            let copy_on_write = intent == Intent::Write && self.copy_on_write(mapping);
+            if intent == Intent::Write && !copy_on_write && mode == LockMode::Shared {
+                // The host changed the mapping while we waited: take it
+                // exclusively after all.
+                mode = LockMode::Exclusive;
+                continue;
+            }
+            let level = manager.config.security_level;
+            let verdict = match intent {
+                Intent::Read => shm_access::check_access_with_mapping(
+                    level,
+                    meta,
+                    context,
+                    AccessKind::Read,
+                    mapping,
+                ),
+                // Read rights suffice for a copy-on-write write (spec §5).
+                Intent::Write if copy_on_write => shm_access::check_access_with_mapping(
+                    level,
+                    meta,
+                    context,
+                    AccessKind::Read,
+                    mapping,
+                ),
+                Intent::Write => shm_access::check_access_with_mapping(
+                    level,
+                    meta,
+                    context,
+                    AccessKind::Write,
+                    mapping,
+                ),
+                Intent::Map => shm_access::check_map(level, meta, context),
+                Intent::Free => shm_access::check_access(level, meta, context, AccessKind::Free),
+            };
+            if let Err(denied) = verdict {
+                drop(guard);
+                return Err(self.denied(denied));
+            }
+            return Ok(Resolved {
+                handle,
+                mode,
+                size: meta.size(),
+                max_size: meta.max_size(),
+                options: *meta.options(),
+                mapping,
+                copy_on_write,
+                access_version: meta.access_version(),
+            });
+        }
+    }
+
+    fn copy_on_write(&self, mapping: Option<MapOptions>) -> bool {
+        self.manager.config.enable_cow
+            && mapping.is_some_and(|m| m.copy_on_write() && !m.read_only())
+    }
+
+    fn lock(
+        &mut self,
+        handle: RegionHandle,
+        mode: LockMode,
+        wait: Duration,
+        waited: &mut Duration,
+    ) -> Result<(), ShmError> {
+        let locks = &self.manager.locks;
+        // Held already in this mode (or exclusively): no clock, no wait.
+        match locks.mode_held(handle, self.id) {
+            Some(LockMode::Exclusive) => return Ok(()),
+            Some(LockMode::Shared) if mode == LockMode::Shared => return Ok(()),
+            _ => {}
+        }
+        let start = Instant::now();
+        let result = locks.acquire(handle, self.id, mode, wait);
+        *waited += start.elapsed();
+        Ok(result?)
+    }
+
+    fn denied(&self, denied: AccessDenied) -> ShmError {
+        self.manager
+            .metrics
+            .record_access_denied(denied.handle(), denied.context());
+        denied.into()
+    }
+
+    /// Reads at `offset` into `buf` from a region this transaction resolved
+    /// (zero past its end); returns how many bytes came from the region.
+    ///
+    /// # Errors
+    /// [`ShmError::StaleResolution`] when the host changed the region's
+    /// grants or mappings since it was resolved; handle errors.
+    #[inline]
+    pub fn read(&self, region: &Resolved, offset: u64, buf: &mut [u8]) -> Result<usize, ShmError> {
+        let guard = self.manager.registry.lock_read(region.handle)?;
+        if guard.meta().access_version() != region.access_version {
+            return Err(ShmError::StaleResolution(region.handle));
+        }
+        Ok(guard.read(offset, buf)?)
+    }
+
+    /// Copies page `page` of a region this transaction holds into `out`
+    /// (zero past the end): what a copy-on-write fault copies.
+    ///
+    /// # Errors
+    /// Handle errors.
+    pub fn read_page(
+        &self,
+        handle: RegionHandle,
+        page: u64,
+        out: &mut [u8; PAGE_SIZE],
+    ) -> Result<usize, ShmError> {
+        Ok(self
+            .manager
+            .registry
+            .lock_read(handle)?
+            .read_page(page, out)?)
+    }
+
+    /// Performs `plan` on a region this transaction holds exclusively,
+    /// showing `observer` every existing page before it changes (the revert
+    /// journal saves it). Growth is counted in the memory gauge.
+    ///
+    /// # Errors
+    /// [`ShmError::StaleResolution`] (also when the plan was made for another
+    /// size); the memory's refusal to change (a mapped region whose undo
+    /// record could not be written: nothing was changed).
+    #[inline]
+    pub fn write(
+        &self,
+        region: &Resolved,
+        plan: WritePlan,
+        data: &[u8],
+        observer: &mut PageObserver<'_>,
+    ) -> Result<WriteOutcome, ShmError> {
+        let mut guard = self.manager.registry.lock_write(region.handle)?;
+        if guard.meta().access_version() != region.access_version {
+            return Err(ShmError::StaleResolution(region.handle));
+        }
+        let outcome = guard
+            .write_planned(plan, data, observer)
+            .map_err(|error| match error {
+                shm_region::RegionError::StalePlan => ShmError::StaleResolution(region.handle),
+                other => other.into(),
+            })?;
+        if outcome.grew() {
+            self.manager.metrics.record_region_resized(
+                region.handle,
+                outcome.old_size,
+                outcome.new_size,
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Creates a region for this transaction (what SHARED_ALLOC does below the
+    /// journal): made, locked exclusively before any collection can see it,
+    /// and counted in the metrics.
+    ///
+    /// # Errors
+    /// [`ShmError::ZeroSize`], [`ShmError::RegionTooLarge`],
+    /// [`ShmError::TooManySharedRegions`], [`ShmError::TooManyPersistentRegions`],
+    /// [`ShmError::PoolExhausted`], [`ShmError::LargeAllocLimit`], a mapped
+    /// namespace's refusal.
+    pub fn create(&mut self, mut spec: RegionSpec) -> Result<RegionHandle, ShmError> {
+        let manager = &*self.manager;
+        manager.ensure_enabled()?;
+        spec.options.copy_on_write &= manager.config.enable_cow;
+        let size = spec.size;
+        let _gate = manager.gc_gate.read();
+        let handle = manager.create_in_registry(spec)?;
+        // A new handle has a new generation: nobody holds its lock yet.
+        manager
+            .locks
+            .acquire(handle, self.id, LockMode::Exclusive, Duration::ZERO)?;
+        manager.metrics.record_region_created(handle, size);
+        Ok(handle)
+    }
+
+    /// Begins freeing a region this transaction holds exclusively: its handle
+    /// stops working at once, but bytes, name and slot stay until the free is
+    /// made final ([`RegionOps::finish_free`]) or undone. Returns its size.
+    ///
+    /// # Errors
+    /// Handle errors.
+    pub fn begin_free(&self, handle: RegionHandle) -> Result<u64, ShmError> {
+        let registry = &self.manager.registry;
+        let size = registry.lock_read(handle)?.size();
+        registry.begin_free(handle)?;
+        Ok(size)
+    }
+
+    /// Frees the transaction-scoped regions the transaction made, at its end.
+    pub fn free_scoped(&mut self, regions: &[(RegionHandle, u64)]) {
+        for &(handle, _) in regions {
+            self.free_now(handle);
+        }
+    }
+
+    fn free_now(&self, handle: RegionHandle) {
+        let manager = &*self.manager;
+        let size = match manager.registry.lock_read(handle) {
+            Ok(guard) => guard.size(),
+            Err(_) => return,
+        };
+        if manager.registry.free(handle).is_ok() {
+            manager.metrics.record_region_destroyed(handle, size);
+        }
+    }
+
+    /// The mapping options a request for `options` gets under this config:
+    /// with COW off, the copy-on-write bit is dropped (spec §9).
+    pub fn map_options(&self, options: MapOptions) -> MapOptions {
+        self.manager.effective_map_options(options)
+    }
+
+    /// Counts a mapping made by the transaction.
+    pub fn record_mapping(&self, handle: RegionHandle, context: ContextId) {
+        self.manager.metrics.record_mapping(handle, context);
+    }
+
+    /// Counts a halt of a shared-memory instruction.
+    pub fn record_halt(&self, cause: HaltCause) {
+        self.manager.metrics.record_halt(cause);
+    }
+
+    /// Adds the transaction's batched counters to the metrics.
+    pub fn record_accesses(&self, counts: AccessCounts) {
+        let metrics = &self.manager.metrics;
+        metrics.record_reads(counts.reads, counts.read_bytes);
+        metrics.record_writes(counts.writes, counts.write_bytes);
+        metrics.record_cow_faults(counts.cow_faults);
+    }
+
+    /// Moves the copy-on-write page gauge by what the transaction made and
+    /// dropped.
+    pub fn record_cow_pages(&self, made: u64, dropped: u64) {
+        self.manager.cow_pages_add(made);
+        self.manager.cow_pages_sub(dropped);
+    }
+
+    /// Whether this transaction holds `handle` (in any mode).
+    pub fn holds(&self, handle: RegionHandle) -> Option<LockMode> {
+        self.manager.locks.mode_held(handle, self.id)
+    }
+
+    /// Ends the transaction's hold on regions: releases every lock it holds
+    /// (strict two-phase locking ends here) and runs a garbage collection if
+    /// one is due. Returns the locks released.
+    pub fn release(mut self) -> usize {
+        self.release_locks()
+    }
+
+    fn release_locks(&mut self) -> usize {
+        if self.released {
+            return 0;
+        }
+        self.released = true;
+        let released = self.manager.locks.release_transaction(self.id);
+        self.manager.maybe_collect();
+        released
+    }
+}
+
+impl Drop for TxRegions {
+    fn drop(&mut self) {
+        if !self.released {
+            self.release_locks();
+        }
+    }
+}
+
+impl std::fmt::Debug for TxRegions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxRegions")
+            .field("id", &self.id)
+            .field("released", &self.released)
+            .finish()
+    }
+}
+
+/// Reads, writes and copy-on-write faults a transaction counted itself, to
+/// report once ([`TxRegions::record_accesses`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccessCounts {
+    /// Reads.
+    pub reads: u64,
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Writes.
+    pub writes: u64,
+    /// Bytes written.
+    pub write_bytes: u64,
+    /// Copy-on-write faults.
+    pub cow_faults: u64,
+}
+
+/// The journal's undo and settlement, on regions this transaction holds.
+impl RegionOps for TxRegions {
+    fn restore_page(&mut self, handle: RegionHandle, page: u64, saved: &Page) {
+        let result = self
+            .manager
+            .registry
+            .lock_write(handle)
+            .and_then(|mut guard| guard.restore_page(page, saved));
+        if let Err(error) = result {
+            // Cannot happen while the transaction holds its region locks;
+            // logged rather than panicking so a bug never takes a node down.
+            tracing::error!(target: "shm::transaction", %error, %handle, page, "page restore failed");
+        }
+    }
+
+    fn set_size(&mut self, handle: RegionHandle, size: u64) {
+        let result = self
+            .manager
+            .registry
+            .lock_write(handle)
+            .and_then(|mut guard| guard.set_size(size));
+        match result {
+            Ok(old) => self
+                .manager
+                .metrics
+                .record_region_resized(handle, old, size),
+            Err(error) => {
+                tracing::error!(target: "shm::transaction", %error, %handle, "size restore failed");
+            }
+        }
+    }
+
+    fn free_created(&mut self, handle: RegionHandle, _size: u64) {
+        self.free_now(handle);
+    }
+
+    fn cancel_free(&mut self, handle: RegionHandle) {
+        if let Err(error) = self.manager.registry.cancel_free(handle) {
+            tracing::error!(target: "shm::transaction", %error, %handle, "free not undone");
+        }
+    }
+
+    fn finish_free(&mut self, handle: RegionHandle) {
+        let registry = &self.manager.registry;
+        let size = registry.pending_size(handle);
+        match registry.finish_free(handle) {
+            Ok(()) => self
+                .manager
+                .metrics
+                .record_region_destroyed(handle, size.unwrap_or(0)),
+            Err(error) => {
+                tracing::error!(target: "shm::transaction", %error, %handle, "final free failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The database wrapper that tells the session when the embedder commits.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use revm::{
+    bytecode::Bytecode,
+    database_interface::{Database, DatabaseCommit, DatabaseRef},
+    primitives::{Address, AddressMap, StorageKey, StorageValue, B256},
+    state::{Account, AccountInfo},
+};
+
+use crate::session::Undecided;
+
+/// The embedder's database, as an EVM with shared memory on sees it: every
+/// call is forwarded unchanged, and [`DatabaseCommit::commit`] — the moment
+/// the embedder keeps a transaction's state — also publishes that
+/// transaction's region effects (spec §6). A transaction whose state is never
+/// committed (a simulation) leaves every region as it was.
+///
+/// [`crate::ShmEvmBuilder`] wraps the database for you; reach the inner one
+/// through `Deref` or [`into_inner`](Self::into_inner).
+///
+/// ```
+/// use revm::{database::InMemoryDB, database_interface::DatabaseCommit};
+/// use shm_opcodes::ShmDb;
+///
+/// let mut db = ShmDb::detached(InMemoryDB::default());
+/// db.commit(Default::default()); // forwarded to the InMemoryDB
+/// let _inner: InMemoryDB = db.into_inner();
+/// ```
+pub struct ShmDb<DB> {
+    inner: DB,
+    undecided: Option<Arc<Undecided>>,
+}
+
+impl<DB> ShmDb<DB> {
+    pub(crate) fn new(inner: DB, undecided: Option<Arc<Undecided>>) -> Self {
+        Self { inner, undecided }
+    }
+
+    /// A wrapper tied to no session: it only forwards.
+    pub fn detached(inner: DB) -> Self {
+        Self::new(inner, None)
+    }
+
+    /// The wrapped database.
+    pub fn into_inner(self) -> DB {
+        self.inner
+    }
+}
+
+impl<DB> Deref for ShmDb<DB> {
+    type Target = DB;
+    fn deref(&self) -> &DB {
+        &self.inner
+    }
+}
+
+impl<DB> DerefMut for ShmDb<DB> {
+    fn deref_mut(&mut self) -> &mut DB {
+        &mut self.inner
+    }
+}
+
+impl<DB: std::fmt::Debug> std::fmt::Debug for ShmDb<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmDb").field("inner", &self.inner).finish()
+    }
+}
+
+impl<DB: Database> Database for ShmDb<DB> {
+    type Error = DB::Error;
+
+    #[inline]
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        self.inner.basic(address)
+    }
+
+    #[inline]
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        self.inner.code_by_hash(code_hash)
+    }
+
+    #[inline]
+    fn storage(
+        &mut self,
+        address: Address,
+        index: StorageKey,
+    ) -> Result<StorageValue, Self::Error> {
+        self.inner.storage(address, index)
+    }
+
+    #[inline]
+    fn storage_by_account_id(
+        &mut self,
+        address: Address,
+        account_id: revm::state::AccountId,
+        storage_key: StorageKey,
+    ) -> Result<StorageValue, Self::Error> {
+        self.inner
+            .storage_by_account_id(address, account_id, storage_key)
+    }
+
+    #[inline]
+    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+        self.inner.block_hash(number)
+    }
+}
+
+impl<DB: DatabaseRef> DatabaseRef for ShmDb<DB> {
+    type Error = DB::Error;
+
+    #[inline]
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        self.inner.basic_ref(address)
+    }
+
+    #[inline]
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        self.inner.code_by_hash_ref(code_hash)
+    }
+
+    #[inline]
+    fn storage_ref(
+        &self,
+        address: Address,
+        index: StorageKey,
+    ) -> Result<StorageValue, Self::Error> {
+        self.inner.storage_ref(address, index)
+    }
+
+    #[inline]
+    fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
+        self.inner.block_hash_ref(number)
+    }
+}
+
+impl<DB: DatabaseCommit> DatabaseCommit for ShmDb<DB> {
+    fn commit(&mut self, changes: AddressMap<Account>) {
+        self.inner.commit(changes);
+        if let Some(undecided) = &self.undecided {
+            undecided.publish();
+        }
+    }
+
+    fn commit_iter(&mut self, changes: &mut dyn Iterator<Item = (Address, Account)>) {
+        self.inner.commit_iter(changes);
+        if let Some(undecided) = &self.undecided {
+            undecided.publish();
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The bodies of the five operations and their prices, in the spec's order
+//! of checks: static context → unknown flag or option bits → handle → lock →
+//! mapping → permission → offsets → gas → effect (spec §5).
+
+use revm::interpreter::Gas;
+use shm_manager::{Intent, ShmError};
+use shm_primitives::{
+    region_offset, words, AllocFlags, ContextId, HaltCause, MapOptions, Permissions, RegionHandle,
+    RegionOptions, WritePlan, PAGE_SIZE, U256,
+};
+use shm_region::RegionSpec;
+
+use crate::session::{ActiveSession, OpError};
+use crate::table::Entry;
+
+/// A READ that passed its checks and paid its price; the instruction expands
+/// memory and then calls [`ActiveSession::finish_read`].
+#[derive(Clone, Copy, Debug)]
+pub struct ReadAccess {
+    entry: Entry,
+    offset: u64,
+    /// Bytes to copy into memory.
+    pub len: usize,
+}
+
+/// A WRITE that passed its checks and paid its price; the instruction
+/// expands memory and then calls [`ActiveSession::finish_write`].
+#[derive(Clone, Copy, Debug)]
+pub struct WriteAccess {
+    entry: Entry,
+    plan: WritePlan,
+    /// Gas paid for growth, given back if the pool refuses it.
+    growth_cost: u64,
+    /// Whether the pages the write changes were all saved in this frame
+    /// already (then the write needs no journal work).
+    all_saved: bool,
+    /// Bytes of memory the write reads.
+    pub len: usize,
+}
+
+#[inline]
+fn charge(gas: &mut Gas, cost: u64) -> Result<(), OpError> {
+    if gas.record_regular_cost(cost) {
+        Ok(())
+    } else {
+        Err(OpError::OutOfGas)
+    }
+}
+
+impl ActiveSession {
+    /// The entry for `word` as `context` means to use it: from the
+    /// transaction's table when it is there and allows `intent`, else
+    /// resolved (and then cached).
+    #[inline]
+    fn prepare(
+        &mut self,
+        context: ContextId,
+        word: U256,
+        intent: Intent,
+        gas_left: u64,
+    ) -> Result<Entry, OpError> {
+        let Some(handle) = RegionHandle::from_u256(word) else {
+            return Err(self.halt(HaltCause::InvalidHandle));
+        };
+        match self.table.get(handle) {
+            Some(entry) if entry.allows(context, intent) => Ok(*entry),
+            _ => self.resolve(handle, context, intent, gas_left),
+        }
+    }
+
+    /// The slow path: resolve through the manager (lock with a bounded wait,
+    /// liveness, permission), then cache.
+    #[cold]
+    #[inline(never)]
+    fn resolve(
+        &mut self,
+        handle: RegionHandle,
+        context: ContextId,
+        intent: Intent,
+        gas_left: u64,
+    ) -> Result<Entry, OpError> {
+        let tx_mapping = self.journal.mapping(handle, context);
+        let wait = if self.wait.poisoned {
+            std::time::Duration::ZERO
+        } else {
+            self.manager
+                .config()
+                .wait_for_gas(gas_left, self.wait.remaining)
+        };
+        let (result, waited) = self
+            .tx()
+            .resolve_timed(handle, context, intent, tx_mapping, wait);
+        self.wait.remaining = self.wait.remaining.saturating_sub(waited);
+        match result {
+            Ok(region) => {
+                let warm = self.journal.is_warm(handle);
+                self.table.insert(region, context, intent, warm);
+                Ok(self
+                    .table
+                    .get(handle)
+                    .copied()
+                    .unwrap_or_else(|| Entry::uncached(region, context, intent, warm)))
+            }
+            Err(error) => Err(self.halt_for(error)),
+        }
+    }
+
+    /// Marks the entry's region warm in the journal and the table.
+    #[inline]
+    fn warm(&mut self, entry: &Entry) {
+        if !entry.warm {
+            self.journal.warm(entry.region.handle);
+            if let Some(cached) = self.table.get_mut(entry.region.handle) {
+                cached.warm = true;
+            }
+        }
+    }
+
+    #[inline]
+    fn access_cost(&self, entry: &Entry) -> u64 {
+        self.gas.access(!entry.warm)
+    }
+
+    /// Records an offset-overflow halt (`region_offset + size` ≥ 2^64).
+    pub fn offset_overflow(&mut self) -> OpError {
+        self.halt(HaltCause::OffsetOverflow)
+    }
+
+    /// Records a static-context halt of ALLOC, FREE or WRITE.
+    pub fn static_violation(&mut self) -> OpError {
+        self.halt(HaltCause::StaticWrite)
+    }
+
+    /// `region_offset` and `size` as a range of the region (spec §5: a `size`
+    /// or an end past 2^64 − 1 halts with "offset overflow").
+    #[inline]
+    fn range(&mut self, offset: U256, size: U256) -> Result<(u64, u64), OpError> {
+        let Ok(len) = u64::try_from(size) else {
+            return Err(self.offset_overflow());
+        };
+        match region_offset(offset, len) {
+            Some(offset) => Ok((offset, len)),
+            None => Err(self.offset_overflow()),
+        }
+    }
+
+    /// SHARED_ALLOC: a new region of `size` bytes owned by `context`. Returns
+    /// the handle, or `None` (push 0) on a resource failure, which costs only
+    /// `alloc_base`.
+    pub fn alloc(
+        &mut self,
+        context: ContextId,
+        size: U256,
+        flags: U256,
+        gas: &mut Gas,
+    ) -> Result<Option<RegionHandle>, OpError> {
+        let Some(flags) = AllocFlags::from_word(flags) else {
+            return Err(self.halt(HaltCause::BadFlags));
+        };
+        let max = self.manager.config().max_region_size;
+        let size = match u64::try_from(size) {
+            Ok(size) if size > 0 && size <= max => size,
+            _ => return charge(gas, self.gas.alloc_base).map(|()| None),
+        };
+        let persistent = flags.contains(AllocFlags::PERSISTENT);
+        let added = words(size);
+        let mut growth = self
+            .gas
+            .growth_cost(self.journal.words_allocated(), added, persistent);
+        if self.manager.is_mapped() {
+            growth = growth.saturating_add(self.gas.mapped_alloc);
+        }
+        charge(gas, self.gas.alloc_base.saturating_add(growth))?;
+        let spec = RegionSpec::new(size, context)
+            .permissions(Permissions::read_write())
+            .options(RegionOptions::from(flags));
+        let handle = match self.tx().create(spec) {
+            Ok(handle) => handle,
+            Err(_) => {
+                gas.erase_cost(growth);
+                return Ok(None);
+            }
+        };
+        self.journal.record_created(handle, size, persistent);
+        self.journal.warm(handle);
+        self.journal.add_words(added);
+        self.journal.map(handle, context, MapOptions::empty());
+        Ok(Some(handle))
+    }
+
+    /// SHARED_FREE: begins freeing the region; final when the transaction's
+    /// effects are published.
+    pub fn free(&mut self, context: ContextId, word: U256, gas: &mut Gas) -> Result<(), OpError> {
+        let entry = self.prepare(context, word, Intent::Free, gas.remaining())?;
+        charge(gas, self.gas.free)?;
+        let handle = entry.region.handle;
+        let size = match self.tx().begin_free(handle) {
+            Ok(size) => size,
+            Err(error) => return Err(self.halt_for(error)),
+        };
+        self.journal.record_free(handle, size);
+        self.table.remove(handle);
+        Ok(())
+    }
+
+    /// SHARED_MAP: the context gains (or replaces) a mapping for this
+    /// transaction. Mapping again with the same options and no private pages
+    /// to drop changes nothing, and records nothing.
+    pub fn map(
+        &mut self,
+        context: ContextId,
+        word: U256,
+        options: U256,
+        gas: &mut Gas,
+    ) -> Result<(), OpError> {
+        let Some(options) = MapOptions::from_word(options) else {
+            return Err(self.halt(HaltCause::BadFlags));
+        };
+        let entry = self.prepare(context, word, Intent::Map, gas.remaining())?;
+        charge(gas, self.access_cost(&entry))?;
+        self.warm(&entry);
+        let handle = entry.region.handle;
+        let options = self.manager.effective_map_options(options);
+        if self.journal.mapping(handle, context) == Some(options)
+            && !self.journal.has_private_view(handle, context)
+        {
+            return Ok(());
+        }
+        self.journal.map(handle, context, options);
+        self.settle_cow_pages();
+        self.tx().record_mapping(handle, context);
+        // Mapping and copy-on-write change what READ and WRITE may do.
+        if let Some(cached) = self.table.get_mut(handle) {
+            cached.keep_only(Intent::Map);
+        }
+        Ok(())
+    }
+
+    /// SHARED_READ, up to the copy: checks, then charges access and copy. A
+    /// READ of 0 bytes is complete here.
+    pub fn begin_read(
+        &mut self,
+        context: ContextId,
+        word: U256,
+        offset: U256,
+        size: U256,
+        gas: &mut Gas,
+    ) -> Result<ReadAccess, OpError> {
+        let entry = self.prepare(context, word, Intent::Read, gas.remaining())?;
+        let (offset, len) = self.range(offset, size)?;
+        charge(
+            gas,
+            self.access_cost(&entry).saturating_add(self.gas.copy(len)),
+        )?;
+        self.warm(&entry);
+        Ok(ReadAccess {
+            entry,
+            offset,
+            // `len` ≤ what the gas paid for, so far below `usize::MAX`.
+            len: len as usize,
+        })
+    }
+
+    /// SHARED_READ's copy into `buf` (memory, already expanded): bytes past
+    /// the region's end are zero, and a copy-on-write view shows its private
+    /// pages. Returns the bytes that came from the region.
+    pub fn finish_read(
+        &mut self,
+        context: ContextId,
+        access: &ReadAccess,
+        buf: &mut [u8],
+    ) -> Result<usize, OpError> {
+        let tx = self
+            .tx
+            .as_ref()
+            .expect("a resolved region has a transaction");
+        let n = match tx.read(&access.entry.region, access.offset, buf) {
+            Ok(n) => n,
+            Err(ShmError::StaleResolution(_)) => {
+                let entry = self.reresolve(context, &access.entry, Intent::Read)?;
+                let tx = self.tx.as_ref().expect("resolved above");
+                tx.read(&entry.region, access.offset, buf)
+                    .map_err(|e| self.halt_for(e))?
+            }
+            Err(error) => return Err(self.halt_for(error)),
+        };
+        let handle = access.entry.region.handle;
+        if self.journal.has_private_view(handle, context) {
+            self.journal
+                .overlay(handle, context, access.offset, &mut buf[..n]);
+        }
+        self.counts.reads += 1;
+        self.counts.read_bytes += n as u64;
+        Ok(n)
+    }
+
+    /// After the host changed a region's grants or mappings: resolve it again
+    /// (the permission may be gone).
+    #[cold]
+    fn reresolve(
+        &mut self,
+        context: ContextId,
+        entry: &Entry,
+        intent: Intent,
+    ) -> Result<Entry, OpError> {
+        let handle = entry.region.handle;
+        self.table.remove(handle);
+        self.resolve(handle, context, intent, 0)
+    }
+
+    /// SHARED_WRITE, up to the copy: checks, then charges access, copy, pages
+    /// first saved in this frame (or faulted) and growth. A WRITE of 0 bytes
+    /// is complete here.
+    pub fn begin_write(
+        &mut self,
+        context: ContextId,
+        word: U256,
+        offset: U256,
+        size: U256,
+        gas: &mut Gas,
+    ) -> Result<WriteAccess, OpError> {
+        let entry = self.prepare(context, word, Intent::Write, gas.remaining())?;
+        let (offset, len) = self.range(offset, size)?;
+        let region = &entry.region;
+        let handle = region.handle;
+        // Copy-on-write writes never grow the region (spec §5).
+        let grows = region.options.auto_grow && !region.copy_on_write;
+        let plan = WritePlan::new(region.size, region.max_size, grows, offset, len);
+        let pages = if entry.saved_hint(&plan, self.journal.epoch()) {
+            0
+        } else {
+            let private = region.copy_on_write.then_some(context);
+            self.journal.unsaved_pages(handle, private, &plan)
+        };
+        let held = self.journal.pages_held();
+        let limit = self.manager.config().max_journal_bytes / PAGE_SIZE as u64;
+        if held.saturating_add(pages) > limit {
+            return Err(self.halt(HaltCause::JournalFull));
+        }
+        let growth_cost = if plan.grows() {
+            self.gas.growth_cost(
+                self.journal.words_allocated(),
+                plan.added_words(),
+                region.options.persistent,
+            )
+        } else {
+            0
+        };
+        let cost = self
+            .access_cost(&entry)
+            .saturating_add(self.gas.copy(len))
+            .saturating_add(self.gas.pages_cost(held, pages))
+            .saturating_add(growth_cost);
+        charge(gas, cost)?;
+        self.journal.charge_pages(pages);
+        self.warm(&entry);
+        Ok(WriteAccess {
+            entry,
+            plan,
+            growth_cost,
+            all_saved: pages == 0,
+            len: len as usize,
+        })
+    }
+
+    /// SHARED_WRITE's copy of `data` (memory) into the region, or into the
+    /// context's private view; returns the bytes written. Growth the pool
+    /// refuses is given back through `gas`.
+    pub fn finish_write(
+        &mut self,
+        context: ContextId,
+        access: &WriteAccess,
+        data: &[u8],
+        gas: &mut Gas,
+    ) -> Result<usize, OpError> {
+        let entry = &access.entry;
+        let handle = entry.region.handle;
+        if entry.region.copy_on_write {
+            let plan = access.plan;
+            let tx = self
+                .tx
+                .as_ref()
+                .expect("a resolved region has a transaction");
+            let faults = self.journal.write_private(handle, context, &plan, data, &mut |page, out| {
+                if let Err(error) = tx.read_page(handle, page, out) {
+                    tracing::error!(target: "shm::session", %error, "copy-on-write fault of a held region failed");
+                }
+            });
+            self.settle_cow_pages();
+            self.counts.cow_faults += faults;
+            self.counts.writes += 1;
+            self.counts.write_bytes += plan.written;
+            return Ok(plan.written as usize);
+        }
+        let epoch = self.journal.epoch();
+        let result = {
+            let tx = self
+                .tx
+                .as_ref()
+                .expect("a resolved region has a transaction");
+            let journal = &mut self.journal;
+            if access.all_saved {
+                tx.write(&entry.region, access.plan, data, &mut |_, _| {})
+            } else {
+                tx.write(&entry.region, access.plan, data, &mut |page, bytes| {
+                    journal.save_page(handle, page, bytes)
+                })
+            }
+        };
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(ShmError::StaleResolution(_)) => {
+                // The host changed the region's rights meanwhile: check again,
+                // then write as priced (the size only changes by our writes).
+                let fresh = self.reresolve(context, entry, Intent::Write)?;
+                if fresh.region.size != entry.region.size {
+                    return Err(self.halt(HaltCause::InvalidHandle));
+                }
+                let tx = self.tx.as_ref().expect("resolved above");
+                let journal = &mut self.journal;
+                tx.write(&fresh.region, access.plan, data, &mut |page, bytes| {
+                    journal.save_page(handle, page, bytes)
+                })
+                .map_err(|e| self.halt_for(e))?
+            }
+            // A mapped region's undo record could not be written: nothing
+            // changed, and the transaction must not report success.
+            Err(ShmError::InvalidRegionHandle(_) | ShmError::RegionFreed(_)) => {
+                return Err(self.halt(HaltCause::InvalidHandle))
+            }
+            Err(_) => return Err(self.halt(HaltCause::JournalFailed)),
+        };
+        if outcome.grew() {
+            self.journal.record_resized(handle, outcome.old_size);
+            self.journal
+                .add_words(words(outcome.new_size).saturating_sub(words(outcome.old_size)));
+            if let Some(cached) = self.table.get_mut(handle) {
+                cached.region.size = outcome.new_size;
+            }
+        } else if access.growth_cost > 0 {
+            gas.erase_cost(access.growth_cost);
+        }
+        if let Some(cached) = self.table.get_mut(handle) {
+            cached.note_saved(&access.plan, epoch);
+        }
+        self.counts.writes += 1;
+        self.counts.write_bytes += outcome.written as u64;
+        Ok(outcome.written)
+    }
+}

@@ -1,0 +1,211 @@
+//! The transaction's table of resolved handles: what makes a warm access a
+//! table lookup instead of a handle resolution.
+
+use shm_manager::{Intent, Resolved};
+use shm_primitives::{ContextId, RegionHandle, WritePlan};
+
+/// Intents already checked for an entry's context, as bits.
+const fn bit(intent: Intent) -> u8 {
+    match intent {
+        Intent::Read => 1,
+        Intent::Write => 2,
+        Intent::Map => 4,
+        Intent::Free => 8,
+    }
+}
+
+/// One region the transaction resolved for one context.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    pub(crate) region: Resolved,
+    /// The context the permissions were checked for.
+    pub(crate) context: ContextId,
+    /// Intents whose permission check passed for `context`.
+    allowed: u8,
+    /// The region is warm in this transaction (a revert that cools it
+    /// removes the entry).
+    pub(crate) warm: bool,
+    /// `(journal epoch, page)`: the one page the last write changed was saved
+    /// in the frame that was current at that epoch. While the epoch stands
+    /// (no checkpoint opened or settled since), a write within that page
+    /// needs no journal lookup at all.
+    saved_hint: Option<(u64, u64)>,
+}
+
+impl Entry {
+    /// An entry for a region the table does not cache.
+    pub(crate) fn uncached(
+        region: Resolved,
+        context: ContextId,
+        intent: Intent,
+        warm: bool,
+    ) -> Self {
+        Self {
+            region,
+            context,
+            allowed: bit(intent),
+            warm,
+            saved_hint: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn allows(&self, context: ContextId, intent: Intent) -> bool {
+        self.context == context && self.allowed & bit(intent) != 0
+    }
+
+    /// Keeps only the check of `intent` (a remap changed what the others may do).
+    pub(crate) fn keep_only(&mut self, intent: Intent) {
+        self.allowed &= bit(intent);
+        self.saved_hint = None;
+    }
+
+    /// Whether every existing page `plan` changes is known to be saved in the
+    /// current frame (journal epoch `epoch`).
+    #[inline]
+    pub(crate) fn saved_hint(&self, plan: &WritePlan, epoch: u64) -> bool {
+        match (plan.existing_pages(), self.saved_hint) {
+            (None, _) => true,
+            (Some((first, last)), Some((at, page))) => {
+                first == last && first == page && at == epoch && !self.region.copy_on_write
+            }
+            _ => false,
+        }
+    }
+
+    /// Records that `plan`'s pages are saved in the frame current at `epoch`.
+    #[inline]
+    pub(crate) fn note_saved(&mut self, plan: &WritePlan, epoch: u64) {
+        self.saved_hint = match plan.existing_pages() {
+            Some((first, last)) if first == last && !self.region.copy_on_write => {
+                Some((epoch, first))
+            }
+            _ => None,
+        };
+    }
+}
+
+/// Slot indexes above this are not cached (a mapped namespace could name
+/// any index; the table must not grow with hostile handles).
+const MAX_CACHED_INDEX: usize = 1 << 16;
+
+/// Resolved handles, by slot index.
+///
+/// An entry is kept while it stays true and dropped exactly when it may go
+/// stale: a revert that undid anything of its region but bytes, a FREE or
+/// remap by the transaction, the transaction's end. Growth by the
+/// transaction updates its size. Host changes of grants and mappings are
+/// caught at access time by the region's access version.
+#[derive(Debug, Default)]
+pub(crate) struct ResolvedTable {
+    entries: Vec<Option<Entry>>,
+    /// Indexes in use, to clear in O(entries) at transaction end.
+    used: Vec<u32>,
+}
+
+impl ResolvedTable {
+    /// The entry for `handle`, when one is cached.
+    #[inline]
+    pub(crate) fn get(&self, handle: RegionHandle) -> Option<&Entry> {
+        self.entries
+            .get(handle.index() as usize)?
+            .as_ref()
+            .filter(|e| e.region.handle == handle)
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, handle: RegionHandle) -> Option<&mut Entry> {
+        self.entries
+            .get_mut(handle.index() as usize)?
+            .as_mut()
+            .filter(|e| e.region.handle == handle)
+    }
+
+    /// Records that `region` passed the check of `intent` for `context`.
+    pub(crate) fn insert(
+        &mut self,
+        region: Resolved,
+        context: ContextId,
+        intent: Intent,
+        warm: bool,
+    ) {
+        let index = region.handle.index() as usize;
+        if index > MAX_CACHED_INDEX {
+            return;
+        }
+        if self.entries.len() <= index {
+            self.entries.resize(index + 1, None);
+        }
+        let slot = &mut self.entries[index];
+        let (allowed, saved_hint) = match slot {
+            // Same region and context: the earlier checks still hold (the
+            // region was resolved again for another intent).
+            Some(old) if old.region.handle == region.handle && old.context == context => {
+                (old.allowed | bit(intent), old.saved_hint)
+            }
+            _ => (bit(intent), None),
+        };
+        if slot.is_none() {
+            self.used.push(index as u32);
+        }
+        *slot = Some(Entry {
+            region,
+            context,
+            allowed,
+            warm,
+            saved_hint,
+        });
+    }
+
+    /// Forgets `handle`.
+    pub(crate) fn remove(&mut self, handle: RegionHandle) {
+        if let Some(slot) = self.entries.get_mut(handle.index() as usize) {
+            if slot.is_some_and(|e| e.region.handle == handle) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Forgets everything (transaction end).
+    pub(crate) fn clear(&mut self) {
+        for index in self.used.drain(..) {
+            self.entries[index as usize] = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
+    use shm_primitives::{Address, Permissions, RegionOptions};
+    use std::time::Duration;
+
+    #[test]
+    fn entries_are_per_region_and_context() {
+        let manager = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+        let h = manager
+            .create_shared_region("t", 64, Permissions::read_write(), RegionOptions::default())
+            .unwrap();
+        let mut tx = manager.begin_transaction();
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let region = tx
+            .resolve(h, a, Intent::Read, None, Duration::ZERO)
+            .unwrap();
+        let mut table = ResolvedTable::default();
+        table.insert(region, a, Intent::Read, true);
+        assert!(table.get(h).unwrap().allows(a, Intent::Read));
+        assert!(!table.get(h).unwrap().allows(a, Intent::Write));
+        assert!(!table.get(h).unwrap().allows(b, Intent::Read));
+        table.insert(region, a, Intent::Write, true);
+        assert!(table.get(h).unwrap().allows(a, Intent::Read));
+        // Another generation of the same slot is another region.
+        let stale = RegionHandle::new(h.index(), h.generation() + 1).unwrap();
+        assert!(table.get(stale).is_none());
+        table.remove(stale);
+        assert!(table.get(h).is_some());
+        table.clear();
+        assert!(table.get(h).is_none());
+        tx.release();
+    }
+}

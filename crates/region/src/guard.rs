@@ -1,0 +1,372 @@
+//! Locked access to one live region: bounded reads, planned writes, growth,
+//! page restores and metadata changes.
+
+use std::ops::Range;
+
+use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard};
+use shm_pool::BlockPool;
+use shm_primitives::{ContextId, MapOptions, WritePlan, PAGE_SIZE};
+
+use crate::slot::Occupant;
+use crate::{Grant, MappingInfo, RegionError, RegionMeta, WriteOutcome};
+
+/// The part of `offset..offset + len` that lies inside a region of `size`
+/// bytes (empty when it starts past the end).
+///
+/// # Errors
+/// [`RegionError::OffsetOverflow`] when `offset + len` does not fit in 64 bits.
+fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionError> {
+    let len64 = len as u64;
+    if offset.checked_add(len64).is_none() {
+        return Err(RegionError::OffsetOverflow { offset, len: len64 });
+    }
+    match usize::try_from(offset) {
+        Ok(start) if start < size => Ok(start..start + len.min(size - start)),
+        _ => Ok(0..0),
+    }
+}
+
+/// Byte offset of page `page`.
+fn page_offset(page: u64) -> Result<u64, RegionError> {
+    page.checked_mul(PAGE_SIZE as u64)
+        .ok_or(RegionError::PageOutOfRange(page))
+}
+
+fn live_bytes(occupant: &Occupant) -> &[u8] {
+    &occupant.block.as_slice()[..occupant.meta.size]
+}
+
+fn read_into(occupant: &Occupant, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
+    let bytes = live_bytes(occupant);
+    let range = clip(offset, buf.len(), bytes.len())?;
+    let n = range.len();
+    let (from_region, past_end) = buf.split_at_mut(n);
+    from_region.copy_from_slice(&bytes[range]);
+    past_end.fill(0);
+    Ok(n)
+}
+
+/// A shared lock on one live region: many may be held at once. Obtained from
+/// [`RegionRegistry::lock_read`](crate::RegionRegistry::lock_read).
+pub struct RegionReadGuard<'a> {
+    pub(crate) occupant: MappedRwLockReadGuard<'a, Occupant>,
+}
+
+impl RegionReadGuard<'_> {
+    /// The region's metadata (for access checks and listings).
+    pub fn meta(&self) -> &RegionMeta {
+        &self.occupant.meta
+    }
+
+    /// Logical size in bytes.
+    pub fn size(&self) -> u64 {
+        self.occupant.meta.size as u64
+    }
+
+    /// The region's live bytes (exactly its size).
+    pub fn bytes(&self) -> &[u8] {
+        live_bytes(&self.occupant)
+    }
+
+    /// Copies bytes at `offset` into `buf`; bytes past the end read as zero
+    /// (as CALLDATACOPY). Returns how many came from the region.
+    ///
+    /// # Errors
+    /// [`RegionError::OffsetOverflow`] when `offset + buf.len()` overflows 64 bits.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
+        read_into(&self.occupant, offset, buf)
+    }
+
+    /// Copies page `page` (4 KiB at `page * PAGE_SIZE`) into `out`, zero past
+    /// the end; returns how many bytes came from the region.
+    ///
+    /// # Errors
+    /// [`RegionError::PageOutOfRange`] when the page's offset overflows 64 bits.
+    pub fn read_page(&self, page: u64, out: &mut [u8; PAGE_SIZE]) -> Result<usize, RegionError> {
+        read_into(&self.occupant, page_offset(page)?, out)
+    }
+
+    /// Bytes of the pool block behind the region (≥ its size).
+    pub fn capacity(&self) -> usize {
+        self.occupant.block.len()
+    }
+}
+
+/// Called with `(page_index, page_bytes)` for every page a write is about to
+/// change, before it changes; `page_bytes` is the page's content within the
+/// region as it was before the write (shorter than a page for the last one).
+pub type PageObserver<'f> = dyn FnMut(u64, &[u8]) + 'f;
+
+/// An exclusive lock on one live region. Obtained from
+/// [`RegionRegistry::lock_write`](crate::RegionRegistry::lock_write).
+pub struct RegionWriteGuard<'a> {
+    pub(crate) pool: &'a BlockPool,
+    pub(crate) occupant: MappedRwLockWriteGuard<'a, Occupant>,
+}
+
+impl RegionWriteGuard<'_> {
+    /// The region's metadata.
+    pub fn meta(&self) -> &RegionMeta {
+        &self.occupant.meta
+    }
+
+    /// Logical size in bytes.
+    pub fn size(&self) -> u64 {
+        self.occupant.meta.size as u64
+    }
+
+    /// The region's live bytes (exactly its size).
+    pub fn bytes(&self) -> &[u8] {
+        live_bytes(&self.occupant)
+    }
+
+    /// As [`RegionReadGuard::read`].
+    ///
+    /// # Errors
+    /// [`RegionError::OffsetOverflow`].
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
+        read_into(&self.occupant, offset, buf)
+    }
+
+    /// As [`RegionReadGuard::read_page`].
+    ///
+    /// # Errors
+    /// [`RegionError::PageOutOfRange`].
+    pub fn read_page(&self, page: u64, out: &mut [u8; PAGE_SIZE]) -> Result<usize, RegionError> {
+        read_into(&self.occupant, page_offset(page)?, out)
+    }
+
+    /// Bytes of the pool block behind the region (≥ its size).
+    pub fn capacity(&self) -> usize {
+        self.occupant.block.len()
+    }
+
+    /// The [`WritePlan`] for `len` bytes at `offset` (growing when `allow_grow`
+    /// and the region auto-grows).
+    pub fn plan(&self, offset: u64, len: u64, allow_grow: bool) -> WritePlan {
+        let meta = &self.occupant.meta;
+        WritePlan::new(
+            meta.size as u64,
+            meta.max_size as u64,
+            allow_grow && meta.options.auto_grow,
+            offset,
+            len,
+        )
+    }
+
+    /// Writes `data` at `offset`; past the end writes what fits. When
+    /// `allow_grow` and the region auto-grows, it first grows to cover the
+    /// write (up to its `max_size`); growth the pool refuses is reported in the
+    /// outcome and the write writes what fits.
+    ///
+    /// # Errors
+    /// [`RegionError::OffsetOverflow`] when `offset + data.len()` overflows
+    /// 64 bits; [`RegionError::Pool`] when the memory refused the change (a
+    /// mapped file whose undo record could not be written).
+    pub fn write(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        allow_grow: bool,
+    ) -> Result<WriteOutcome, RegionError> {
+        let len = data.len() as u64;
+        if offset.checked_add(len).is_none() {
+            return Err(RegionError::OffsetOverflow { offset, len });
+        }
+        let plan = self.plan(offset, len, allow_grow);
+        self.write_planned(plan, data, &mut |_, _| {})
+    }
+
+    /// Performs `plan` (made by [`plan`](Self::plan) for this region, or by
+    /// [`WritePlan::new`] from its current size) with `data`, first reporting
+    /// to `observer` each page that existed before the write and that the
+    /// write changes (the revert journal's hook: pages only added by growth are
+    /// not reported, since shrinking back undoes them).
+    ///
+    /// # Errors
+    /// [`RegionError::StalePlan`] when the plan was made for another size or
+    /// more bytes than `data` holds;
+    /// [`RegionError::Pool`] when the memory refused the change.
+    pub fn write_planned(
+        &mut self,
+        plan: WritePlan,
+        data: &[u8],
+        observer: &mut PageObserver<'_>,
+    ) -> Result<WriteOutcome, RegionError> {
+        let old_size = self.occupant.meta.size;
+        if plan.size != old_size as u64
+            || plan.new_size > self.occupant.meta.max_size as u64
+            || plan.written > data.len() as u64
+        {
+            return Err(RegionError::StalePlan);
+        }
+        // Pages that exist now, before growth (refused growth leaves the
+        // same range: growth only adds bytes past the old size).
+        let existing = plan.existing();
+        self.observe(existing.start as usize..existing.end as usize, observer);
+        let mut plan = plan;
+        let mut growth_error = None;
+        if plan.grows() {
+            // `new_size` ≤ `max_size`, a `usize`.
+            match self.resize_to(plan.new_size as usize) {
+                Ok(()) => {}
+                Err(RegionError::Pool(error)) => {
+                    growth_error = Some(error);
+                    plan = plan.without_growth();
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        let written = plan.written as usize;
+        if written > 0 {
+            if let Err(error) = self
+                .occupant
+                .block
+                .write_at(plan.offset as usize, &data[..written])
+            {
+                // The memory refused (a mapped file's undo record): the write
+                // did not happen, so neither does its growth.
+                if self.occupant.meta.size != old_size {
+                    let _ = self.resize_to(old_size);
+                }
+                return Err(error.into());
+            }
+        }
+        Ok(WriteOutcome {
+            written,
+            old_size: old_size as u64,
+            new_size: self.occupant.meta.size as u64,
+            growth_error,
+        })
+    }
+
+    /// Reports every page overlapping `range` (bytes that exist now) with its
+    /// current bytes.
+    fn observe(&self, range: Range<usize>, observer: &mut PageObserver<'_>) {
+        if range.is_empty() {
+            return;
+        }
+        let bytes = live_bytes(&self.occupant);
+        let first = range.start / PAGE_SIZE;
+        let last = (range.end - 1) / PAGE_SIZE;
+        for page in first..=last {
+            let start = page * PAGE_SIZE;
+            let end = (start + PAGE_SIZE).min(bytes.len());
+            observer(page as u64, &bytes[start..end]);
+        }
+    }
+
+    /// Sets the logical size, growing or shrinking (the revert journal's undo of
+    /// growth). Shrinking zeroes the cut bytes and keeps the block. Returns the
+    /// old size.
+    ///
+    /// # Errors
+    /// [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`],
+    /// [`RegionError::Pool`].
+    pub fn set_size(&mut self, new_size: u64) -> Result<u64, RegionError> {
+        let old_size = self.size();
+        let max = self.occupant.meta.max_size;
+        let too_large = RegionError::RegionTooLarge {
+            requested: new_size,
+            max: max as u64,
+        };
+        let new_size = usize::try_from(new_size).map_err(|_| too_large.clone())?;
+        if new_size == 0 {
+            return Err(RegionError::ZeroSize);
+        }
+        if new_size > max {
+            return Err(too_large);
+        }
+        self.resize_to(new_size)?;
+        Ok(old_size)
+    }
+
+    /// `new_size` is non-zero and within `max_size`.
+    fn resize_to(&mut self, new_size: usize) -> Result<(), RegionError> {
+        let size = self.occupant.meta.size;
+        if new_size < size {
+            self.occupant
+                .block
+                .range_mut(new_size, size - new_size)?
+                .fill(0);
+        } else if new_size > self.occupant.block.len() {
+            let mut bigger = self.pool.allocate(new_size)?;
+            bigger.write_at(0, &self.occupant.block.as_slice()[..size])?;
+            // The old block goes back to its pool when dropped here.
+            self.occupant.block = bigger;
+        }
+        self.occupant.meta.size = new_size;
+        Ok(())
+    }
+
+    /// Writes saved page bytes back at page `page` without changing the size
+    /// (the revert journal's undo of data writes). Bytes of `saved` past the
+    /// region's end are ignored; returns how many were restored.
+    ///
+    /// # Errors
+    /// [`RegionError::PageOutOfRange`]; [`RegionError::Pool`] when the memory
+    /// refused the change.
+    pub fn restore_page(
+        &mut self,
+        page: u64,
+        saved: &[u8; PAGE_SIZE],
+    ) -> Result<usize, RegionError> {
+        let range = clip(page_offset(page)?, PAGE_SIZE, self.occupant.meta.size)?;
+        let n = range.len();
+        if n > 0 {
+            self.occupant.block.write_at(range.start, &saved[..n])?;
+        }
+        Ok(n)
+    }
+
+    /// Gives `context` a host mapping with `options`, replacing any it had;
+    /// returns the replaced one. Permission checks are `shm-access`'s job.
+    pub fn map(&mut self, context: ContextId, options: MapOptions) -> Option<MappingInfo> {
+        let meta = &mut self.occupant.meta;
+        meta.access_version += 1;
+        meta.mappings.insert(context, MappingInfo::new(options))
+    }
+
+    /// Removes the host mapping of `context` and returns it.
+    ///
+    /// # Errors
+    /// [`RegionError::MappingNotFound`].
+    pub fn unmap(&mut self, context: ContextId) -> Result<MappingInfo, RegionError> {
+        let meta = &mut self.occupant.meta;
+        let handle = meta.handle;
+        let mapping = meta
+            .mappings
+            .remove(&context)
+            .ok_or(RegionError::MappingNotFound { handle, context })?;
+        meta.access_version += 1;
+        Ok(mapping)
+    }
+
+    /// Grants `context` rights on the region; returns the grant it replaces.
+    pub fn grant(&mut self, context: ContextId, grant: Grant) -> Option<Grant> {
+        let meta = &mut self.occupant.meta;
+        meta.access_version += 1;
+        meta.grants.insert(context, grant)
+    }
+
+    /// Withdraws the grant of `context`; returns it.
+    pub fn revoke(&mut self, context: ContextId) -> Option<Grant> {
+        let meta = &mut self.occupant.meta;
+        meta.access_version += 1;
+        meta.grants.remove(&context)
+    }
+
+    /// Takes a host reference; returns the new count of host references.
+    pub fn add_host_ref(&mut self) -> u32 {
+        let refs = &mut self.occupant.meta.host_refs;
+        *refs = refs.saturating_add(1);
+        *refs
+    }
+
+    /// Drops a host reference (never below zero); returns the new count.
+    pub fn drop_host_ref(&mut self) -> u32 {
+        let refs = &mut self.occupant.meta.host_refs;
+        *refs = refs.saturating_sub(1);
+        *refs
+    }
+}

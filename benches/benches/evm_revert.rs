@@ -3,6 +3,9 @@
 //! region and then REVERTs. Region 64 KiB vs 1 MiB vs 64 MiB (the `production`
 //! preset's largest), `k` = 1 and 8: the time must not grow with region size.
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use alloy_primitives::U256;
 use criterion::{BatchSize, Criterion};
 use revm::{

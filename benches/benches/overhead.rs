@@ -9,6 +9,9 @@
 //! interleaved best-of-N check (variants alternate round by round, so a load
 //! change on the machine hits all three alike).
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{measurement::WallTime, BatchSize, BenchmarkGroup, Criterion};
 use revm::{
     context::{result::ExecutionResult, TxEnv},

@@ -4,6 +4,9 @@
 //! loop of the same family (same prologue and calldata) from both time and gas:
 //! ns/op and gas/op, operand pushes included, and ns/gas.
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{BatchSize, Criterion};
 use revm::{
     bytecode::Bytecode,

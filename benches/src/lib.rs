@@ -24,6 +24,7 @@
 //! assert_eq!(a, b);
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod programs;
 pub mod report;

@@ -12,6 +12,7 @@
 //! assert_eq!(out.word(0), shm_primitives::U256::from(1u64 << 32 | 1)); // index 1, generation 1
 //! # let _ = SENDER;
 //! ```
+#![forbid(unsafe_code)]
 
 use alloy_primitives::{Address, Bytes, U256};
 use revm::{
@@ -67,6 +68,7 @@ impl Outcome {
 }
 
 /// An in-memory chain with shared memory on.
+#[derive(Debug)]
 pub struct Harness {
     /// The manager every transaction of this harness shares.
     pub manager: Arc<SharedMemoryManager>,

@@ -14,6 +14,9 @@
 //! The handoff's second process is this bench binary run again with
 //! `SHM_IPC_CHILD` set.
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use std::{
 };
 
 /// The system allocator plus two relaxed counters.
-pub struct CountingAlloc;
+pub(crate) struct CountingAlloc;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -40,6 +40,6 @@ unsafe impl GlobalAlloc for CountingAlloc {
 }
 
 /// (allocations, bytes) so far.
-pub fn counts() -> (u64, u64) {
+pub(crate) fn counts() -> (u64, u64) {
     (ALLOCATIONS.load(Relaxed), ALLOCATED_BYTES.load(Relaxed))
 }

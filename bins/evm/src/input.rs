@@ -5,7 +5,7 @@ use std::{io::Read, path::Path};
 
 /// A bad command-line value: printed as one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+pub(crate) enum InputError {
     #[error("{what}: odd number of hex digits ({digits})")]
     OddHex { what: String, digits: usize },
     #[error("{what}: invalid hex character {ch:?} at position {pos}")]
@@ -26,7 +26,7 @@ pub enum InputError {
 
 /// Decodes hex with an optional `0x` prefix; whitespace anywhere (line breaks in a
 /// code file, a trailing newline) is ignored.
-pub fn parse_hex(what: &str, text: &str) -> Result<Bytes, InputError> {
+pub(crate) fn parse_hex(what: &str, text: &str) -> Result<Bytes, InputError> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let digits = digits
         .strip_prefix("0x")
@@ -52,7 +52,7 @@ pub fn parse_hex(what: &str, text: &str) -> Result<Bytes, InputError> {
 }
 
 /// Reads a file (`-` is standard input) as text.
-pub fn read_text(what: &str, path: &Path) -> Result<String, InputError> {
+pub(crate) fn read_text(what: &str, path: &Path) -> Result<String, InputError> {
     let err = |source| InputError::Read {
         what: what.into(),
         path: path.display().to_string(),
@@ -68,7 +68,7 @@ pub fn read_text(what: &str, path: &Path) -> Result<String, InputError> {
 }
 
 /// A u64 in decimal or `0x` hex (underscores allowed as separators).
-pub fn parse_u64(what: &str, value: &str) -> Result<u64, InputError> {
+pub(crate) fn parse_u64(what: &str, value: &str) -> Result<u64, InputError> {
     let bad = || InputError::BadNumber {
         what: what.into(),
         value: value.into(),
@@ -81,7 +81,7 @@ pub fn parse_u64(what: &str, value: &str) -> Result<u64, InputError> {
 }
 
 /// A u256 in decimal or `0x` hex.
-pub fn parse_u256(what: &str, value: &str) -> Result<U256, InputError> {
+pub(crate) fn parse_u256(what: &str, value: &str) -> Result<U256, InputError> {
     let bad = || InputError::BadNumber {
         what: what.into(),
         value: value.into(),
@@ -95,7 +95,7 @@ pub fn parse_u256(what: &str, value: &str) -> Result<U256, InputError> {
 }
 
 /// A 20-byte address in hex.
-pub fn parse_address(what: &str, value: &str) -> Result<Address, InputError> {
+pub(crate) fn parse_address(what: &str, value: &str) -> Result<Address, InputError> {
     value.parse().map_err(|_| InputError::BadAddress {
         what: what.into(),
         value: value.into(),

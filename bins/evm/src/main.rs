@@ -46,12 +46,19 @@ enum Command {
 pub struct ExitCode(u8);
 
 impl ExitCode {
+    /// The transaction (or every test) succeeded.
     pub const SUCCESS: Self = Self(0);
+    /// The transaction reverted.
     pub const REVERT: Self = Self(1);
+    /// A state test failed.
     pub const FAILURE: Self = Self(1);
+    /// Bad usage or input: one line on stderr says what.
     pub const USAGE: Self = Self(2);
+    /// revm rejected the transaction before executing it.
     pub const REJECTED: Self = Self(3);
+    /// The transaction halted exceptionally.
     pub const HALT: Self = Self(4);
+    /// `--bench` runs disagreed.
     pub const NONDETERMINISTIC: Self = Self(5);
 
     /// Prints `error: …` as one line and returns the usage code.

@@ -14,7 +14,7 @@ use std::{path::PathBuf, time::Instant};
 
 /// Arguments of `evm run`.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Runtime code in hex (`0x` optional).
     #[arg(value_name = "CODE", conflicts_with_all = ["code_flag", "codefile"])]
     code: Option<String>,
@@ -163,7 +163,7 @@ impl RunArgs {
 }
 
 /// Runs `evm run`.
-pub fn run(args: RunArgs) -> ExitCode {
+pub(crate) fn run(args: RunArgs) -> ExitCode {
     let config = match args.config() {
         Ok(config) => config,
         Err(e) => return ExitCode::usage(e),

@@ -11,7 +11,7 @@ use crate::ExitCode;
 
 /// Arguments of `evm shm`.
 #[derive(Args, Debug)]
-pub struct ShmArgs {
+pub(crate) struct ShmArgs {
     #[command(subcommand)]
     command: ShmCommand,
     /// Root directory of namespaces (default: /dev/shm).
@@ -69,7 +69,7 @@ enum ShmCommand {
 }
 
 /// Runs `evm shm`.
-pub fn run(args: ShmArgs) -> ExitCode {
+pub(crate) fn run(args: ShmArgs) -> ExitCode {
     let root = args.root.clone().unwrap_or_else(shm_mapped::default_root);
     match execute(&args.command, &root) {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,7 +23,7 @@ const EXIT_USAGE: u8 = 2;
 
 /// Arguments of `evm statetest`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct StatetestArgs {
+pub(crate) struct StatetestArgs {
     /// Fixture files, or folders searched recursively for `.json` files.
     #[arg(required = true, num_args = 1..)]
     pub paths: Vec<PathBuf>,
@@ -60,7 +60,7 @@ pub struct StatetestArgs {
 
 /// Runs the state tests with stock revm. Exit code 0 when nothing failed, 1 when a test failed,
 /// 2 on a usage error (reported in one line on stderr).
-pub fn run(args: StatetestArgs) -> ExitCode {
+pub(crate) fn run(args: StatetestArgs) -> ExitCode {
     let Some(preset) = args.shm.clone() else {
         return run_with(args, &MainnetExecutor, SkipList::new());
     };
@@ -89,7 +89,7 @@ pub fn run(args: StatetestArgs) -> ExitCode {
 
 /// Runs the state tests with `executor`, skipping `extra_skip` on top of the skip file (for an
 /// EVM whose opcodes differ from mainnet's, such as shared memory on).
-pub fn run_with(
+pub(crate) fn run_with(
     args: StatetestArgs,
     executor: &impl CaseExecutor,
     extra_skip: SkipList,

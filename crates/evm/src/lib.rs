@@ -16,6 +16,7 @@
 //! assert_eq!(outcome.result.output().unwrap()[31], 3);
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod asm;
 mod dump;

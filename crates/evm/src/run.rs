@@ -184,6 +184,18 @@ pub struct RepeatRunner {
     tx: TxEnv,
 }
 
+impl std::fmt::Debug for RepeatRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let engine = match self.engine {
+            Engine::Stock(_) => "stock",
+            Engine::Shared { .. } => "shared memory",
+        };
+        f.debug_struct("RepeatRunner")
+            .field("engine", &engine)
+            .finish_non_exhaustive()
+    }
+}
+
 enum Engine {
     Stock(Box<MainnetEvm<MainnetContext<CacheDB<EmptyDB>>>>),
     Shared {

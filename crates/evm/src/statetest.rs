@@ -16,6 +16,7 @@ use std::sync::Arc;
 /// let report = run(&RunnerOptions::new(["GeneralStateTests"]), &executor);
 /// # Ok::<(), shm_manager::ShmError>(())
 /// ```
+#[derive(Debug)]
 pub struct SharedMemoryExecutor {
     manager: Arc<SharedMemoryManager>,
     gas: GasSchedule,

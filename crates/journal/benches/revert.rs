@@ -8,6 +8,9 @@
 //!   frames commit, against `d = 1`: with commits merged by union-find the
 //!   cost of the `d − 1` extra commits does not grow with the pages saved.
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use shm_journal::{Page, RegionOps, TxJournal};
 use shm_pool::{BlockPool, PoolConfig};

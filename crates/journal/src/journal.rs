@@ -575,6 +575,18 @@ impl TxJournal {
     }
 }
 
+impl std::fmt::Debug for TxJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxJournal")
+            .field("depth", &self.frames.depth())
+            .field("entries", &self.entries.len())
+            .field("pages", &self.pages)
+            .field("words", &self.words)
+            .field("private_pages", &self.private.pages())
+            .finish()
+    }
+}
+
 fn page_copy(bytes: &[u8]) -> Box<Page> {
     let mut page = Box::new([0u8; PAGE_SIZE]);
     page[..bytes.len()].copy_from_slice(bytes);

@@ -9,6 +9,9 @@
 //!   (resolved once: region lock, version check, copy) against the same access
 //!   straight on a registry of its own (the floor).
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

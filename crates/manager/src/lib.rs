@@ -37,6 +37,7 @@
 //! # Ok::<(), ShmError>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod config;
 mod error;

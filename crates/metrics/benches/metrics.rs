@@ -2,6 +2,9 @@
 //! increment, `snapshot()`, and two threads bumping different counters with
 //! the recorder's cache-line padding against the same counters packed together.
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};

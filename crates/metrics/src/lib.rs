@@ -20,6 +20,7 @@
 //! assert!(json.contains("\"gc_time_ns\":40000"));
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod halt;
 mod recorder;

@@ -2,6 +2,9 @@
 //! checkpoints), run through revm's stock `Journal` (the baseline), through
 //! `HookedJournal<_, ()>` and through `HookedJournal` with a hook that counts.
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use revm::{
     bytecode::Bytecode,

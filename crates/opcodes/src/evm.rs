@@ -34,7 +34,7 @@ pub type ShmEvm<DB, INSP = ()> = HookedEvm<ShmDb<DB>, ShmSession, INSP>;
 /// assert_eq!(out.output().unwrap()[31], 1, "the first handle: index 1, generation 1");
 /// # Ok::<(), shm_manager::ShmError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ShmEvmBuilder {
     manager: Arc<SharedMemoryManager>,
     gas: GasSchedule,

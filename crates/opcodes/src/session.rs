@@ -217,6 +217,26 @@ impl ShmSession {
     }
 }
 
+impl std::fmt::Debug for ShmSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.active {
+            Some(active) => active.fmt(f),
+            None => f.write_str("ShmSession(off)"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ActiveSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveSession")
+            .field("tx", &self.tx)
+            .field("journal", &self.journal)
+            .field("last_halt", &self.last_halt)
+            .field("undecided", &self.has_undecided)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FrameHook for ShmSession {
     #[inline]
     fn checkpoint(&mut self) {

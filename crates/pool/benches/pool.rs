@@ -6,6 +6,9 @@
 //! `system/write` vs `pool/write` (the first 256 bytes written, 64 for 64 B
 //! blocks, so the pool pays to zero them again on the next allocation).
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
 

@@ -12,6 +12,7 @@
 //! assert_eq!(RegionHandle::from_u256(h.to_u256()), Some(h));
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod flags;
 mod halt;

@@ -3,6 +3,9 @@
 //! `parking_lot::RwLock<Vec<u8>>` (lock overhead), and reads of one region from
 //! two threads against one thread (scaling).
 
+// `criterion_group!` makes an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};

@@ -52,6 +52,15 @@ pub struct RegionReadGuard<'a> {
     pub(crate) occupant: MappedRwLockReadGuard<'a, Occupant>,
 }
 
+impl std::fmt::Debug for RegionReadGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionReadGuard")
+            .field("handle", &self.occupant.meta.handle)
+            .field("size", &self.occupant.meta.size)
+            .finish()
+    }
+}
+
 impl RegionReadGuard<'_> {
     /// The region's metadata (for access checks and listings).
     pub fn meta(&self) -> &RegionMeta {
@@ -102,6 +111,15 @@ pub type PageObserver<'f> = dyn FnMut(u64, &[u8]) + 'f;
 pub struct RegionWriteGuard<'a> {
     pub(crate) pool: &'a BlockPool,
     pub(crate) occupant: MappedRwLockWriteGuard<'a, Occupant>,
+}
+
+impl std::fmt::Debug for RegionWriteGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionWriteGuard")
+            .field("handle", &self.occupant.meta.handle)
+            .field("size", &self.occupant.meta.size)
+            .finish()
+    }
 }
 
 impl RegionWriteGuard<'_> {

@@ -18,6 +18,7 @@
 //! println!("{}", report.summary_line());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![forbid(unsafe_code)]
 
 mod divergence;
 mod executor;

@@ -16,49 +16,49 @@ use revm::{
 };
 use shm_manager::{HaltCause, SharedMemoryConfig};
 use shm_opcodes::ShmEvmBuilder;
-pub use shm_tests::{Harness, Outcome, GAS_LIMIT, SENDER};
+pub(crate) use shm_tests::{Harness, Outcome, GAS_LIMIT, SENDER};
 
 // ----- handles -----
 
 /// The stack form of the handle of slot `index` at `generation`.
-pub fn handle(index: u32, generation: u32) -> U256 {
+pub(crate) fn handle(index: u32, generation: u32) -> U256 {
     U256::from((u64::from(generation) << 32) | u64::from(index))
 }
 
 /// The first handle a fresh manager gives out: slot 1, generation 1.
-pub fn first_handle() -> U256 {
+pub(crate) fn first_handle() -> U256 {
     handle(1, 1)
 }
 
 // ----- assembly snippets (operands are pushed in reverse: top of stack first) -----
 
 /// `SHARED_ALLOC size flags`, handle left on the stack.
-pub fn alloc(size: impl std::fmt::Display, flags: impl std::fmt::Display) -> String {
+pub(crate) fn alloc(size: impl std::fmt::Display, flags: impl std::fmt::Display) -> String {
     format!("PUSH {flags} PUSH {size} SHARED_ALLOC\n")
 }
 
 /// ALLOC and store the handle at `mem`.
-pub fn alloc_to(mem: u64, size: u64, flags: u64) -> String {
+pub(crate) fn alloc_to(mem: u64, size: u64, flags: u64) -> String {
     format!("{} PUSH {mem} MSTORE\n", alloc(size, flags))
 }
 
 /// The handle stored at memory `mem`.
-pub fn mem(mem: u64) -> String {
+pub(crate) fn mem(mem: u64) -> String {
     format!("PUSH {mem} MLOAD ")
 }
 
 /// Calldata word `i`.
-pub fn arg(i: u64) -> String {
+pub(crate) fn arg(i: u64) -> String {
     format!("PUSH {} CALLDATALOAD ", i * 32)
 }
 
 /// `SHARED_MAP` of the handle that `h` pushes with `options`, result on the stack.
-pub fn map(h: &str, options: impl std::fmt::Display) -> String {
+pub(crate) fn map(h: &str, options: impl std::fmt::Display) -> String {
     format!("PUSH {options} {h} SHARED_MAP\n")
 }
 
 /// `SHARED_READ`, result on the stack.
-pub fn read(
+pub(crate) fn read(
     h: &str,
     region_offset: impl std::fmt::Display,
     size: impl std::fmt::Display,
@@ -68,7 +68,7 @@ pub fn read(
 }
 
 /// `SHARED_WRITE`, result on the stack.
-pub fn write(
+pub(crate) fn write(
     h: &str,
     region_offset: impl std::fmt::Display,
     size: impl std::fmt::Display,
@@ -78,32 +78,32 @@ pub fn write(
 }
 
 /// `SHARED_FREE`, result on the stack.
-pub fn free(h: &str) -> String {
+pub(crate) fn free(h: &str) -> String {
     format!("{h} SHARED_FREE\n")
 }
 
 /// Stores the top of the stack at `mem`.
-pub fn store(mem: u64) -> String {
+pub(crate) fn store(mem: u64) -> String {
     format!("PUSH {mem} MSTORE\n")
 }
 
 /// `mem[at..at+32] = value`.
-pub fn mstore(at: u64, value: impl std::fmt::Display) -> String {
+pub(crate) fn mstore(at: u64, value: impl std::fmt::Display) -> String {
     format!("PUSH {value} PUSH {at} MSTORE\n")
 }
 
 /// Returns `mem[offset..offset+len]`.
-pub fn ret(offset: u64, len: u64) -> String {
+pub(crate) fn ret(offset: u64, len: u64) -> String {
     format!("PUSH {len} PUSH {offset} RETURN\n")
 }
 
 /// The byte `b` repeated over a word, as a PUSH32 operand.
-pub fn fill(b: u8) -> String {
+pub(crate) fn fill(b: u8) -> String {
     format!("0x{}", format!("{b:02x}").repeat(32))
 }
 
 /// The word `fill(b)` as a value.
-pub fn filled(b: u8) -> U256 {
+pub(crate) fn filled(b: u8) -> U256 {
     U256::from_be_bytes([b; 32])
 }
 
@@ -113,7 +113,7 @@ fn address(to: Address) -> String {
 
 /// `CALL to` with all gas, args `mem[args..args+args_len]`, return into
 /// `mem[ret_at..ret_at+ret_len]`; success flag on the stack.
-pub fn call(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u64) -> String {
+pub(crate) fn call(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u64) -> String {
     format!(
         "PUSH {ret_len} PUSH {ret_at} PUSH {args_len} PUSH {args} PUSH 0 {} GAS CALL\n",
         address(to)
@@ -121,7 +121,7 @@ pub fn call(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u64) ->
 }
 
 /// As [`call`] with `gas` instead of all gas.
-pub fn call_gas(
+pub(crate) fn call_gas(
     to: Address,
     gas: u64,
     args: u64,
@@ -136,7 +136,13 @@ pub fn call_gas(
 }
 
 /// `STATICCALL to`; success flag on the stack.
-pub fn staticcall(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u64) -> String {
+pub(crate) fn staticcall(
+    to: Address,
+    args: u64,
+    args_len: u64,
+    ret_at: u64,
+    ret_len: u64,
+) -> String {
     format!(
         "PUSH {ret_len} PUSH {ret_at} PUSH {args_len} PUSH {args} {} GAS STATICCALL\n",
         address(to)
@@ -144,7 +150,13 @@ pub fn staticcall(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u
 }
 
 /// `DELEGATECALL to`; success flag on the stack.
-pub fn delegatecall(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u64) -> String {
+pub(crate) fn delegatecall(
+    to: Address,
+    args: u64,
+    args_len: u64,
+    ret_at: u64,
+    ret_len: u64,
+) -> String {
     format!(
         "PUSH {ret_len} PUSH {ret_at} PUSH {args_len} PUSH {args} {} GAS DELEGATECALL\n",
         address(to)
@@ -152,7 +164,7 @@ pub fn delegatecall(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len:
 }
 
 /// `CALLCODE to` (value 0); success flag on the stack.
-pub fn callcode(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u64) -> String {
+pub(crate) fn callcode(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u64) -> String {
     format!(
         "PUSH {ret_len} PUSH {ret_at} PUSH {args_len} PUSH {args} PUSH 0 {} GAS CALLCODE\n",
         address(to)
@@ -160,7 +172,7 @@ pub fn callcode(to: Address, args: u64, args_len: u64, ret_at: u64, ret_len: u64
 }
 
 /// Copies all calldata to `mem[at..]`.
-pub fn calldata_to(at: u64) -> String {
+pub(crate) fn calldata_to(at: u64) -> String {
     format!("CALLDATASIZE PUSH 0 PUSH {at} CALLDATACOPY\n")
 }
 
@@ -168,7 +180,7 @@ pub fn calldata_to(at: u64) -> String {
 
 /// The configs of spec §7's four levels: testing, development, production,
 /// and production at Paranoid.
-pub fn level_configs() -> [(&'static str, SharedMemoryConfig); 4] {
+pub(crate) fn level_configs() -> [(&'static str, SharedMemoryConfig); 4] {
     let mut paranoid = SharedMemoryConfig::production();
     paranoid.security_level = shm_primitives::SecurityLevel::Paranoid;
     [
@@ -182,7 +194,7 @@ pub fn level_configs() -> [(&'static str, SharedMemoryConfig); 4] {
 // ----- outcome checks -----
 
 /// The revm halt reason every cause maps to (docs/opcodes.md).
-pub fn reason_for(cause: HaltCause) -> HaltReason {
+pub(crate) fn reason_for(cause: HaltCause) -> HaltReason {
     match cause {
         HaltCause::StaticWrite => HaltReason::StateChangeDuringStaticCall,
         HaltCause::OffsetOverflow => HaltReason::OutOfOffset,
@@ -191,7 +203,7 @@ pub fn reason_for(cause: HaltCause) -> HaltReason {
 }
 
 /// The instruction result every cause maps to.
-pub fn instruction_result_for(cause: HaltCause) -> InstructionResult {
+pub(crate) fn instruction_result_for(cause: HaltCause) -> InstructionResult {
     match cause {
         HaltCause::StaticWrite => InstructionResult::StateChangeDuringStaticCall,
         HaltCause::OffsetOverflow => InstructionResult::OutOfOffset,
@@ -202,7 +214,7 @@ pub fn instruction_result_for(cause: HaltCause) -> InstructionResult {
 /// Asserts that the transaction halted at top level with `cause`, its revm
 /// reason, and all its gas consumed.
 #[track_caller]
-pub fn assert_halt(out: &Outcome, cause: HaltCause) {
+pub(crate) fn assert_halt(out: &Outcome, cause: HaltCause) {
     match &out.result {
         ExecutionResult::Halt { reason, .. } => {
             assert_eq!(*reason, reason_for(cause), "revm halt reason for {cause:?}");
@@ -215,7 +227,7 @@ pub fn assert_halt(out: &Outcome, cause: HaltCause) {
 
 /// Asserts success and no shared-memory halt.
 #[track_caller]
-pub fn assert_ok(out: &Outcome) {
+pub(crate) fn assert_ok(out: &Outcome) {
     assert!(
         out.is_success(),
         "expected success, got {:?} (last halt {:?})",
@@ -227,18 +239,18 @@ pub fn assert_ok(out: &Outcome) {
 // ----- gas formulas of spec §8, written out here -----
 
 /// `f(w) = 3w + w²/512`.
-pub fn f(w: u64) -> u64 {
+pub(crate) fn f(w: u64) -> u64 {
     3 * w + w * w / 512
 }
 
 /// 32-byte words of `bytes`.
-pub fn words_of(bytes: u64) -> u64 {
+pub(crate) fn words_of(bytes: u64) -> u64 {
     bytes.div_ceil(32)
 }
 
 /// EVM memory expansion from `from` to `to` bytes (both multiples of 32 or
 /// rounded up), as revm charges it.
-pub fn memory_expansion(from: u64, to: u64) -> u64 {
+pub(crate) fn memory_expansion(from: u64, to: u64) -> u64 {
     let (a, b) = (words_of(from), words_of(to));
     if b <= a {
         0
@@ -248,13 +260,13 @@ pub fn memory_expansion(from: u64, to: u64) -> u64 {
 }
 
 /// ALLOC: `200 + f(W + words) − f(W)` (+ 20,000 per word if persistent).
-pub fn alloc_gas(w: u64, size: u64, persistent: bool) -> u64 {
+pub(crate) fn alloc_gas(w: u64, size: u64, persistent: bool) -> u64 {
     let words = words_of(size);
     200 + f(w + words) - f(w) + if persistent { 20_000 * words } else { 0 }
 }
 
 /// Access part of MAP/READ/WRITE.
-pub fn access(cold: bool) -> u64 {
+pub(crate) fn access(cold: bool) -> u64 {
     if cold {
         2_600
     } else {
@@ -263,7 +275,7 @@ pub fn access(cold: bool) -> u64 {
 }
 
 /// One operand pushed before a measured instruction, with its own gas.
-pub enum Operand {
+pub(crate) enum Operand {
     /// A constant (PUSH0 costs 2, PUSHn 3).
     Const(U256),
     /// A word loaded from already-expanded memory (`PUSH at MLOAD`).
@@ -287,7 +299,7 @@ impl Operand {
 }
 
 /// A constant operand.
-pub fn c(v: u64) -> Operand {
+pub(crate) fn c(v: u64) -> Operand {
     Operand::Const(U256::from(v))
 }
 
@@ -297,7 +309,7 @@ pub fn c(v: u64) -> Operand {
 /// whatever `after` stored at 0x10060.
 /// `setup` must leave memory covering every `Operand::Mem` and must not leave
 /// anything on the stack.
-pub fn measure(setup: &str, operands: &[Operand], op: &str, after: &str) -> String {
+pub(crate) fn measure(setup: &str, operands: &[Operand], op: &str, after: &str) -> String {
     let pushes: String = operands
         .iter()
         .rev()
@@ -318,7 +330,7 @@ pub fn measure(setup: &str, operands: &[Operand], op: &str, after: &str) -> Stri
 
 /// (gas of the measured instruction, what it pushed) from a [`measure`] run.
 #[track_caller]
-pub fn measured(out: &Outcome) -> (u64, U256) {
+pub(crate) fn measured(out: &Outcome) -> (u64, U256) {
     assert_ok(out);
     assert_eq!(out.word(2), U256::from(1), "the program ran to its end");
     (out.word(0).to::<u64>(), out.word(1))
@@ -328,7 +340,7 @@ pub fn measured(out: &Outcome) -> (u64, U256) {
 
 /// What each frame of a transaction ended with, innermost first (call_end order).
 #[derive(Default, Debug)]
-pub struct FrameResults {
+pub(crate) struct FrameResults {
     /// (callee or created address, result) per frame, in the order frames ended.
     pub frames: Vec<(Address, InstructionResult)>,
 }
@@ -346,7 +358,11 @@ impl<CTX> Inspector<CTX> for FrameResults {
 
 /// As `Harness::call`, through `inspect_tx_commit`, also returning every
 /// frame's own result.
-pub fn call_inspected(h: &mut Harness, to: Address, input: &[u8]) -> (Outcome, FrameResults) {
+pub(crate) fn call_inspected(
+    h: &mut Harness,
+    to: Address,
+    input: &[u8],
+) -> (Outcome, FrameResults) {
     let tx = TxEnv::builder()
         .caller(SENDER)
         .kind(TxKind::Call(to))
@@ -371,7 +387,7 @@ pub fn call_inspected(h: &mut Harness, to: Address, input: &[u8]) -> (Outcome, F
 /// Asserts that the frame of `to` (its last-ended one) halted with `cause`'s
 /// instruction result.
 #[track_caller]
-pub fn assert_frame_halted(frames: &FrameResults, to: Address, cause: HaltCause) {
+pub(crate) fn assert_frame_halted(frames: &FrameResults, to: Address, cause: HaltCause) {
     let result = frames
         .frames
         .iter()
@@ -383,7 +399,7 @@ pub fn assert_frame_halted(frames: &FrameResults, to: Address, cause: HaltCause)
 }
 
 /// Fixed addresses for multi-contract tests.
-pub fn addr(byte: u8) -> Address {
+pub(crate) fn addr(byte: u8) -> Address {
     Address::repeat_byte(byte)
 }
 
@@ -391,7 +407,7 @@ pub fn addr(byte: u8) -> Address {
 /// replaced by an allocator for that transaction) and returns its handle. With
 /// `flags` bit 0 it outlives the transaction.
 #[track_caller]
-pub fn region_owned_by(h: &mut Harness, owner: Address, size: u64, flags: u64) -> U256 {
+pub(crate) fn region_owned_by(h: &mut Harness, owner: Address, size: u64, flags: u64) -> U256 {
     h.deploy_asm_at(owner, &(alloc_to(0, size, flags) + &ret(0, 32)));
     let out = h.call(owner, &[]);
     assert_ok(&out);
@@ -401,12 +417,12 @@ pub fn region_owned_by(h: &mut Harness, owner: Address, size: u64, flags: u64) -
 }
 
 /// Calldata of one word.
-pub fn arg_word(value: U256) -> Vec<u8> {
+pub(crate) fn arg_word(value: U256) -> Vec<u8> {
     value.to_be_bytes::<32>().to_vec()
 }
 
 /// Writes `data` into the region through the host API (no permissions).
-pub fn host_write(h: &Harness, handle: U256, offset: u64, data: &[u8]) {
+pub(crate) fn host_write(h: &Harness, handle: U256, offset: u64, data: &[u8]) {
     let handle = shm_primitives::RegionHandle::from_u256(handle).expect("a handle");
     h.manager
         .write_region(handle, offset, data)
@@ -414,7 +430,7 @@ pub fn host_write(h: &Harness, handle: U256, offset: u64, data: &[u8]) {
 }
 
 /// Reads `len` bytes of the region through the host API.
-pub fn host_read(h: &Harness, handle: U256, offset: u64, len: usize) -> Vec<u8> {
+pub(crate) fn host_read(h: &Harness, handle: U256, offset: u64, len: usize) -> Vec<u8> {
     let handle = shm_primitives::RegionHandle::from_u256(handle).expect("a handle");
     let mut buf = vec![0; len];
     h.manager

@@ -6,7 +6,7 @@ use shm_primitives::RegionHandle;
 use shm_primitives::{ContextId, MapOptions, PAGE_SIZE};
 use shm_region::{Grant, MappingInfo, RegionError, RegionRegistry, WriteOutcome};
 
-pub trait RegistryExt {
+pub(super) trait RegistryExt {
     fn read(&self, h: RegionHandle, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError>;
     fn write(
         &self,

@@ -8,7 +8,7 @@ use std::{
 };
 
 /// The shared GeneralStateTests fixtures (beside the workspace).
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/ethereum-tests/GeneralStateTests"
@@ -16,16 +16,16 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// The text of a fixture file, by its path relative to GeneralStateTests.
-pub fn fixture_text(relative: &str) -> String {
+pub(crate) fn fixture_text(relative: &str) -> String {
     let path = fixtures().join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A fresh folder under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(label: &str) -> Self {
+    pub(crate) fn new(label: &str) -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "shm-statetest-{label}-{}-{}",
@@ -37,12 +37,12 @@ impl TempDir {
         Self(path)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
     /// Writes `text` to `relative` inside the folder, creating parents.
-    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, relative: &str, text: &str) -> PathBuf {
         let path = self.0.join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("create parent");
@@ -52,7 +52,7 @@ impl TempDir {
     }
 
     /// Copies a fixture (path relative to GeneralStateTests) to the same relative path here.
-    pub fn copy_fixture(&self, relative: &str) -> PathBuf {
+    pub(crate) fn copy_fixture(&self, relative: &str) -> PathBuf {
         self.write(relative, &fixture_text(relative))
     }
 }

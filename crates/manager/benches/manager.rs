@@ -117,5 +117,74 @@ fn host_calls(c: &mut Criterion) {
     tx.release();
 }
 
-criterion_group!(benches, locks, host_calls);
+/// Runs `op(thread, i)` `iters` times on each of `threads` threads at once;
+/// the time of the slowest thread (so per-op time is comparable to one thread's).
+fn on_threads(threads: usize, iters: u64, op: &(dyn Fn(usize, u64) + Sync)) -> Duration {
+    let barrier = std::sync::Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let start = std::time::Instant::now();
+                    for i in 0..iters {
+                        op(t, i);
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+/// Shared structures under two threads, each against one thread doing the
+/// same work alone: the lock table (different regions, adjacent shards), the
+/// pool (one size class) and the registry (create + free). Per-op time with 2
+/// threads ÷ with 1 thread is the figure (1.0: no interference).
+fn contention(c: &mut Criterion) {
+    let mut group = c.benchmark_group("contention");
+    let table = RegionLockTable::new();
+    let regions: Vec<RegionHandle> = (1..=2)
+        .map(|i| RegionHandle::new(i, 1).unwrap_or_else(|| unreachable!()))
+        .collect();
+    let lock_op = |t: usize, i: u64| {
+        let id = TxId(((t as u64) << 40) | i);
+        let _ = table.acquire(regions[t], id, LockMode::Exclusive, Duration::ZERO);
+        table.release_all(id, [regions[t]]);
+    };
+    let manager = match SharedMemoryManager::new(SharedMemoryConfig::production()) {
+        Ok(manager) => manager,
+        Err(error) => panic!("bench setup: {error}"),
+    };
+    let pool_op = |_: usize, _: u64| {
+        if let Ok(block) = manager.allocate_from_pool(64) {
+            let _ = manager.deallocate_to_pool(block);
+        }
+    };
+    let create_op = |_: usize, _: u64| {
+        if let Ok(h) = manager.create_region(RegionRequest::new(64)) {
+            let _ = manager.free_region(h);
+        }
+    };
+    for (name, op) in [
+        ("lock_table", &lock_op as &(dyn Fn(usize, u64) + Sync)),
+        ("pool_64B", &pool_op),
+        ("registry_create_free", &create_op),
+    ] {
+        for threads in [1usize, 2] {
+            group.bench_function(format!("{name}/{threads}_threads"), |b| {
+                b.iter_custom(|iters| on_threads(threads, iters, op))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, locks, host_calls, contention);
 criterion_main!(benches);

@@ -157,7 +157,11 @@ struct ShardState {
     waiters: usize,
 }
 
+/// One shard, on cache lines of its own (128 bytes: x86 prefetches lines in
+/// pairs), so that transactions on regions of different shards never share
+/// the line of a mutex (issue 13: adjacent shards ran at 0.38× of one thread).
 #[derive(Default)]
+#[repr(align(128))]
 struct Shard {
     state: Mutex<ShardState>,
     released: Condvar,

@@ -53,13 +53,13 @@ fn setup() -> (Setup, CacheDB<EmptyDB>) {
             )
             .unwrap();
     }
+    let fill = format!("0x{}", "aa".repeat(32));
     let code = shm_evm::asm::assemble(&format!(
         "PUSH32 {fill} PUSH 0 MSTORE
          PUSH 0 PUSH 32 PUSH 0 PUSH {written} SHARED_WRITE POP
          PUSH {freed} SHARED_FREE POP
          PUSH 1 PUSH 64 SHARED_ALLOC PUSH 0 MSTORE
          PUSH 32 PUSH 0 RETURN",
-        fill = format!("0x{}", "aa".repeat(32)),
         written = written.to_u256(),
         freed = freed.to_u256(),
     ))

@@ -58,7 +58,9 @@ enum Entry {
         handle: RegionHandle,
         context: ContextId,
         previous: Option<MapOptions>,
-        dropped: Option<PrivatePages>,
+        /// Boxed: most remaps drop nothing, and every entry is as large as
+        /// the largest variant.
+        dropped: Option<Box<PrivatePages>>,
     },
     Page {
         key: PageKey,
@@ -208,7 +210,7 @@ impl TxJournal {
                     };
                     self.private.take(handle, context);
                     if let Some(view) = dropped {
-                        self.private.put(handle, context, view);
+                        self.private.put(handle, context, *view);
                     }
                     reverted.touched.push(handle);
                 }
@@ -406,7 +408,7 @@ impl TxJournal {
     /// how many private pages the remap dropped.
     pub fn map(&mut self, handle: RegionHandle, context: ContextId, options: MapOptions) -> usize {
         let previous = self.mappings.insert((handle, context), options);
-        let dropped = self.private.take(handle, context);
+        let dropped = self.private.take(handle, context).map(Box::new);
         let count = dropped.as_ref().map_or(0, |view| view.len());
         self.entries.push(Entry::Mapped {
             handle,
@@ -591,4 +593,20 @@ fn page_copy(bytes: &[u8]) -> Box<Page> {
     let mut page = Box::new([0u8; PAGE_SIZE]);
     page[..bytes.len()].copy_from_slice(bytes);
     page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_stay_small() {
+        // Every journal entry is as large as its largest variant: keep it to
+        // a cache line so that 100-gas operations (MAP) hold few bytes per gas.
+        assert!(
+            std::mem::size_of::<Entry>() <= 64,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+    }
 }

@@ -267,6 +267,13 @@ impl TxJournal {
         }
         self.frames.clear();
         self.epoch += 1;
+        if self.is_clean() {
+            // A transaction that never touched shared memory: nothing to settle
+            // (the common case of an EVM with shared memory on but unused).
+            self.words = 0;
+            self.pages = 0;
+            return TxEnd::default();
+        }
         let mut end = TxEnd {
             cow_pages_dropped: self.private.pages(),
             ..TxEnd::default()
@@ -489,8 +496,10 @@ impl TxJournal {
 
     /// Whether `context` holds any private page of `handle` (reads go through
     /// its view only then).
+    #[inline]
     pub fn has_private_view(&self, handle: RegionHandle, context: ContextId) -> bool {
-        self.private.has_view(handle, context)
+        // Most transactions hold no private page at all: no lookup then.
+        !self.private.is_empty() && self.private.has_view(handle, context)
     }
 
     /// Copies `context`'s private pages over the bytes of `buf`, read from the

@@ -199,7 +199,9 @@ impl TxRegions {
             let guard = manager.registry.lock_read(handle)?;
             let meta = guard.meta();
             let mapping = tx_mapping.or(meta.mapping(context).map(|m| m.options));
-            let copy_on_write = intent == Intent::Write && self.copy_on_write(mapping);
+            // Whether the context's writes go to its private view: a property
+            // of its mapping, whatever this resolution is for.
+            let copy_on_write = self.copy_on_write(mapping);
             if intent == Intent::Write && !copy_on_write && mode == LockMode::Shared {
                 // The host changed the mapping while we waited: take it
                 // exclusively after all.

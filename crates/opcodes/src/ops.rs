@@ -3,7 +3,7 @@
 //! mapping → permission → offsets → gas → effect (spec §5).
 
 use revm::interpreter::Gas;
-use shm_manager::{Intent, ShmError};
+use shm_manager::{Intent, Resolved, ShmError};
 use shm_primitives::{
     region_offset, words, AllocFlags, ContextId, HaltCause, MapOptions, Permissions, RegionHandle,
     RegionOptions, WritePlan, PAGE_SIZE, U256,
@@ -17,7 +17,7 @@ use crate::table::Entry;
 /// memory and then calls [`ActiveSession::finish_read`].
 #[derive(Clone, Copy, Debug)]
 pub struct ReadAccess {
-    entry: Entry,
+    region: Resolved,
     offset: u64,
     /// Bytes to copy into memory.
     pub len: usize,
@@ -27,7 +27,7 @@ pub struct ReadAccess {
 /// expands memory and then calls [`ActiveSession::finish_write`].
 #[derive(Clone, Copy, Debug)]
 pub struct WriteAccess {
-    entry: Entry,
+    region: Resolved,
     plan: WritePlan,
     /// Gas paid for growth, given back if the pool refuses it.
     growth_cost: u64,
@@ -94,12 +94,9 @@ impl ActiveSession {
         match result {
             Ok(region) => {
                 let warm = self.journal.is_warm(handle);
-                self.table.insert(region, context, intent, warm);
-                Ok(self
-                    .table
-                    .get(handle)
-                    .copied()
-                    .unwrap_or_else(|| Entry::uncached(region, context, intent, warm)))
+                let entry = Entry::uncached(region, context, intent, warm, tx_mapping);
+                self.table.insert(entry);
+                Ok(self.table.get(handle).copied().unwrap_or(entry))
             }
             Err(error) => Err(self.halt_for(error)),
         }
@@ -221,9 +218,7 @@ impl ActiveSession {
         self.warm(&entry);
         let handle = entry.region.handle;
         let options = self.manager.effective_map_options(options);
-        if self.journal.mapping(handle, context) == Some(options)
-            && !self.journal.has_private_view(handle, context)
-        {
+        if entry.tx_mapping == Some(options) && !self.journal.has_private_view(handle, context) {
             return Ok(());
         }
         self.journal.map(handle, context, options);
@@ -232,6 +227,7 @@ impl ActiveSession {
         // Mapping and copy-on-write change what READ and WRITE may do.
         if let Some(cached) = self.table.get_mut(handle) {
             cached.keep_only(Intent::Map);
+            cached.tx_mapping = Some(options);
         }
         Ok(())
     }
@@ -254,7 +250,7 @@ impl ActiveSession {
         )?;
         self.warm(&entry);
         Ok(ReadAccess {
-            entry,
+            region: entry.region,
             offset,
             // `len` ≤ what the gas paid for, so far below `usize::MAX`.
             len: len as usize,
@@ -274,17 +270,17 @@ impl ActiveSession {
             .tx
             .as_ref()
             .expect("a resolved region has a transaction");
-        let n = match tx.read(&access.entry.region, access.offset, buf) {
+        let n = match tx.read(&access.region, access.offset, buf) {
             Ok(n) => n,
             Err(ShmError::StaleResolution(_)) => {
-                let entry = self.reresolve(context, &access.entry, Intent::Read)?;
+                let entry = self.reresolve(context, access.region.handle, Intent::Read)?;
                 let tx = self.tx.as_ref().expect("resolved above");
                 tx.read(&entry.region, access.offset, buf)
                     .map_err(|e| self.halt_for(e))?
             }
             Err(error) => return Err(self.halt_for(error)),
         };
-        let handle = access.entry.region.handle;
+        let handle = access.region.handle;
         if self.journal.has_private_view(handle, context) {
             self.journal
                 .overlay(handle, context, access.offset, &mut buf[..n]);
@@ -300,10 +296,9 @@ impl ActiveSession {
     fn reresolve(
         &mut self,
         context: ContextId,
-        entry: &Entry,
+        handle: RegionHandle,
         intent: Intent,
     ) -> Result<Entry, OpError> {
-        let handle = entry.region.handle;
         self.table.remove(handle);
         self.resolve(handle, context, intent, 0)
     }
@@ -355,7 +350,7 @@ impl ActiveSession {
         self.journal.charge_pages(pages);
         self.warm(&entry);
         Ok(WriteAccess {
-            entry,
+            region: entry.region,
             plan,
             growth_cost,
             all_saved: pages == 0,
@@ -373,9 +368,9 @@ impl ActiveSession {
         data: &[u8],
         gas: &mut Gas,
     ) -> Result<usize, OpError> {
-        let entry = &access.entry;
-        let handle = entry.region.handle;
-        if entry.region.copy_on_write {
+        let region = &access.region;
+        let handle = region.handle;
+        if region.copy_on_write {
             let plan = access.plan;
             let tx = self
                 .tx
@@ -400,9 +395,9 @@ impl ActiveSession {
                 .expect("a resolved region has a transaction");
             let journal = &mut self.journal;
             if access.all_saved {
-                tx.write(&entry.region, access.plan, data, &mut |_, _| {})
+                tx.write(region, access.plan, data, &mut |_, _| {})
             } else {
-                tx.write(&entry.region, access.plan, data, &mut |page, bytes| {
+                tx.write(region, access.plan, data, &mut |page, bytes| {
                     journal.save_page(handle, page, bytes)
                 })
             }
@@ -412,8 +407,8 @@ impl ActiveSession {
             Err(ShmError::StaleResolution(_)) => {
                 // The host changed the region's rights meanwhile: check again,
                 // then write as priced (the size only changes by our writes).
-                let fresh = self.reresolve(context, entry, Intent::Write)?;
-                if fresh.region.size != entry.region.size {
+                let fresh = self.reresolve(context, handle, Intent::Write)?;
+                if fresh.region.size != region.size {
                     return Err(self.halt(HaltCause::InvalidHandle));
                 }
                 let tx = self.tx.as_ref().expect("resolved above");

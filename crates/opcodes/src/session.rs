@@ -359,19 +359,19 @@ impl ActiveSession {
     }
 
     fn end_transaction(&mut self, committed: bool) {
-        let config_wait = self.manager.config().lock_wait;
-        self.wait = WaitBudget {
-            remaining: config_wait,
-            poisoned: false,
-        };
-        self.table.clear();
         let Some(mut tx) = self.tx.take() else {
-            // Nothing touched shared memory: only the (empty) checkpoints to drop.
+            // Nothing touched shared memory: only the (empty) checkpoints to
+            // drop — the whole cost of shared memory on but unused.
             let mut unused = PendingEffects::default();
             self.journal
                 .end_transaction(committed, &mut NoRegions, &mut unused);
             return;
         };
+        self.wait = WaitBudget {
+            remaining: self.manager.config().lock_wait,
+            poisoned: false,
+        };
+        self.table.clear();
         let undecided = Arc::clone(&self.undecided);
         let mut state = undecided.state.lock();
         let end = self

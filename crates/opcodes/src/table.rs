@@ -2,7 +2,7 @@
 //! table lookup instead of a handle resolution.
 
 use shm_manager::{Intent, Resolved};
-use shm_primitives::{ContextId, RegionHandle, WritePlan};
+use shm_primitives::{ContextId, MapOptions, RegionHandle, WritePlan};
 
 /// Intents already checked for an entry's context, as bits.
 const fn bit(intent: Intent) -> u8 {
@@ -25,6 +25,9 @@ pub(crate) struct Entry {
     /// The region is warm in this transaction (a revert that cools it
     /// removes the entry).
     pub(crate) warm: bool,
+    /// The mapping the transaction made for `context` (a MAP by the
+    /// transaction updates it; a revert of one removes the entry).
+    pub(crate) tx_mapping: Option<MapOptions>,
     /// `(journal epoch, page)`: the one page the last write changed was saved
     /// in the frame that was current at that epoch. While the epoch stands
     /// (no checkpoint opened or settled since), a write within that page
@@ -39,12 +42,14 @@ impl Entry {
         context: ContextId,
         intent: Intent,
         warm: bool,
+        tx_mapping: Option<MapOptions>,
     ) -> Self {
         Self {
             region,
             context,
             allowed: bit(intent),
             warm,
+            tx_mapping,
             saved_hint: None,
         }
     }
@@ -122,13 +127,15 @@ impl ResolvedTable {
     }
 
     /// Records that `region` passed the check of `intent` for `context`.
-    pub(crate) fn insert(
-        &mut self,
-        region: Resolved,
-        context: ContextId,
-        intent: Intent,
-        warm: bool,
-    ) {
+    pub(crate) fn insert(&mut self, entry: Entry) {
+        let Entry {
+            region,
+            context,
+            allowed: intent_bit,
+            warm,
+            tx_mapping,
+            ..
+        } = entry;
         let index = region.handle.index() as usize;
         if index > MAX_CACHED_INDEX {
             return;
@@ -137,13 +144,16 @@ impl ResolvedTable {
             self.entries.resize(index + 1, None);
         }
         let slot = &mut self.entries[index];
+        let mut region = region;
         let (allowed, saved_hint) = match slot {
             // Same region and context: the earlier checks still hold (the
-            // region was resolved again for another intent).
+            // region was resolved again for another intent), and so does the
+            // stronger lock.
             Some(old) if old.region.handle == region.handle && old.context == context => {
-                (old.allowed | bit(intent), old.saved_hint)
+                region.mode = region.mode.max(old.region.mode);
+                (old.allowed | intent_bit, old.saved_hint)
             }
-            _ => (bit(intent), None),
+            _ => (intent_bit, None),
         };
         if slot.is_none() {
             self.used.push(index as u32);
@@ -153,6 +163,7 @@ impl ResolvedTable {
             context,
             allowed,
             warm,
+            tx_mapping,
             saved_hint,
         });
     }
@@ -193,11 +204,11 @@ mod tests {
             .resolve(h, a, Intent::Read, None, Duration::ZERO)
             .unwrap();
         let mut table = ResolvedTable::default();
-        table.insert(region, a, Intent::Read, true);
+        table.insert(Entry::uncached(region, a, Intent::Read, true, None));
         assert!(table.get(h).unwrap().allows(a, Intent::Read));
         assert!(!table.get(h).unwrap().allows(a, Intent::Write));
         assert!(!table.get(h).unwrap().allows(b, Intent::Read));
-        table.insert(region, a, Intent::Write, true);
+        table.insert(Entry::uncached(region, a, Intent::Write, true, None));
         assert!(table.get(h).unwrap().allows(a, Intent::Read));
         // Another generation of the same slot is another region.
         let stale = RegionHandle::new(h.index(), h.generation() + 1).unwrap();

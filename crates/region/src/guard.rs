@@ -42,7 +42,9 @@ fn read_into(occupant: &Occupant, offset: u64, buf: &mut [u8]) -> Result<usize, 
     let n = range.len();
     let (from_region, past_end) = buf.split_at_mut(n);
     from_region.copy_from_slice(&bytes[range]);
-    past_end.fill(0);
+    if !past_end.is_empty() {
+        past_end.fill(0);
+    }
     Ok(n)
 }
 

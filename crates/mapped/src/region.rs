@@ -703,8 +703,9 @@ impl ExternalMemory for MappedBytes {
         self.region.data_mut()
     }
 
-    fn before_write(&mut self, offset: usize, len: usize) {
+    fn before_write(&mut self, offset: usize, len: usize) -> Result<(), shm_pool::WriteRefused> {
         self.region.save_pages(offset, len);
+        Ok(())
     }
 }
 

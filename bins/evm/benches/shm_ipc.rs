@@ -125,7 +125,7 @@ fn child(dir: &Path) {
     loop {
         let now = wait_past(&ping, seen);
         seen = now;
-        buf.copy_from_slice(&ping.data()[..MESSAGE]);
+        ping.read_at(0, &mut buf, Duration::from_secs(5)).unwrap();
         if buf[0] == 0xff {
             return;
         }
@@ -191,7 +191,9 @@ fn handoff(c: &mut Criterion) {
             block.write_at(0, &message).unwrap();
             ping.unlock(Some(MESSAGE as u64)).unwrap();
             seen = wait_past(&pong, seen);
-            assert_eq!(pong.data()[1], message[1]);
+            let mut echo = [0u8; 2];
+            pong.read_at(0, &mut echo, Duration::from_secs(5)).unwrap();
+            assert_eq!(echo[1], message[1]);
         })
     });
     message[0] = 0xff;

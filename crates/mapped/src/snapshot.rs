@@ -99,7 +99,8 @@ impl Snapshot {
             let region = MappedRegion::open(&path)?;
             region.lock(DUMP_LOCK_WAIT)?;
             let size = usize::try_from(region.size()).unwrap_or(usize::MAX);
-            let data = region.data()[..size.min(region.data().len())].to_vec();
+            let mut data = vec![0u8; size.min(region.header().capacity as usize)];
+            region.read_at(0, &mut data, DUMP_LOCK_WAIT)?;
             let commit_generation = region.commit_generation();
             region.unlock(None)?;
             regions.push(SnapshotRegion {
@@ -254,8 +255,13 @@ impl Snapshot {
             let mut made: Vec<std::sync::Arc<MappedRegion>> = Vec::new();
             let result = (|| {
                 for region in &self.regions {
-                    let mapped =
-                        MappedRegion::create(ns.dir(), &region.header, region.data.len() as u64)?;
+                    ns.record_generation(region.header.handle)?;
+                    let mapped = MappedRegion::create_with_mode(
+                        ns.dir(),
+                        &region.header,
+                        region.data.len() as u64,
+                        ns.file_mode(),
+                    )?;
                     made.push(mapped.clone());
                     mapped.lock(DUMP_LOCK_WAIT)?;
                     let mut block = mapped.clone().block();
@@ -267,7 +273,6 @@ impl Snapshot {
                         })?;
                     drop(block);
                     mapped.unlock(Some(region.data.len() as u64))?;
-                    ns.record_generation(region.header.handle)?;
                 }
                 Ok(())
             })();

@@ -157,6 +157,9 @@ impl Namespace {
             Err(e) => return Err(not_writable(e)),
         };
         let file_mode = check_owner(&dir, access)?;
+        // A directory with nothing in it (not even the lock files every open
+        // makes) is new, e.g. made by hand to set up a group namespace.
+        let made = made || fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_none());
         let open_lock = |file: &str| {
             let path = dir.join(file);
             let lock = OpenOptions::new()
@@ -186,7 +189,7 @@ impl Namespace {
             alloc_lock,
             use_lock,
         };
-        if made || ns.is_empty_but_locks() {
+        if made {
             // A new namespace has issued nothing: its table starts empty, and
             // from now on a missing table means a lost one.
             ns.with_alloc_lock(|| match generations::read(&ns.dir)? {
@@ -203,17 +206,6 @@ impl Namespace {
     /// As [`open`](Self::open).
     pub fn open_default(name: &str) -> Result<Self, MappedError> {
         Self::open(&default_root(), name)
-    }
-
-    /// Whether the directory holds nothing but the lock files `open` makes
-    /// (a directory made by hand, e.g. to set up a group namespace).
-    fn is_empty_but_locks(&self) -> bool {
-        fs::read_dir(&self.dir).is_ok_and(|entries| {
-            entries.flatten().all(|e| {
-                let name = e.file_name();
-                name == ALLOC_LOCK || name == USE_LOCK
-            })
-        })
     }
 
     /// The namespace's name.

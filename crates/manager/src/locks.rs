@@ -641,4 +641,56 @@ mod tests {
             ]
         );
     }
+
+    /// Looks at the table from inside `unlock`, as a slow unlock (a commit in
+    /// another process's file) would find it.
+    #[derive(Default)]
+    struct Inspector {
+        table: std::sync::OnceLock<std::sync::Weak<RegionLockTable>>,
+        seen: Mutex<Vec<(bool, bool)>>,
+    }
+
+    impl CrossProcessLock for Inspector {
+        fn lock(&self, _handle: RegionHandle, _wait: Duration) -> CrossLock {
+            CrossLock::Held
+        }
+        fn unlock(&self, handle: RegionHandle) {
+            let table = self.table.get().unwrap().upgrade().unwrap();
+            // Both would deadlock if the shard mutex were still held.
+            let locked = table.is_locked(handle);
+            let granted = table
+                .acquire(handle, TxId(99), LockMode::Exclusive, Duration::ZERO)
+                .is_ok();
+            self.seen.lock().push((locked, granted));
+        }
+    }
+
+    #[test]
+    fn cross_process_unlock_runs_outside_the_shard_mutex_and_first() {
+        let inspector = Arc::new(Inspector::default());
+        let table = Arc::new(RegionLockTable::with_cross_process(inspector.clone()));
+        inspector.table.set(Arc::downgrade(&table)).unwrap();
+        let (tx, wait) = (TxId(1), Duration::from_millis(10));
+        table.acquire(h(1), tx, LockMode::Exclusive, wait).unwrap();
+        table.acquire(h(2), tx, LockMode::Shared, wait).unwrap();
+        let table2 = Arc::clone(&table);
+        let done = std::thread::spawn(move || {
+            table2.release_all(tx, [h(1)]);
+            table2.release_transaction(tx)
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "unlock deadlocked under the shard mutex"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(done.join().unwrap(), 1);
+        // Unlocked, and nobody was granted the region before the unlock returned.
+        assert_eq!(*inspector.seen.lock(), vec![(false, false), (false, false)]);
+        table
+            .acquire(h(1), TxId(99), LockMode::Exclusive, Duration::ZERO)
+            .unwrap();
+    }
 }

@@ -188,6 +188,7 @@ impl MappedRegion {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(MappedError::io(path))?;
         let meta = file.metadata().map_err(MappedError::io(path))?;

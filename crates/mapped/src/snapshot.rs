@@ -18,6 +18,8 @@
 //! loads nothing.
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -302,7 +304,15 @@ pub fn dump_namespace(
 ) -> Result<SnapshotReport, MappedError> {
     let snapshot = Snapshot::capture(ns)?;
     let bytes = snapshot.encode(compression)?;
-    fs::write(out, &bytes).map_err(MappedError::io(out))?;
+    // As private as the namespace it copies (a new file; an existing one keeps its mode).
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(ns.file_mode())
+        .open(out)
+        .map_err(MappedError::io(out))?;
+    file.write_all(&bytes).map_err(MappedError::io(out))?;
     Ok(SnapshotReport {
         regions: snapshot.regions.len(),
         raw_bytes: snapshot.regions.iter().map(|r| r.data.len() as u64).sum(),

@@ -139,6 +139,7 @@ impl UndoLog {
                 .create(true)
                 .truncate(false)
                 .mode(self.mode)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&self.path)?;
             sys::set_mode(&file, self.mode)?;
             self.file = Some(file);

@@ -715,3 +715,31 @@ fn namespaces_are_private_by_default_and_for_a_group_on_request() {
     assert!(Namespace::open(root.path(), "theirs").is_err());
     Namespace::open_with(root.path(), "theirs", shm_mapped::Access::Group).unwrap();
 }
+
+#[test]
+fn symbolic_links_in_a_namespace_are_never_followed() {
+    let (root, ns) = namespace();
+    let region = create(&ns, "a", 4096, 64);
+    let path = region.path().to_path_buf();
+    drop(region);
+    // Someone with write access to the directory plants links to a file of ours.
+    let victim = root.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let undo = path.with_extension("undo");
+    let _ = fs::remove_file(&undo);
+    std::os::unix::fs::symlink(&victim, &undo).unwrap();
+    let region = MappedRegion::open(&path).unwrap();
+    region.lock(WAIT).unwrap();
+    let err = region.clone().block().write_at(0, b"x").unwrap_err();
+    assert!(err.to_string().contains("region journal failed"), "{err}");
+    region.unlock(None).unwrap();
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        b"precious",
+        "the undo record went nowhere"
+    );
+    // A link in place of the region file is not opened either.
+    let linked = ns.dir().join(shm_mapped::region_file_name(7));
+    std::os::unix::fs::symlink(&path, &linked).unwrap();
+    assert!(MappedRegion::open(&linked).is_err());
+}

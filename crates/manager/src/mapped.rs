@@ -325,6 +325,14 @@ impl CrossProcessLock for MappedBacking {
         let Some(region) = self.region(handle) else {
             return;
         };
+        if matches!(
+            self.registry.check(handle),
+            Err(shm_region::RegionError::RegionFreed(_))
+        ) {
+            // Freed by this process while locked (its file goes when the last
+            // reference does): others must find it freed once the lock is free.
+            region.mark_freed();
+        }
         let size = self
             .registry
             .try_lock_read_for(handle, Duration::ZERO)

@@ -109,6 +109,8 @@ pub struct MappedRegion {
     reserved: AtomicU64,
     /// Keep the files when the last reference goes (persistent detach).
     keep: AtomicBool,
+    /// A commit happened under the lock: `release` wakes `wait_for_commit` sleepers.
+    wake_on_release: AtomicBool,
 }
 
 /// The file name of region `index` in a namespace directory.
@@ -247,6 +249,7 @@ impl MappedRegion {
             lease: OnceLock::new(),
             reserved: AtomicU64::new(0),
             keep: AtomicBool::new(true),
+            wake_on_release: AtomicBool::new(false),
         }))
     }
 
@@ -471,7 +474,9 @@ impl MappedRegion {
             }
         }
         let start = Instant::now();
-        let mut next_check = Duration::ZERO;
+        // A dead holder is rare: live contention costs no lease check for the
+        // first millisecond.
+        let mut next_check = HOLDER_CHECK / 10;
         loop {
             let holder = word.load(Ordering::SeqCst);
             if holder == 0 {
@@ -511,12 +516,20 @@ impl MappedRegion {
         }
     }
 
-    /// Frees the lock word (no commit) and wakes sleepers.
+    /// Frees the lock word and wakes its sleepers, then, after a commit, the
+    /// processes waiting for one.
     fn release(&self, locked: &mut bool) {
         self.word32(OFF_LOCK_PID).store(0, Ordering::Relaxed);
         self.word32(OFF_LOCK).store(0, Ordering::SeqCst);
         if self.word32(OFF_LOCK_WAITERS).load(Ordering::SeqCst) > 0 {
             sys::futex_wake(self.word32(OFF_LOCK));
+        }
+        // The generation moved before the lock word (SeqCst both): a waiter
+        // that registered after this load saw the new generation.
+        if self.wake_on_release.swap(false, Ordering::Relaxed)
+            && self.word32(OFF_WAITERS).load(Ordering::SeqCst) > 0
+        {
+            sys::futex_wake(self.generation_low());
         }
         *locked = false;
     }
@@ -549,7 +562,8 @@ impl MappedRegion {
     /// and the contents checksum (Paranoid), then bumps the commit generation
     /// — the commit point: every undo record carries the generation it was
     /// saved under, so the bump makes them all stale at once (no system call).
-    /// A commit with nothing written only refreshes the access time.
+    /// `wait_for_commit` sleepers are woken when the lock is then released. A
+    /// commit with nothing written only refreshes the access time.
     ///
     /// # Errors
     /// [`MappedError::Io`] when only the size changed and its undo record
@@ -573,7 +587,7 @@ impl MappedRegion {
     }
 
     /// Stores the size (and the checksum), bumps the generation, clears the
-    /// in-transaction word and wakes `wait_for_commit` sleepers.
+    /// in-transaction word, and has `release` wake `wait_for_commit` sleepers.
     fn publish_words(&self, size: u64) {
         if self.header.checksummed {
             // SAFETY: the caller holds the lock.
@@ -586,9 +600,9 @@ impl MappedRegion {
         // sees the new generation).
         self.word(OFF_COMMIT).fetch_add(1, Ordering::SeqCst);
         self.word(OFF_IN_TX).store(0, Ordering::Release);
-        if self.word32(OFF_WAITERS).load(Ordering::SeqCst) > 0 {
-            sys::futex_wake(self.generation_low());
-        }
+        // Sleepers are woken once the lock is released too (`release`): woken
+        // earlier, a reader would find the lock still taken and sleep again.
+        self.wake_on_release.store(true, Ordering::Relaxed);
     }
 
     /// Message mode: copies `bytes` in at `offset` and publishes them as one
@@ -891,13 +905,21 @@ impl MappedRegion {
     }
 
     /// Marks the region freed for every process that maps it (they find out
+    /// at their next lock). [`remove_files`](Self::remove_files) and dropping
+    /// a region that is not kept do this too; call it before releasing the
+    /// lock of a region freed while locked.
+    pub fn mark_freed(&self) {
+        self.word(OFF_FREED).store(1, Ordering::SeqCst);
+    }
+
+    /// Marks the region freed for every process that maps it (they find out
     /// at their next lock) and removes its file and undo log — unless the
     /// name already belongs to another file (the region was re-made there).
     ///
     /// # Errors
     /// [`MappedError::Io`].
     pub fn remove_files(&self) -> Result<(), MappedError> {
-        self.word(OFF_FREED).store(1, Ordering::SeqCst);
+        self.mark_freed();
         if !sys::same_file(&self.file, &self.path) {
             return Ok(());
         }
@@ -930,11 +952,17 @@ impl Drop for MappedRegion {
         // A mapping dropped holding the lock lets go without committing: an
         // open transaction is rolled back by the next holder, as if this
         // process had died.
+        let remove = !self.keep.load(Ordering::Relaxed);
+        if remove {
+            // Marked before the lock goes: a process that gets the lock next
+            // must find it freed, not use a file about to be removed.
+            self.mark_freed();
+        }
         if *self.locked.get_mut() {
             let mut held = true;
             self.release(&mut held);
         }
-        if !self.keep.load(Ordering::Relaxed) {
+        if remove {
             let _ = self.remove_files();
         }
     }

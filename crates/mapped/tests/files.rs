@@ -551,6 +551,20 @@ fn a_freed_region_is_seen_as_freed_by_every_other_mapping() {
     assert!(again.path().exists());
     again.lock(WAIT).unwrap();
     again.unlock(None).unwrap();
+
+    // Freed while another mapping waits for its lock: the waiter gets the
+    // lock only after the mark, so it never uses the region being removed.
+    let holder = create(&ns, "c", 4096, 64);
+    holder.lock(WAIT).unwrap();
+    let waiter = ns.open_region("c").unwrap();
+    let waiting = std::thread::spawn(move || waiter.lock(WAIT).map(|_| ()));
+    std::thread::sleep(Duration::from_millis(20));
+    holder.set_keep(false);
+    drop(holder);
+    assert!(matches!(
+        waiting.join().unwrap(),
+        Err(MappedError::Freed { .. })
+    ));
 }
 
 #[test]

@@ -146,15 +146,11 @@ impl Namespace {
         if !root.exists() {
             fs::create_dir_all(root).map_err(not_writable)?;
         }
-        let made = match fs::DirBuilder::new().mode(access.dir_mode()).create(&dir) {
-            Ok(()) => {
-                // The umask applies at creation: set the bits exactly.
-                fs::set_permissions(&dir, fs::Permissions::from_mode(access.dir_mode()))
-                    .map_err(not_writable)?;
-                true
+        let made = match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_complete(root, &dir, name, access).map_err(not_writable)?
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(not_writable(e)),
+            _ => false,
         };
         let file_mode = check_owner(&dir, access)?;
         // A directory with nothing in it (not even the lock files every open
@@ -498,6 +494,51 @@ impl Namespace {
             self.record_generation(handle)?;
             MappedRegion::create_with_mode(&self.dir, &header, size, self.file_mode)
         })
+    }
+}
+
+/// Makes namespace directory `dir` whole — mode set exactly, lock files and an
+/// empty generations table in it — under a temporary name, then moves it into
+/// place unless another process made `dir` first. So a namespace is never seen
+/// without its table (which would read as a lost one). Whether this call made it.
+fn create_complete(root: &Path, dir: &Path, name: &str, access: Access) -> io::Result<bool> {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = root.join(format!(".{name}.new.{}.{n}", std::process::id()));
+    let file_mode = if access == Access::Group {
+        0o660
+    } else {
+        0o600
+    };
+    let made = (|| {
+        fs::DirBuilder::new().mode(access.dir_mode()).create(&tmp)?;
+        // The umask applies at creation: set the bits exactly.
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(access.dir_mode()))?;
+        for lock in [ALLOC_LOCK, USE_LOCK] {
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(file_mode)
+                .open(tmp.join(lock))?;
+            sys::set_mode(&file, file_mode)?;
+        }
+        generations::write(&tmp, &[], file_mode).map_err(|e| match e {
+            MappedError::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        })?;
+        sys::rename_no_replace(&tmp, dir)
+    })();
+    match made {
+        Ok(()) => Ok(true),
+        // Another process made it first: theirs is the namespace.
+        Err(_) if fs::symlink_metadata(dir).is_ok() => {
+            let _ = fs::remove_dir_all(&tmp);
+            Ok(false)
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            Err(e)
+        }
     }
 }
 

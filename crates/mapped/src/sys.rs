@@ -163,6 +163,43 @@ pub(crate) fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`), in one step.
+pub(crate) fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let cstr = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+        };
+        let (from, to) = (cstr(from)?, cstr(to)?);
+        // SAFETY: both paths are valid NUL-terminated strings for the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        // Elsewhere: refuse an existing target, then rename (a narrow race:
+        // an empty directory made in between would be replaced).
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        fs::rename(from, to)
+    }
+}
+
 /// Whether `path` still names the file open as `file` (same device and inode):
 /// a region file that was freed and re-made under the same name is another file.
 pub(crate) fn same_file(file: &File, path: &Path) -> bool {

@@ -757,3 +757,32 @@ fn symbolic_links_in_a_namespace_are_never_followed() {
     std::os::unix::fs::symlink(&path, &linked).unwrap();
     assert!(MappedRegion::open(&linked).is_err());
 }
+
+#[test]
+fn a_namespace_is_never_seen_without_its_generations_table() {
+    // Processes (here: threads with their own opens) making the same new
+    // namespace at once: every one of them finds a whole namespace.
+    let root = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let name = format!("race{round}");
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (root, name) = (root.path().to_path_buf(), name.clone());
+                std::thread::spawn(move || {
+                    let ns = Namespace::open(&root, &name).unwrap();
+                    ns.check_generations().unwrap();
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap();
+        }
+    }
+    // No temporary directory is left behind.
+    let leftovers: Vec<_> = fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

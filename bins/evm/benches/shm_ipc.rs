@@ -5,9 +5,13 @@
 //!   /dev/shm; each transaction also takes and releases the cross-process lock
 //!   and commits). `map_only` is the same transaction without the 8 accesses.
 //! - `handoff_4k`: one process writes a 4 KiB message, another observes it and
-//!   answers with 4 KiB (a round trip): through two mapped regions (the reader
-//!   waits on the commit generation: a short spin, then a futex the commit
-//!   wakes) versus a pair of Unix pipes.
+//!   answers with 4 KiB (a round trip). Baselines: a pair of Unix pipes and a
+//!   Unix socket pair. Mapped: two regions, each message either a transaction
+//!   (header lock word, undo record, commit; the reader waits on the commit
+//!   generation: a hundred spins, then the futex the commit wakes) or a
+//!   message-mode `publish` (no undo record), read by a reader that spins
+//!   up to 50 µs before it sleeps, or (`message-sleeping`) sleeps at once.
+//!   `*_publish_only` is the writer's side alone.
 //! - `snapshot`: encode/decode of a region holding contract bytecode (every
 //!   `*.hex` under /work/shared/bench-data, or `SHM_BENCH_DATA`), none / LZ4 / Zstd.
 //!
@@ -19,6 +23,8 @@
 
 use std::hint::black_box;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -99,9 +105,57 @@ fn shared_rw(c: &mut Criterion) {
 
 // ----- cross-process handoff -----
 
+/// How long a message-mode reader spins before it sleeps on the futex.
+const MESSAGE_SPIN: Duration = Duration::from_micros(50);
+const WAIT: Duration = Duration::from_secs(10);
+
+/// How the echo process answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    /// Reads 4 KiB from stdin and writes them back (a pipe or a Unix socket).
+    Stream,
+    /// Transactions: lock, journalled write, commit; waits on the commit
+    /// generation (a hundred spins, then the futex).
+    Transaction,
+    /// Message mode: `publish` (no undo log); waits spinning, then the futex.
+    Message,
+    /// Message mode, waiting on the futex alone (no spin).
+    MessageSleeping,
+}
+
+impl Echo {
+    fn name(self) -> &'static str {
+        match self {
+            Echo::Stream => "stream",
+            Echo::Transaction => "transaction",
+            Echo::Message => "message",
+            Echo::MessageSleeping => "message-sleeping",
+        }
+    }
+
+    fn from_name(name: &str) -> Self {
+        [
+            Echo::Stream,
+            Echo::Transaction,
+            Echo::Message,
+            Echo::MessageSleeping,
+        ]
+        .into_iter()
+        .find(|e| e.name() == name)
+        .expect("a known echo mode")
+    }
+
+    fn spin(self) -> Duration {
+        match self {
+            Echo::Message => MESSAGE_SPIN,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
 /// The other process of the handoff: echoes every 4 KiB message back.
-fn child(dir: &Path) {
-    if std::env::var_os("SHM_IPC_PIPE").is_some() {
+fn child(dir: &Path, echo: Echo) {
+    if echo == Echo::Stream {
         let (mut input, mut output) = (std::io::stdin().lock(), std::io::stdout().lock());
         let mut buf = [0u8; MESSAGE];
         while input.read_exact(&mut buf).is_ok() {
@@ -123,31 +177,28 @@ fn child(dir: &Path) {
     let mut seen = 0;
     let mut buf = [0u8; MESSAGE];
     loop {
-        let now = wait_past(&ping, seen);
-        seen = now;
-        buf.copy_from_slice(&ping.data()[..MESSAGE]);
+        seen = ping.wait_for_commit_spinning(seen, echo.spin(), WAIT);
+        ping.read_at(0, &mut buf, WAIT).unwrap();
         if buf[0] == 0xff {
             return;
         }
-        pong.lock(Duration::from_secs(5)).unwrap();
-        answer.write_at(0, &buf).unwrap();
-        pong.unlock(Some(MESSAGE as u64)).unwrap();
+        if echo == Echo::Transaction {
+            pong.lock(WAIT).unwrap();
+            answer.write_at(0, &buf).unwrap();
+            pong.unlock(Some(MESSAGE as u64)).unwrap();
+        } else {
+            pong.publish(0, &buf, WAIT).unwrap();
+        }
     }
 }
 
-/// Waits until `region`'s commit generation passes `seen`; returns it.
-fn wait_past(region: &MappedRegion, seen: u64) -> u64 {
-    region.wait_for_commit(seen, Duration::from_secs(10))
-}
-
-fn spawn_child(dir: &Path, pipe: bool) -> Child {
+fn spawn_child(dir: &Path, echo: Echo, stdio: Option<(Stdio, Stdio)>) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.env("SHM_IPC_CHILD", dir);
-    if pipe {
-        cmd.env("SHM_IPC_PIPE", "1");
-    }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    cmd.env("SHM_IPC_CHILD", dir)
+        .env("SHM_IPC_ECHO", echo.name());
+    let (input, output) = stdio.unwrap_or_else(|| (Stdio::null(), Stdio::null()));
+    cmd.stdin(input)
+        .stdout(output)
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
@@ -155,65 +206,102 @@ fn spawn_child(dir: &Path, pipe: bool) -> Child {
 
 fn handoff(c: &mut Criterion) {
     let root = tempfile::tempdir_in(shm_mapped::default_root()).unwrap();
-    let ns = Namespace::open(root.path(), "handoff").unwrap();
-    let make = |index| {
-        let header = RegionHeader::new(
-            RegionHandle::new(index, 1).unwrap(),
-            MESSAGE as u64,
-            Address::ZERO,
-        );
-        MappedRegion::create(ns.dir(), &header, MESSAGE as u64).unwrap()
-    };
-    let (ping, pong): (Arc<MappedRegion>, Arc<MappedRegion>) = (make(1), make(2));
     let mut message = [0x5au8; MESSAGE];
+    let mut echoed = [0u8; MESSAGE];
     let mut group = c.benchmark_group("handoff_4k");
     group.throughput(Throughput::Bytes(MESSAGE as u64));
 
-    // The writer's side alone: lock, write 4 KiB (undo record first), commit, unlock.
+    // Baselines in the same run: a pair of pipes, and a Unix socket pair.
     {
-        let publish = make(3);
-        let mut block = publish.clone().block();
-        group.bench_function("mapped_publish_only", |b| {
+        let mut pipe_child = spawn_child(
+            root.path(),
+            Echo::Stream,
+            Some((Stdio::piped(), Stdio::piped())),
+        );
+        let mut to_child = pipe_child.stdin.take().unwrap();
+        let mut from_child = pipe_child.stdout.take().unwrap();
+        group.bench_function("pipe_round_trip", |b| {
             b.iter(|| {
-                publish.lock(Duration::from_secs(5)).unwrap();
-                block.write_at(0, &message).unwrap();
-                publish.unlock(Some(MESSAGE as u64)).unwrap();
+                message[1] = message[1].wrapping_add(1);
+                to_child.write_all(&message).unwrap();
+                from_child.read_exact(&mut echoed).unwrap();
+                assert_eq!(echoed[1], message[1]);
             })
         });
+        drop(to_child);
+        pipe_child.wait().unwrap();
     }
-    let mut shm_child = spawn_child(ns.dir(), false);
-    let mut block = ping.clone().block();
-    let mut seen = pong.commit_generation();
-    group.bench_function("mapped_round_trip", |b| {
-        b.iter(|| {
-            message[1] = message[1].wrapping_add(1);
-            ping.lock(Duration::from_secs(5)).unwrap();
-            block.write_at(0, &message).unwrap();
-            ping.unlock(Some(MESSAGE as u64)).unwrap();
-            seen = wait_past(&pong, seen);
-            assert_eq!(pong.data()[1], message[1]);
-        })
-    });
-    message[0] = 0xff;
-    ping.lock(Duration::from_secs(5)).unwrap();
-    block.write_at(0, &message).unwrap();
-    ping.unlock(Some(MESSAGE as u64)).unwrap();
-    shm_child.wait().unwrap();
+    {
+        let (mut here, there) = UnixStream::pair().unwrap();
+        let input = Stdio::from(OwnedFd::from(there.try_clone().unwrap()));
+        let output = Stdio::from(OwnedFd::from(there));
+        let mut socket_child = spawn_child(root.path(), Echo::Stream, Some((input, output)));
+        group.bench_function("unix_socket_round_trip", |b| {
+            b.iter(|| {
+                message[1] = message[1].wrapping_add(1);
+                here.write_all(&message).unwrap();
+                here.read_exact(&mut echoed).unwrap();
+                assert_eq!(echoed[1], message[1]);
+            })
+        });
+        here.shutdown(std::net::Shutdown::Both).unwrap();
+        socket_child.wait().unwrap();
+    }
 
-    let mut pipe_child = spawn_child(ns.dir(), true);
-    let mut to_child = pipe_child.stdin.take().unwrap();
-    let mut from_child = pipe_child.stdout.take().unwrap();
-    let mut answer = [0u8; MESSAGE];
-    group.bench_function("pipe_round_trip", |b| {
-        b.iter(|| {
-            message[1] = message[1].wrapping_add(1);
-            to_child.write_all(&message).unwrap();
-            from_child.read_exact(&mut answer).unwrap();
-            assert_eq!(answer[1], message[1]);
-        })
-    });
-    drop(to_child);
-    pipe_child.wait().unwrap();
+    // Mapped regions: one namespace directory per mode (fresh regions, generation 0).
+    for echo in [Echo::Transaction, Echo::Message, Echo::MessageSleeping] {
+        let ns = Namespace::open(root.path(), echo.name()).unwrap();
+        let make = |index| {
+            let header = RegionHeader::new(
+                RegionHandle::new(index, 1).unwrap(),
+                MESSAGE as u64,
+                Address::ZERO,
+            );
+            MappedRegion::create(ns.dir(), &header, MESSAGE as u64).unwrap()
+        };
+        let (ping, pong): (Arc<MappedRegion>, Arc<MappedRegion>) = (make(1), make(2));
+        if echo != Echo::MessageSleeping {
+            // The writer's side alone.
+            let publish = make(3);
+            let mut block = publish.clone().block();
+            group.bench_function(format!("{}_publish_only", echo.name()), |b| {
+                b.iter(|| {
+                    if echo == Echo::Transaction {
+                        publish.lock(WAIT).unwrap();
+                        block.write_at(0, &message).unwrap();
+                        publish.unlock(Some(MESSAGE as u64)).unwrap();
+                    } else {
+                        publish.publish(0, &message, WAIT).unwrap();
+                    }
+                })
+            });
+        }
+        let mut child = spawn_child(ns.dir(), echo, None);
+        let mut block = ping.clone().block();
+        let mut seen = pong.commit_generation();
+        let mut send = |message: &[u8; MESSAGE]| {
+            if echo == Echo::Transaction {
+                ping.lock(WAIT).unwrap();
+                block.write_at(0, message).unwrap();
+                ping.unlock(Some(MESSAGE as u64)).unwrap();
+            } else {
+                ping.publish(0, message, WAIT).unwrap();
+            }
+        };
+        group.bench_function(format!("{}_round_trip", echo.name()), |b| {
+            b.iter(|| {
+                message[1] = message[1].wrapping_add(1);
+                send(&message);
+                seen = pong.wait_for_commit_spinning(seen, echo.spin(), WAIT);
+                pong.read_at(0, &mut echoed, WAIT).unwrap();
+                assert_eq!(echoed[1], message[1]);
+            })
+        });
+        let mut stop = message;
+        stop[0] = 0xff;
+        send(&stop);
+        child.wait().unwrap();
+    }
     group.finish();
 }
 
@@ -313,7 +401,8 @@ criterion_group!(benches, shared_rw, handoff, snapshot);
 
 fn main() {
     if let Some(dir) = std::env::var_os("SHM_IPC_CHILD") {
-        child(Path::new(&dir));
+        let echo = std::env::var("SHM_IPC_ECHO").unwrap_or_default();
+        child(Path::new(&dir), Echo::from_name(&echo));
         return;
     }
     benches();

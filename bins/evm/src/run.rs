@@ -66,6 +66,10 @@ pub(crate) struct RunArgs {
     /// Root directory of namespaces (default: /dev/shm).
     #[arg(long, value_name = "DIR", requires = "shm_namespace")]
     shm_root: Option<PathBuf>,
+    /// Group access to the namespace (default: private to its owner): see
+    /// `namespace_group_access` and docs/ipc.md.
+    #[arg(long, requires = "shm_namespace")]
+    shm_group: bool,
     /// Longest wait for a region's lock, in milliseconds (default: the preset's).
     #[arg(long, value_name = "MS")]
     shm_lock_wait_ms: Option<u64>,
@@ -136,6 +140,7 @@ impl RunArgs {
                 if let Some(namespace) = &self.shm_namespace {
                     config = config.with_namespace(namespace);
                     config.namespace_root = self.shm_root.clone();
+                    config.namespace_group_access = self.shm_group;
                 }
                 if let Some(ms) = self.shm_lock_wait_ms {
                     config.lock_wait = std::time::Duration::from_millis(ms);

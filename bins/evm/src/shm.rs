@@ -1,10 +1,15 @@
 //! `evm shm`: inspect and manage a mapped shared-memory namespace from the shell
-//! (list, show, remove, dump and load regions).
+//! (list, show, remove, dump, load and repair regions). Every command reads
+//! committed state under the regions' locks; none changes a region a live
+//! process is using unless told to (`rm --force`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use shm_mapped::{dump_namespace, load_snapshot, MappedRegion, Namespace, RegionStatus};
+use shm_mapped::{
+    dump_namespace, load_snapshot, Access, ListedRegion, MappedError, Namespace, RegionStatus,
+};
 use shm_primitives::{Compression, Permissions};
 
 use crate::ExitCode;
@@ -17,11 +22,18 @@ pub(crate) struct ShmArgs {
     /// Root directory of namespaces (default: /dev/shm).
     #[arg(long, value_name = "DIR", global = true)]
     root: Option<PathBuf>,
+    /// Group access: a namespace made here is for its directory's group
+    /// (2770, files 0660), and a group namespace of another owner is
+    /// accepted when this user is in its group. Default: private namespaces
+    /// only (0700, files 0600; another user's namespace is refused).
+    #[arg(long, global = true)]
+    group: bool,
 }
 
 #[derive(Subcommand, Debug)]
 enum ShmCommand {
-    /// List the regions of a namespace: handle, name, size, owner, persistence, last access.
+    /// List the regions of a namespace: handle, name, size, owner, persistence,
+    /// commit, last access, and who holds or uses it (a dead holder is named as such).
     Ls {
         /// The namespace.
         namespace: String,
@@ -29,7 +41,10 @@ enum ShmCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print a range of a region's bytes in hex (16 per line, with offsets).
+    /// Print a range of a region's last committed bytes in hex (16 per line,
+    /// with offsets). A region with a transaction open in a live process is
+    /// refused (its bytes are not committed); one left open by a dead process
+    /// is rolled back first.
     Show {
         /// The namespace.
         namespace: String,
@@ -41,13 +56,21 @@ enum ShmCommand {
         /// Bytes to show (default: up to the region's size, at most 4096).
         #[arg(long)]
         len: Option<u64>,
+        /// How long to wait for a transaction in another process to end.
+        #[arg(long, value_name = "MS", default_value_t = 200)]
+        wait_ms: u64,
     },
-    /// Remove a region (its file and undo log) from a namespace.
+    /// Remove a region (its file and undo log) from a namespace. Refused while
+    /// a live process has it attached or locked, unless --force; processes
+    /// that still map it find it freed at their next access.
     Rm {
         /// The namespace.
         namespace: String,
         /// The region: its name, its handle (decimal or 0x hex) or #INDEX.
         region: String,
+        /// Remove it even though a live process uses it.
+        #[arg(long)]
+        force: bool,
     },
     /// Snapshot every region of a namespace into one file.
     Dump {
@@ -66,30 +89,42 @@ enum ShmCommand {
         /// The namespace.
         namespace: String,
     },
+    /// Rebuild a lost or damaged table of issued handle generations from the
+    /// region files. Handles of regions freed before the table was lost may be
+    /// issued again: attaching refuses such a namespace until this is run.
+    Repair {
+        /// The namespace.
+        namespace: String,
+    },
 }
 
 /// Runs `evm shm`.
 pub(crate) fn run(args: ShmArgs) -> ExitCode {
     let root = args.root.clone().unwrap_or_else(shm_mapped::default_root);
-    match execute(&args.command, &root) {
+    let access = if args.group {
+        Access::Group
+    } else {
+        Access::Private
+    };
+    match execute(&args.command, &root, access) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => ExitCode::usage(format!("shm: {e}")),
     }
 }
 
-fn open(root: &Path, namespace: &str) -> Result<Namespace, String> {
+fn open(root: &Path, namespace: &str, access: Access) -> Result<Namespace, String> {
     // Listing or showing must not create a namespace that is not there.
     let dir = root.join(namespace);
     if !dir.is_dir() {
         return Err(format!("no namespace `{namespace}` in {}", root.display()));
     }
-    Namespace::open(root, namespace).map_err(|e| e.to_string())
+    Namespace::open_with(root, namespace, access).map_err(|e| e.to_string())
 }
 
-fn execute(command: &ShmCommand, root: &Path) -> Result<(), String> {
+fn execute(command: &ShmCommand, root: &Path, access: Access) -> Result<(), String> {
     match command {
         ShmCommand::Ls { namespace, json } => {
-            let ns = open(root, namespace)?;
+            let ns = open(root, namespace, access)?;
             let listed = ns.list().map_err(|e| e.to_string())?;
             if !json {
                 println!(
@@ -98,11 +133,14 @@ fn execute(command: &ShmCommand, root: &Path) -> Result<(), String> {
                 );
             }
             for entry in listed {
-                match entry.status {
-                    Ok(status) if *json => println!("{}", status_json(&status)),
-                    Ok(status) => println!("{}", status_line(&status)),
+                match &entry.status {
+                    Ok(status) if *json => println!("{}", status_json(status, &entry)),
+                    Ok(status) => println!("{}", status_line(status, &entry)),
                     Err(e) => eprintln!("warning: {e}"),
                 }
+            }
+            if let Err(e) = ns.check_generations() {
+                eprintln!("warning: {e}");
             }
             Ok(())
         }
@@ -111,15 +149,44 @@ fn execute(command: &ShmCommand, root: &Path) -> Result<(), String> {
             region,
             offset,
             len,
+            wait_ms,
         } => {
-            let ns = open(root, namespace)?;
+            let ns = open(root, namespace, access)?;
             let region = ns.open_region(region).map_err(|e| e.to_string())?;
-            print!("{}", hex_dump(&region, *offset, *len));
+            let wait = Duration::from_millis(*wait_ms);
+            let rolled_back = region.lock(wait).map_err(|e| match e {
+                MappedError::LockTimeout { holder, .. } => format!(
+                    "{}: a transaction is open in process {holder}: its bytes are not committed; \
+                     try again when it ends (the last committed state is restored if it dies)",
+                    region.path().display()
+                ),
+                other => other.to_string(),
+            })?;
+            if rolled_back > 0 {
+                eprintln!(
+                    "note: rolled back {rolled_back} pages of a transaction its dead process left open"
+                );
+            }
+            let size = region.size();
+            let start = (*offset).min(size);
+            let end = match len {
+                Some(len) => offset.saturating_add(*len).min(size),
+                None => size.min(start + 4096),
+            };
+            let mut bytes = vec![0u8; (end - start) as usize];
+            let read = region.read_at(start, &mut bytes, wait);
+            region.unlock(None).map_err(|e| e.to_string())?;
+            read.map_err(|e| e.to_string())?;
+            print!("{}", hex_dump(start, &bytes));
             Ok(())
         }
-        ShmCommand::Rm { namespace, region } => {
-            let ns = open(root, namespace)?;
-            let path = ns.remove(region).map_err(|e| e.to_string())?;
+        ShmCommand::Rm {
+            namespace,
+            region,
+            force,
+        } => {
+            let ns = open(root, namespace, access)?;
+            let path = ns.remove(region, *force).map_err(|e| e.to_string())?;
             println!("removed {}", path.display());
             Ok(())
         }
@@ -133,7 +200,7 @@ fn execute(command: &ShmCommand, root: &Path) -> Result<(), String> {
                 .map(|c| c.parse::<Compression>())
                 .transpose()
                 .map_err(|_| "compression: expected none, lz4 or zstd".to_string())?;
-            let ns = open(root, namespace)?;
+            let ns = open(root, namespace, access)?;
             let report = dump_namespace(&ns, out, compression).map_err(|e| e.to_string())?;
             println!(
                 "dumped {} regions, {} bytes into {} ({} bytes)",
@@ -145,11 +212,26 @@ fn execute(command: &ShmCommand, root: &Path) -> Result<(), String> {
             Ok(())
         }
         ShmCommand::Load { input, namespace } => {
-            let ns = Namespace::open(root, namespace).map_err(|e| e.to_string())?;
+            let ns = Namespace::open_with(root, namespace, access).map_err(|e| e.to_string())?;
             let report = load_snapshot(input, &ns).map_err(|e| e.to_string())?;
             println!(
                 "loaded {} regions, {} bytes into namespace {namespace}",
                 report.regions, report.raw_bytes
+            );
+            Ok(())
+        }
+        ShmCommand::Repair { namespace } => {
+            let ns = open(root, namespace, access)?;
+            if ns.check_generations().is_ok() {
+                println!("namespace {namespace}: the generations table is intact; nothing to do");
+                return Ok(());
+            }
+            let indexes = ns.rebuild_generations().map_err(|e| e.to_string())?;
+            println!(
+                "namespace {namespace}: rebuilt the generations table ({indexes} indexes) from the region files"
+            );
+            eprintln!(
+                "warning: handles of regions freed before the table was lost may be issued again"
             );
             Ok(())
         }
@@ -164,7 +246,33 @@ fn lifetime(status: &RegionStatus) -> &'static str {
     }
 }
 
-fn status_line(status: &RegionStatus) -> String {
+/// Who holds or uses the region, in words.
+fn users(status: &RegionStatus, entry: &ListedRegion) -> String {
+    let mut words = String::new();
+    match status.holder {
+        Some(holder) if holder.alive => words.push_str(&format!(
+            " (locked by pid {}: a transaction is open)",
+            holder.pid
+        )),
+        Some(holder) => words.push_str(&format!(
+            " (locked by pid {}, which is dead: the next lock rolls its transaction back)",
+            holder.pid
+        )),
+        None if status.undo_pending => {
+            words.push_str(" (a dead process left a transaction open: the next lock rolls it back)")
+        }
+        None => {}
+    }
+    if entry.in_use {
+        words.push_str(" [in use]");
+    }
+    if status.freed {
+        words.push_str(" [freed]");
+    }
+    words
+}
+
+fn status_line(status: &RegionStatus, entry: &ListedRegion) -> String {
     let header = &status.header;
     let handle = format!("{:#x}", header.handle.to_u64());
     format!(
@@ -175,15 +283,11 @@ fn status_line(status: &RegionStatus) -> String {
         lifetime(status),
         status.commit_generation,
         utc(status.last_access_ms),
-        if status.lock_pid != 0 {
-            format!(" (locked by pid {})", status.lock_pid)
-        } else {
-            String::new()
-        }
+        users(status, entry),
     )
 }
 
-fn status_json(status: &RegionStatus) -> serde_json::Value {
+fn status_json(status: &RegionStatus, entry: &ListedRegion) -> serde_json::Value {
     let header = &status.header;
     serde_json::json!({
         "handle": format!("{:#x}", header.handle.to_u64()),
@@ -199,8 +303,11 @@ fn status_json(status: &RegionStatus) -> serde_json::Value {
         "commit_generation": status.commit_generation,
         "last_access_ms": status.last_access_ms,
         "last_access": utc(status.last_access_ms),
-        "lock_pid": status.lock_pid,
+        "lock_pid": status.holder.map(|h| h.pid).unwrap_or(0),
+        "lock_holder_alive": status.holder.map(|h| h.alive),
         "undo_pending": status.undo_pending,
+        "in_use": entry.in_use,
+        "freed": status.freed,
         "creator_pid": header.creator_pid,
     })
 }
@@ -226,14 +333,7 @@ fn utc(ms: u64) -> String {
     )
 }
 
-fn hex_dump(region: &MappedRegion, offset: u64, len: Option<u64>) -> String {
-    let size = region.size();
-    let start = offset.min(size);
-    let end = match len {
-        Some(len) => offset.saturating_add(len).min(size),
-        None => size.min(start + 4096),
-    };
-    let bytes = &region.data()[start as usize..end as usize];
+fn hex_dump(start: u64, bytes: &[u8]) -> String {
     let mut out = String::new();
     for (i, line) in bytes.chunks(16).enumerate() {
         let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();

@@ -65,8 +65,8 @@ pub struct SharedMemoryConfig {
     pub enable_memory_mapping: bool,
     /// Sharing a mapped namespace with other processes at the same time. On:
     /// several processes attach to the namespace; a region is locked across
-    /// processes (a `flock` on its file, taken with the transaction's lock and
-    /// bounded by `lock_wait`) and its writes are published at the end of the
+    /// processes (a lock word in its file's header, taken with the
+    /// transaction's lock and bounded by `lock_wait`) and its writes are published at the end of the
     /// transaction that made them. Off: the first manager claims the namespace
     /// for its process alone (another process gets a clear error). No effect
     /// without a mapped namespace.
@@ -79,6 +79,14 @@ pub struct SharedMemoryConfig {
     /// where there is no `/dev/shm`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace_root: Option<std::path::PathBuf>,
+    /// Group access to mapped namespaces. Off (the default): a namespace
+    /// made here is private to its owner (directory `0700`, files `0600`),
+    /// and a namespace another user owns is refused. On: a namespace made
+    /// here is for its directory's group (`2770`, files `0660`; `chgrp` the
+    /// directory to choose the group), and a group namespace of another owner
+    /// may be attached when this process is in its group. See `docs/ipc.md`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub namespace_group_access: bool,
     /// How strictly bytecode access is checked (spec §7).
     #[serde(serialize_with = "serialize_level")]
     pub security_level: SecurityLevel,
@@ -161,6 +169,7 @@ impl SharedMemoryConfig {
             max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
             namespace: None,
             namespace_root: None,
+            namespace_group_access: false,
         }
     }
 
@@ -186,6 +195,7 @@ impl SharedMemoryConfig {
             max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
             namespace: None,
             namespace_root: None,
+            namespace_group_access: false,
         }
     }
 
@@ -211,6 +221,7 @@ impl SharedMemoryConfig {
             max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
             namespace: None,
             namespace_root: None,
+            namespace_group_access: false,
         }
     }
 

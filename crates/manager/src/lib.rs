@@ -55,7 +55,7 @@ pub use config::{
 };
 pub use error::ShmError;
 pub use host::{RegionRequest, HOST_CONTEXT};
-pub use locks::{CrossProcessLock, LockMode, RegionBusy, RegionLockTable, TxId};
+pub use locks::{CrossLock, CrossProcessLock, LockMode, RegionBusy, RegionLockTable, TxId};
 pub use manager::SharedMemoryManager;
 pub use stats::{ClassUsage, GcReport, MemoryStats};
 pub use transaction::{AccessCounts, Intent, Resolved, TxRegions};

@@ -55,12 +55,29 @@ pub enum LockMode {
 /// namespace). It is held for a region while any transaction of this process
 /// holds the region, in either mode.
 pub trait CrossProcessLock: Send + Sync {
-    /// Takes the region's lock, waiting at most `wait`; `false` if it stayed
-    /// busy. Called when a transaction of this process newly holds the region.
-    fn lock(&self, handle: RegionHandle, wait: Duration) -> bool;
+    /// Takes the region's lock, waiting at most `wait`. Called when a
+    /// transaction of this process newly holds the region (so also when this
+    /// process holds it already: then it is [`CrossLock::Held`] at once).
+    fn lock(&self, handle: RegionHandle, wait: Duration) -> CrossLock;
     /// Publishes what this process wrote and releases the region's lock.
-    /// Called when no transaction of this process holds the region any more.
+    /// Called when no transaction of this process holds the region any more,
+    /// after the lock table's own mutex is released (a later `lock` of the
+    /// same region waits until this returns).
     fn unlock(&self, handle: RegionHandle);
+}
+
+/// What [`CrossProcessLock::lock`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrossLock {
+    /// This process holds the region's lock.
+    Held,
+    /// Another process kept it past the wait: the request fails as busy.
+    Busy,
+    /// Another process freed the region. The implementation has dropped it
+    /// from this process's registry, so the lock is granted (it guards a dead
+    /// handle) and the caller's check after locking finds the handle freed,
+    /// exactly as after a free by another transaction of this process.
+    Gone,
 }
 
 /// A lock was not granted within the wait (spec §6, the "region busy" halt).
@@ -155,6 +172,9 @@ struct ShardState {
     held: HashMap<RegionHandle, Holders, BuildHasherDefault<HandleHasher>>,
     /// Threads waiting on this shard's condvar; releases notify only when > 0.
     waiters: usize,
+    /// Regions whose cross-process unlock runs now, outside the mutex: nobody
+    /// is granted them until it returns (usually empty).
+    unlocking: Vec<RegionHandle>,
 }
 
 /// One shard, on cache lines of its own (128 bytes: x86 prefetches lines in
@@ -270,7 +290,9 @@ impl RegionLockTable {
         let start = Instant::now();
         self.acquire_local(handle, tx, mode, wait)?;
         // A local holder already holds the cross-process lock for this process.
-        if held_before || cross.lock(handle, wait.saturating_sub(start.elapsed())) {
+        if held_before
+            || cross.lock(handle, wait.saturating_sub(start.elapsed())) != CrossLock::Busy
+        {
             return Ok(());
         }
         self.release_all(tx, [handle]);
@@ -339,40 +361,63 @@ impl RegionLockTable {
             let (held, now_free) = holders.remove(tx);
             if now_free {
                 state.held.remove(&handle);
-                // Under the shard lock, so no new local holder slips in between.
-                if let Some(cross) = &self.cross_process {
-                    cross.unlock(handle);
-                }
             }
-            if held {
-                released += 1;
+            released += usize::from(held);
+            // No new local holder is granted the region until its
+            // cross-process unlock, run after the mutex is released, returns.
+            if now_free && self.cross_process.is_some() {
+                state.unlocking.push(handle);
+                drop(state);
+                self.finish_unlock(shard, handle);
+            } else if held {
                 notify(shard, &state);
             }
         }
         released
     }
 
+    /// Runs the cross-process unlock of `handle` (outside the shard mutex),
+    /// then lets local requests for it through.
+    fn finish_unlock(&self, shard: &Shard, handle: RegionHandle) {
+        if let Some(cross) = &self.cross_process {
+            cross.unlock(handle);
+        }
+        let mut state = shard.state.lock();
+        if let Some(at) = state.unlocking.iter().position(|h| *h == handle) {
+            state.unlocking.swap_remove(at);
+        }
+        notify(shard, &state);
+    }
+
     /// Releases every lock `tx` holds, wherever it is (a scan of the locked
     /// regions, which are only those of running transactions); returns how many.
     pub fn release_transaction(&self, tx: TxId) -> usize {
         let mut released = 0;
+        let mut freed = Vec::new();
         for shard in &self.shards {
             let mut state = shard.state.lock();
             let before = released;
-            let cross = &self.cross_process;
             state.held.retain(|&handle, holders| {
                 let (held, now_free) = holders.remove(tx);
                 released += usize::from(held);
                 if now_free {
-                    if let Some(cross) = cross {
-                        cross.unlock(handle);
-                    }
+                    freed.push(handle);
                 }
                 !now_free
             });
+            if self.cross_process.is_some() {
+                state.unlocking.extend_from_slice(&freed);
+            }
             if released > before {
                 notify(shard, &state);
             }
+            drop(state);
+            if self.cross_process.is_some() {
+                for handle in freed.drain(..) {
+                    self.finish_unlock(shard, handle);
+                }
+            }
+            freed.clear();
         }
         released
     }
@@ -396,6 +441,9 @@ impl fmt::Debug for RegionLockTable {
 
 /// Grants the lock if it is compatible with the current holders.
 fn try_grant(state: &mut ShardState, handle: RegionHandle, tx: TxId, mode: LockMode) -> bool {
+    if !state.unlocking.is_empty() && state.unlocking.contains(&handle) {
+        return false;
+    }
     let Some(holders) = state.held.get_mut(&handle) else {
         let holders = match mode {
             LockMode::Shared => Holders::Shared(tx, Vec::new()),
@@ -541,9 +589,13 @@ mod tests {
     }
 
     impl CrossProcessLock for Recorder {
-        fn lock(&self, handle: RegionHandle, _wait: Duration) -> bool {
+        fn lock(&self, handle: RegionHandle, _wait: Duration) -> CrossLock {
             self.calls.lock().push(("lock", handle.index()));
-            handle.index() != 9
+            if handle.index() == 9 {
+                CrossLock::Busy
+            } else {
+                CrossLock::Held
+            }
         }
         fn unlock(&self, handle: RegionHandle) {
             self.calls.lock().push(("unlock", handle.index()));
@@ -588,5 +640,57 @@ mod tests {
                 ("unlock", 9),
             ]
         );
+    }
+
+    /// Looks at the table from inside `unlock`, as a slow unlock (a commit in
+    /// another process's file) would find it.
+    #[derive(Default)]
+    struct Inspector {
+        table: std::sync::OnceLock<std::sync::Weak<RegionLockTable>>,
+        seen: Mutex<Vec<(bool, bool)>>,
+    }
+
+    impl CrossProcessLock for Inspector {
+        fn lock(&self, _handle: RegionHandle, _wait: Duration) -> CrossLock {
+            CrossLock::Held
+        }
+        fn unlock(&self, handle: RegionHandle) {
+            let table = self.table.get().unwrap().upgrade().unwrap();
+            // Both would deadlock if the shard mutex were still held.
+            let locked = table.is_locked(handle);
+            let granted = table
+                .acquire(handle, TxId(99), LockMode::Exclusive, Duration::ZERO)
+                .is_ok();
+            self.seen.lock().push((locked, granted));
+        }
+    }
+
+    #[test]
+    fn cross_process_unlock_runs_outside_the_shard_mutex_and_first() {
+        let inspector = Arc::new(Inspector::default());
+        let table = Arc::new(RegionLockTable::with_cross_process(inspector.clone()));
+        inspector.table.set(Arc::downgrade(&table)).unwrap();
+        let (tx, wait) = (TxId(1), Duration::from_millis(10));
+        table.acquire(h(1), tx, LockMode::Exclusive, wait).unwrap();
+        table.acquire(h(2), tx, LockMode::Shared, wait).unwrap();
+        let table2 = Arc::clone(&table);
+        let done = std::thread::spawn(move || {
+            table2.release_all(tx, [h(1)]);
+            table2.release_transaction(tx)
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "unlock deadlocked under the shard mutex"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(done.join().unwrap(), 1);
+        // Unlocked, and nobody was granted the region before the unlock returned.
+        assert_eq!(*inspector.seen.lock(), vec![(false, false), (false, false)]);
+        table
+            .acquire(h(1), TxId(99), LockMode::Exclusive, Duration::ZERO)
+            .unwrap();
     }
 }

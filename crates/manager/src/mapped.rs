@@ -1,6 +1,9 @@
 //! Regions in a mapped namespace (`shm-mapped`): creation under handles every
 //! attached process agrees on, attaching what other processes (or earlier
-//! runs) left, and the cross-process lock with publish-at-commit.
+//! runs) left, and the cross-process lock with publish-at-commit. Frees,
+//! re-allocations and growth by other processes are noticed when this process
+//! newly takes a region's lock (a header word and the size word) or meets a
+//! handle it does not know.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,12 +12,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use shm_mapped::{
-    process_alive, region_file_name, MappedError, MappedRegion, Namespace, RegionHeader,
+    process_alive, region_file_name, Access, MappedError, MappedRegion, Namespace, RegionHeader,
 };
 use shm_primitives::{RegionHandle, SecurityLevel};
 use shm_region::{RegionRegistry, RegionSpec};
 
-use crate::{CrossProcessLock, SharedMemoryConfig, ShmError};
+use crate::{CrossLock, CrossProcessLock, SharedMemoryConfig, ShmError};
 
 /// The longest wait for a region's lock when attaching (a writer in another
 /// process may be finishing a transaction).
@@ -45,9 +48,10 @@ impl From<MappedError> for ShmError {
 }
 
 impl MappedBacking {
-    /// Opens the namespace of `config` (which [`is_mapped`](SharedMemoryConfig::is_mapped)),
-    /// claims it (shared with IPC, else exclusively) and attaches every
-    /// persistent region in it.
+    /// Opens the namespace of `config` (which [`is_mapped`](SharedMemoryConfig::is_mapped))
+    /// with its access (private, or group), checks its handle table, claims
+    /// it (shared with IPC, else exclusively) and attaches every persistent
+    /// region in it.
     pub(crate) fn open(
         config: &SharedMemoryConfig,
         registry: Arc<RegionRegistry>,
@@ -57,8 +61,15 @@ impl MappedBacking {
             .namespace_root
             .clone()
             .unwrap_or_else(shm_mapped::default_root);
-        let ns = Namespace::open(&root, name)?;
+        let access = if config.namespace_group_access {
+            Access::Group
+        } else {
+            Access::Private
+        };
+        let ns = Namespace::open_with(&root, name, access)?;
         ns.claim(config.enable_ipc)?;
+        // A lost or damaged table would let an old handle name a new region.
+        ns.check_generations()?;
         let backing = Arc::new(Self {
             ns,
             registry,
@@ -101,6 +112,8 @@ impl MappedBacking {
         // commit, and whoever takes the lock next (this process's first
         // transaction on the region, through the lock table) recovers and
         // checks then.
+        // Attached: `evm shm rm` leaves it alone while this process lives.
+        region.mark_in_use()?;
         let size = match region.lock(self.attach_wait) {
             Ok(_) => {
                 let checked = if self.checksummed || header.checksummed {
@@ -114,6 +127,8 @@ impl MappedBacking {
                 size
             }
             Err(MappedError::LockTimeout { .. }) => region.size(),
+            // Freed by its last holder while we looked: nothing to attach.
+            Err(MappedError::Freed { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let spec = RegionSpec {
@@ -133,15 +148,66 @@ impl MappedBacking {
         Ok(Some(header.handle))
     }
 
-    /// Attaches the region `handle` names if another process created it
-    /// after this one attached; whether it is now in the registry.
+    /// Learns what another process did to `handle`'s index since this one
+    /// last looked, when `handle` is unknown here: a region it made is
+    /// attached; the one this process still maps there is dropped if that
+    /// process freed it; and a handle the namespace issued whose region is
+    /// gone is marked freed here too, so it halts as freed, exactly as in the
+    /// process that freed it. Whether the registry knows `handle` now (live
+    /// or freed).
     pub(crate) fn refresh(&self, handle: RegionHandle) -> bool {
-        if self.registry.slot_use(handle.index()).0 {
-            return false;
+        let (occupied, issued) = self.registry.slot_use(handle.index());
+        if occupied {
+            // What this process maps at that index may be stale.
+            let stale = self
+                .registry
+                .handles()
+                .into_iter()
+                .find(|h| h.index() == handle.index())
+                .and_then(|h| self.region(h).map(|r| (h, r)))
+                .filter(|(_, r)| r.freed());
+            match stale {
+                Some((old, region)) => self.forget(old, &region),
+                None => return false,
+            }
         }
         let path = self.ns.dir().join(region_file_name(handle.index()));
         let is_it = MappedRegion::open(&path).is_ok_and(|r| r.header().handle == handle);
-        is_it && matches!(self.attach_file(&path), Ok(Some(h)) if h == handle)
+        if is_it {
+            return matches!(self.attach_file(&path), Ok(Some(h)) if h == handle);
+        }
+        // Issued here once, and its file is gone: it was freed.
+        if handle.generation() > issued && self.ns.was_issued(handle) {
+            return self.mark_freed(handle);
+        }
+        false
+    }
+
+    /// Drops a region another process freed from this process's registry,
+    /// leaving the files alone (they are gone, or another region's now).
+    fn forget(&self, handle: RegionHandle, region: &MappedRegion) {
+        region.set_keep(true);
+        self.regions.lock().remove(&handle);
+        let _ = self.registry.free(handle);
+    }
+
+    /// Makes the registry know `handle` as freed: its slot issues nothing at
+    /// or below its generation any more (a placeholder region placed under it
+    /// and freed at once).
+    fn mark_freed(&self, handle: RegionHandle) -> bool {
+        let Ok(block) = self.registry.pool().allocate(1) else {
+            return false;
+        };
+        let placeholder = RegionSpec {
+            name: None,
+            size: 1,
+            owner: shm_primitives::Address::ZERO,
+            permissions: shm_primitives::Permissions::empty(),
+            options: shm_primitives::RegionOptions::default(),
+            max_size: Some(1),
+        };
+        self.registry.create_at(handle, placeholder, block).is_ok()
+            && self.registry.free(handle).is_ok()
     }
 
     /// Creates `spec`'s region as a file under a handle fresh in the whole
@@ -192,6 +258,7 @@ impl MappedBacking {
             self.ns
                 .create_region(|index| self.registry.slot_use(index), make, spec.size)?;
         region.set_keep(false);
+        region.mark_in_use()?;
         let handle = region.header().handle;
         let spec = RegionSpec {
             max_size: Some(region.header().max_size),
@@ -223,17 +290,27 @@ impl MappedBacking {
 }
 
 impl CrossProcessLock for MappedBacking {
-    fn lock(&self, handle: RegionHandle, wait: Duration) -> bool {
+    fn lock(&self, handle: RegionHandle, wait: Duration) -> CrossLock {
         let Some(region) = self.region(handle) else {
-            return true; // not a file of ours (already freed): nothing to share
+            return CrossLock::Held; // not a file of ours (already freed): nothing to share
         };
         let fresh = !region.is_locked();
-        if let Err(e) = region.lock(wait) {
-            tracing::warn!(target: "shm::mapped", %e, "cross-process lock not taken");
-            return false;
+        match region.lock(wait) {
+            Ok(_) => {}
+            // Another process freed it: the registry entry goes, so the
+            // handle now reads as freed here too.
+            Err(MappedError::Freed { .. }) => {
+                self.forget(handle, &region);
+                return CrossLock::Gone;
+            }
+            Err(e) => {
+                tracing::warn!(target: "shm::mapped", %e, "cross-process lock not taken");
+                return CrossLock::Busy;
+            }
         }
         if fresh {
-            // Another process may have grown (or rolled back) the region.
+            // Another process may have grown (or rolled back) the region:
+            // its committed size is the one to use.
             let committed = region.size();
             if let Ok(Some(mut guard)) = self.registry.try_lock_write_for(handle, wait) {
                 if guard.size() != committed && committed > 0 {
@@ -241,13 +318,21 @@ impl CrossProcessLock for MappedBacking {
                 }
             }
         }
-        true
+        CrossLock::Held
     }
 
     fn unlock(&self, handle: RegionHandle) {
         let Some(region) = self.region(handle) else {
             return;
         };
+        if matches!(
+            self.registry.check(handle),
+            Err(shm_region::RegionError::RegionFreed(_))
+        ) {
+            // Freed by this process while locked (its file goes when the last
+            // reference does): others must find it freed once the lock is free.
+            region.mark_freed();
+        }
         let size = self
             .registry
             .try_lock_read_for(handle, Duration::ZERO)

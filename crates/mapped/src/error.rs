@@ -112,6 +112,50 @@ pub enum MappedError {
     /// Every handle index of the namespace is in use or retired.
     #[error("no free region handle left in the namespace")]
     NoFreeHandle,
+    /// The region was freed (its file removed) by another process: this
+    /// mapping of it is stale.
+    #[error("{path}: the region was freed by another process")]
+    Freed {
+        /// The region file.
+        path: PathBuf,
+    },
+    /// The namespace's table of issued generations is missing or damaged, so
+    /// an old handle could name a new region: the namespace is refused.
+    #[error("{path}: {reason}; old handles could name new regions, so the namespace is refused (restore the file, or rebuild it from the region files with `evm shm repair`)")]
+    GenerationsLost {
+        /// The `generations` file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The namespace belongs to another user and this process was not
+    /// configured to share namespaces with a group.
+    #[error("namespace {path} belongs to uid {owner}, not to this process (uid {uid}): refused, another user could read and change its regions (share a namespace between users with group access)")]
+    ForeignOwner {
+        /// The namespace directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// This process's effective uid.
+        uid: u32,
+    },
+    /// The namespace's directory is not safe to use (a symbolic link, open to
+    /// every user, or a group namespace of a group this process is not in).
+    #[error("namespace {path} refused: {reason}")]
+    Insecure {
+        /// The namespace directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A live process uses the region (`evm shm rm` without `--force`).
+    #[error("{path} is in use by a live process{holder}; refusing to remove it (use --force to remove it anyway)")]
+    InUse {
+        /// The region file.
+        path: PathBuf,
+        /// " (pid N holds its lock)" when a live process holds the lock.
+        holder: String,
+    },
     /// A size that does not fit this platform's address space.
     #[error("region of {0} bytes does not fit in memory on this platform")]
     TooLarge(u64),

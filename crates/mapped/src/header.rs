@@ -6,7 +6,7 @@
 //! | offset | size | field |
 //! |-------:|-----:|-------|
 //! | 0 | 8 | magic `EVMSHMRG` |
-//! | 8 | 4 | format version (1) |
+//! | 8 | 4 | format version (2) |
 //! | 12 | 4 | header length (4096) |
 //! | 16 | 4 | handle index |
 //! | 20 | 4 | handle generation |
@@ -28,8 +28,11 @@
 //! | 528 | 8 | last access, ms since the Unix epoch (mutable) |
 //! | 536 | 8 | CRC-32 of the committed contents, Paranoid (mutable) |
 //! | 544 | 4 | pid of the process holding the lock, 0 when free (diagnostic) |
-//! | 552 | 8 | 1 while a transaction has undo records in the log (mutable) |
+//! | 552 | 8 | 1 while a transaction has undo records in the log, 2 while a message is copied in without them (mutable) |
 //! | 560 | 4 | processes sleeping in `wait_for_commit` (mutable) |
+//! | 568 | 4 | the lock: 0 free, else the lease id of the holder (mutable, a futex word) |
+//! | 572 | 4 | processes sleeping for the lock (mutable) |
+//! | 576 | 8 | 1 once the region was freed: every mapping of it is stale (mutable) |
 //!
 //! The fixed part never changes after creation and is checksummed; the mutable
 //! words are only written by the holder of the region's lock, as aligned atomics.
@@ -43,7 +46,9 @@ use crate::MappedError;
 /// Magic bytes at the start of a region file.
 pub const REGION_MAGIC: [u8; 8] = *b"EVMSHMRG";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// (Version 2: the lock is a word in the header, not a `flock`; a version-1
+/// process would not see it, so the two never share a file.)
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of the header page; the data starts here.
 pub const HEADER_LEN: usize = 4096;
 /// Longest region name the header holds.
@@ -57,6 +62,9 @@ pub(crate) const OFF_CHECKSUM: usize = 536;
 pub(crate) const OFF_LOCK_PID: usize = 544;
 pub(crate) const OFF_IN_TX: usize = 552;
 pub(crate) const OFF_WAITERS: usize = 560;
+pub(crate) const OFF_LOCK: usize = 568;
+pub(crate) const OFF_LOCK_WAITERS: usize = 572;
+pub(crate) const OFF_FREED: usize = 576;
 
 const OPT_PERSISTENT: u8 = 1;
 const OPT_AUTO_GROW: u8 = 2;

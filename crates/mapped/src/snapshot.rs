@@ -18,6 +18,8 @@
 //! loads nothing.
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -99,7 +101,8 @@ impl Snapshot {
             let region = MappedRegion::open(&path)?;
             region.lock(DUMP_LOCK_WAIT)?;
             let size = usize::try_from(region.size()).unwrap_or(usize::MAX);
-            let data = region.data()[..size.min(region.data().len())].to_vec();
+            let mut data = vec![0u8; size.min(region.header().capacity as usize)];
+            region.read_at(0, &mut data, DUMP_LOCK_WAIT)?;
             let commit_generation = region.commit_generation();
             region.unlock(None)?;
             regions.push(SnapshotRegion {
@@ -254,8 +257,13 @@ impl Snapshot {
             let mut made: Vec<std::sync::Arc<MappedRegion>> = Vec::new();
             let result = (|| {
                 for region in &self.regions {
-                    let mapped =
-                        MappedRegion::create(ns.dir(), &region.header, region.data.len() as u64)?;
+                    ns.record_generation(region.header.handle)?;
+                    let mapped = MappedRegion::create_with_mode(
+                        ns.dir(),
+                        &region.header,
+                        region.data.len() as u64,
+                        ns.file_mode(),
+                    )?;
                     made.push(mapped.clone());
                     mapped.lock(DUMP_LOCK_WAIT)?;
                     let mut block = mapped.clone().block();
@@ -267,7 +275,6 @@ impl Snapshot {
                         })?;
                     drop(block);
                     mapped.unlock(Some(region.data.len() as u64))?;
-                    ns.record_generation(region.header.handle)?;
                 }
                 Ok(())
             })();
@@ -297,7 +304,15 @@ pub fn dump_namespace(
 ) -> Result<SnapshotReport, MappedError> {
     let snapshot = Snapshot::capture(ns)?;
     let bytes = snapshot.encode(compression)?;
-    fs::write(out, &bytes).map_err(MappedError::io(out))?;
+    // As private as the namespace it copies (a new file; an existing one keeps its mode).
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(ns.file_mode())
+        .open(out)
+        .map_err(MappedError::io(out))?;
+    file.write_all(&bytes).map_err(MappedError::io(out))?;
     Ok(SnapshotReport {
         regions: snapshot.regions.len(),
         raw_bytes: snapshot.regions.iter().map(|r| r.data.len() as u64).sum(),

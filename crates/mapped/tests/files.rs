@@ -30,6 +30,23 @@ fn write(region: &Arc<MappedRegion>, offset: usize, bytes: &[u8]) {
     region.clone().block().write_at(offset, bytes).unwrap();
 }
 
+/// Committed bytes, copied out under the region's lock.
+fn read(region: &MappedRegion, offset: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    region.read_at(offset, &mut buf, WAIT).unwrap();
+    buf
+}
+
+/// The bytes in the file right now, committed or not (no lock).
+fn raw(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    fs::File::open(path)
+        .unwrap()
+        .read_exact_at(&mut buf, HEADER_LEN as u64 + offset)
+        .unwrap();
+    buf
+}
+
 #[test]
 fn header_round_trips_every_field() {
     let (_root, ns) = namespace();
@@ -75,14 +92,14 @@ fn wrong_magic_and_wrong_version_are_refused() {
     let (_root, ns) = namespace();
     let path = create(&ns, "a", 4096, 10).path().to_path_buf();
     let file = OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_all_at(&2u32.to_le_bytes(), 8).unwrap();
+    file.write_all_at(&1u32.to_le_bytes(), 8).unwrap();
     let err = MappedRegion::open(&path).unwrap_err();
     assert!(
         matches!(
             err,
             MappedError::WrongVersion {
-                found: 2,
-                expected: 1,
+                found: 1,
+                expected: 2,
                 ..
             }
         ),
@@ -145,7 +162,7 @@ fn handles_take_the_lowest_free_index_and_never_reuse_a_generation() {
     let b = create(&ns, "b", 4096, 1);
     assert_eq!(a.header().handle, RegionHandle::new(1, 1).unwrap());
     assert_eq!(b.header().handle, RegionHandle::new(2, 1).unwrap());
-    ns.remove("a").unwrap();
+    ns.remove("a", false).unwrap();
     let c = create(&ns, "c", 4096, 1);
     assert_eq!(c.header().handle, RegionHandle::new(1, 2).unwrap());
     // An index the local registry occupies is skipped; its generation counts.
@@ -187,7 +204,7 @@ fn commit_publishes_and_bumps_the_generation() {
     write(&region, 4090, b"across-a-page");
     let reader = ns.open_region("a").unwrap();
     // Shared mapping: the bytes are visible at once; the commit publishes the generation.
-    assert_eq!(&reader.data()[4090..4103], b"across-a-page");
+    assert_eq!(raw(reader.path(), 4090, 13), b"across-a-page");
     assert_eq!(reader.commit_generation(), 0);
     assert!(reader.status().undo_pending);
     region.unlock(Some(6000)).unwrap();
@@ -248,9 +265,13 @@ fn an_interrupted_transaction_is_rolled_back_by_the_next_holder() {
         .unwrap();
 
     let next = MappedRegion::open(&path).unwrap();
-    assert_eq!(next.data()[100], 2, "the half-done write is in the file");
+    assert_eq!(
+        raw(&path, 100, 1),
+        [2],
+        "the half-done write is in the file"
+    );
     assert_eq!(next.lock(WAIT).unwrap(), 2, "two pages rolled back");
-    assert!(next.data().iter().all(|&b| b == 1));
+    assert!(read(&next, 0, 3 * 4096).iter().all(|&b| b == 1));
     assert_eq!((next.commit_generation(), next.size()), (1, 3 * 4096));
     assert_eq!(fs::metadata(&undo).unwrap().len(), 0);
     next.unlock(None).unwrap();
@@ -339,9 +360,9 @@ fn stale_records_of_committed_transactions_are_never_replayed() {
     let next = MappedRegion::open(&path).unwrap();
     assert!(next.status().undo_pending);
     assert_eq!(next.lock(WAIT).unwrap(), 1, "only tx 3's page");
-    assert_eq!(&next.data()[..11], &[2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
+    assert_eq!(read(&next, 0, 11), &[2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
     assert!(
-        next.data()[4096..].iter().all(|&b| b == 1),
+        read(&next, 4096, 2 * 4096).iter().all(|&b| b == 1),
         "tx 1's zeros stay unapplied"
     );
     assert_eq!(next.commit_generation(), 2);
@@ -359,11 +380,409 @@ fn a_waiter_sleeps_until_another_opener_commits() {
     assert!(start.elapsed() >= Duration::from_millis(30));
     let waiter = std::thread::spawn(move || {
         let generation = reader.wait_for_commit(0, Duration::from_secs(10));
-        (generation, reader.data()[0])
+        (generation, read(&reader, 0, 1)[0])
     });
     std::thread::sleep(Duration::from_millis(50));
     writer.lock(WAIT).unwrap();
     write(&writer, 0, b"Z");
     writer.unlock(None).unwrap();
     assert_eq!(waiter.join().unwrap(), (1, b'Z'));
+}
+
+#[test]
+fn a_write_whose_undo_record_cannot_be_written_is_refused_and_leaves_nothing_open() {
+    let (_root, ns) = namespace();
+    let first = create(&ns, "a", 8192, 8192);
+    first.lock(WAIT).unwrap();
+    write(&first, 0, b"committed");
+    first.unlock(None).unwrap();
+    let path = first.path().to_path_buf();
+    drop(first);
+    // The fault: the undo log's name taken by a directory.
+    let undo = path.with_extension("undo");
+    let _ = fs::remove_file(&undo);
+    fs::create_dir(&undo).unwrap();
+
+    let region = MappedRegion::open(&path).unwrap();
+    region.lock(WAIT).unwrap();
+    let err = region
+        .clone()
+        .block()
+        .write_at(0, b"never seen")
+        .unwrap_err();
+    assert!(matches!(err, shm_pool::PoolError::WriteRefused(_)), "{err}");
+    assert!(err.to_string().contains("region journal failed"), "{err}");
+    assert!(err.to_string().contains("Is a directory"), "{err}");
+    assert_eq!(raw(&path, 0, 9), b"committed", "the bytes did not change");
+    assert!(!region.status().undo_pending, "no transaction is left open");
+    region.unlock(None).unwrap();
+    assert_eq!(region.commit_generation(), 1, "nothing was committed");
+
+    // The namespace stays usable: once the fault is gone, writes work again.
+    fs::remove_dir(&undo).unwrap();
+    let again = MappedRegion::open(&path).unwrap();
+    again.lock(WAIT).unwrap();
+    write(&again, 0, b"written");
+    again.unlock(None).unwrap();
+    assert_eq!(read(&again, 0, 7), b"written");
+}
+
+/// A tmpfs mounted for one test (needs root), unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the file system is full; returns it.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.path().join("filler");
+        let mut file = fs::File::create(&filler).unwrap();
+        let chunk = [0xeeu8; 4096];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.write_all(&chunk[..1]);
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_writes_and_growth_instead_of_killing_the_process() {
+    let Some(tmpfs) = Tmpfs::mount("256k") else {
+        eprintln!("skipped: mounting a tmpfs needs root (the directory-in-place-of-the-log test covers the refusal)");
+        return;
+    };
+    let ns = Namespace::open(tmpfs.path(), "full").unwrap();
+    let fixed = create(&ns, "fixed", 16_384, 16_384);
+    // Auto-growing: room for 64 KiB, 4 KiB in use (the rest has no pages yet).
+    let growing = ns
+        .create_region(
+            |_| (false, 0),
+            |h| {
+                let mut header = RegionHeader::new(h, 65_536, Address::ZERO).named("growing")?;
+                header.options.auto_grow = true;
+                Ok(header)
+            },
+            4096,
+        )
+        .unwrap();
+    let filler = tmpfs.fill();
+
+    // The undo record of an in-place write does not fit: refused, nothing changed.
+    fixed.lock(WAIT).unwrap();
+    let err = fixed.clone().block().write_at(0, &[1; 4096]).unwrap_err();
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert_eq!(raw(fixed.path(), 0, 4096), vec![0; 4096]);
+    assert!(!fixed.status().undo_pending);
+    fixed.unlock(None).unwrap();
+    let undo = fixed.path().with_extension("undo");
+    assert!(
+        fs::metadata(&undo).map(|m| m.len()).unwrap_or(0) == 0,
+        "no torn record is left in the log"
+    );
+
+    // Growing into pages the file does not have yet: without a reservation
+    // first, the store into the mapping would kill this process with SIGBUS.
+    growing.lock(WAIT).unwrap();
+    let err = growing
+        .clone()
+        .block()
+        .write_at(8192, &[2; 4096])
+        .unwrap_err();
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    growing.unlock(None).unwrap();
+
+    // Space again: the same writes go through and commit.
+    fs::remove_file(&filler).unwrap();
+    for (region, offset, byte) in [(&fixed, 0, 1u8), (&growing, 8192, 2)] {
+        region.lock(WAIT).unwrap();
+        write(region, offset, &[byte; 4096]);
+        region.unlock(Some(offset as u64 + 4096)).unwrap();
+        assert_eq!(read(region, offset as u64, 4096), vec![byte; 4096]);
+    }
+    // And the namespace attaches as before.
+    assert_eq!(
+        Namespace::open(tmpfs.path(), "full")
+            .unwrap()
+            .list()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn a_freed_region_is_seen_as_freed_by_every_other_mapping() {
+    let (_root, ns) = namespace();
+    let region = create(&ns, "a", 4096, 64);
+    let other = ns.open_region("a").unwrap();
+    assert!(!other.freed());
+    region.set_keep(false);
+    drop(region); // the free: marked in the header, then the file goes
+    assert!(other.freed());
+    assert!(matches!(other.lock(WAIT), Err(MappedError::Freed { .. })));
+    // Re-made under the same file name: the stale mapping's drop leaves it alone.
+    let again = create(&ns, "b", 4096, 64);
+    assert_eq!(again.header().handle, RegionHandle::new(1, 2).unwrap());
+    other.set_keep(false);
+    drop(other);
+    assert!(again.path().exists());
+    again.lock(WAIT).unwrap();
+    again.unlock(None).unwrap();
+
+    // Freed while another mapping waits for its lock: the waiter gets the
+    // lock only after the mark, so it never uses the region being removed.
+    let holder = create(&ns, "c", 4096, 64);
+    holder.lock(WAIT).unwrap();
+    let waiter = ns.open_region("c").unwrap();
+    let waiting = std::thread::spawn(move || waiter.lock(WAIT).map(|_| ()));
+    std::thread::sleep(Duration::from_millis(20));
+    holder.set_keep(false);
+    drop(holder);
+    assert!(matches!(
+        waiting.join().unwrap(),
+        Err(MappedError::Freed { .. })
+    ));
+}
+
+#[test]
+fn remove_refuses_a_region_a_live_process_uses_unless_forced() {
+    let (_root, ns) = namespace();
+    let region = create(&ns, "a", 4096, 64);
+    let user = ns.open_region("a").unwrap();
+    user.mark_in_use().unwrap();
+    let err = ns.remove("a", false).unwrap_err();
+    assert!(matches!(err, MappedError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("--force"), "{err}");
+    // A holder of its lock counts too, and is named.
+    drop(user);
+    region.lock(WAIT).unwrap();
+    let err = ns.remove("a", false).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {} holds its lock", std::process::id())),
+        "{err}"
+    );
+    region.unlock(None).unwrap();
+    let user = ns.open_region("a").unwrap();
+    user.mark_in_use().unwrap();
+    ns.remove("a", true).unwrap();
+    assert!(user.freed() && region.freed());
+    assert!(ns.list().unwrap().is_empty());
+}
+
+#[test]
+fn messages_are_published_without_an_undo_log_and_read_under_the_lock() {
+    let (_root, ns) = namespace();
+    let channel = create(&ns, "channel", 4096, 0);
+    let reader = ns.open_region("channel").unwrap();
+    let waiter = std::thread::spawn(move || {
+        let generation =
+            reader.wait_for_commit_spinning(0, Duration::from_millis(1), Duration::from_secs(10));
+        let mut buf = [0u8; 5];
+        let n = reader.read_at(0, &mut buf, WAIT).unwrap();
+        (generation, n, buf)
+    });
+    let generation = channel.publish(0, b"hello", WAIT).unwrap();
+    assert_eq!(generation, 1);
+    assert_eq!(waiter.join().unwrap(), (1, 5, *b"hello"));
+    assert!(
+        !channel.path().with_extension("undo").exists(),
+        "no undo record was written"
+    );
+    assert_eq!(channel.size(), 5);
+    assert!(matches!(
+        channel.publish(4000, &[0; 200], WAIT),
+        Err(MappedError::TooLarge(_))
+    ));
+}
+
+#[test]
+fn the_generations_table_is_kept_checked_and_rebuilt_only_on_request() {
+    let (root, ns) = namespace();
+    let a = create(&ns, "a", 4096, 1);
+    drop(a);
+    ns.remove("a", false).unwrap();
+    let table = ns.dir().join("generations");
+    ns.check_generations().unwrap();
+    fs::remove_file(&table).unwrap();
+    // Lost: no handle is issued and the check says why.
+    let err = ns
+        .create_region(
+            |_| (false, 0),
+            |h| Ok(RegionHeader::new(h, 4096, Address::ZERO)),
+            1,
+        )
+        .unwrap_err();
+    assert!(matches!(err, MappedError::GenerationsLost { .. }), "{err}");
+    assert!(err.to_string().contains("evm shm repair"), "{err}");
+    assert!(ns.check_generations().is_err());
+    // Opening again does not quietly start a new table.
+    let reopened = Namespace::open(root.path(), "test").unwrap();
+    assert!(reopened.check_generations().is_err());
+    // Rebuilt on request (from the files; the freed region's generation is
+    // not in any of them, which is why this is never automatic).
+    ns.rebuild_generations().unwrap();
+    ns.check_generations().unwrap();
+    // Garbage in place of the table is refused too.
+    fs::write(&table, b"garbage!").unwrap();
+    assert!(matches!(
+        ns.check_generations(),
+        Err(MappedError::GenerationsLost { .. })
+    ));
+}
+
+#[test]
+fn namespaces_are_private_by_default_and_for_a_group_on_request() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = tempfile::tempdir().unwrap();
+    let mode = |path: &std::path::Path| fs::metadata(path).unwrap().mode() & 0o7777;
+
+    let private = Namespace::open(root.path(), "private").unwrap();
+    let region = create(&private, "a", 4096, 64);
+    region.lock(WAIT).unwrap();
+    write(&region, 0, b"x");
+    region.unlock(None).unwrap();
+    assert_eq!(mode(private.dir()), 0o700);
+    for entry in fs::read_dir(private.dir()).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+
+    let group = Namespace::open_with(root.path(), "group", shm_mapped::Access::Group).unwrap();
+    let shared = create(&group, "a", 4096, 64);
+    shared.lock(WAIT).unwrap();
+    write(&shared, 0, b"x");
+    shared.unlock(None).unwrap();
+    assert_eq!(mode(group.dir()), 0o2770);
+    for entry in fs::read_dir(group.dir()).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o660, "{}", path.display());
+    }
+
+    // A private namespace of ours that lets others in is closed again.
+    fs::set_permissions(private.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    Namespace::open(root.path(), "private").unwrap();
+    assert_eq!(mode(private.dir()), 0o700);
+
+    // A symbolic link in place of the directory is refused.
+    std::os::unix::fs::symlink(private.dir(), root.path().join("link")).unwrap();
+    let err = Namespace::open(root.path(), "link").unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+
+    // Another user's namespace (as root: a chown makes one).
+    if fs::metadata(root.path()).unwrap().uid() != 0 {
+        return; // not root: the real-uid test in bins/evm/tests/ipc.rs covers it
+    }
+    let theirs = Namespace::open(root.path(), "theirs").unwrap();
+    let dir = theirs.dir().to_path_buf();
+    drop(theirs);
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    let err = Namespace::open(root.path(), "theirs").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MappedError::ForeignOwner {
+                owner: 65534,
+                uid: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Group access does not help when it is not a group namespace of our group…
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o2770)).unwrap();
+    let err = Namespace::open_with(root.path(), "theirs", shm_mapped::Access::Group).unwrap_err();
+    assert!(
+        err.to_string().contains("not a group namespace of a group"),
+        "{err}"
+    );
+    // …nor ever when every user may write it.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o2777)).unwrap();
+    let err = Namespace::open_with(root.path(), "theirs", shm_mapped::Access::Group).unwrap_err();
+    assert!(err.to_string().contains("open to every user"), "{err}");
+    // Our own group (root's group 0): accepted with group access only.
+    std::os::unix::fs::chown(&dir, Some(65534), Some(0)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o2770)).unwrap();
+    assert!(Namespace::open(root.path(), "theirs").is_err());
+    Namespace::open_with(root.path(), "theirs", shm_mapped::Access::Group).unwrap();
+}
+
+#[test]
+fn symbolic_links_in_a_namespace_are_never_followed() {
+    let (root, ns) = namespace();
+    let region = create(&ns, "a", 4096, 64);
+    let path = region.path().to_path_buf();
+    drop(region);
+    // Someone with write access to the directory plants links to a file of ours.
+    let victim = root.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let undo = path.with_extension("undo");
+    let _ = fs::remove_file(&undo);
+    std::os::unix::fs::symlink(&victim, &undo).unwrap();
+    let region = MappedRegion::open(&path).unwrap();
+    region.lock(WAIT).unwrap();
+    let err = region.clone().block().write_at(0, b"x").unwrap_err();
+    assert!(err.to_string().contains("region journal failed"), "{err}");
+    region.unlock(None).unwrap();
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        b"precious",
+        "the undo record went nowhere"
+    );
+    // A link in place of the region file is not opened either.
+    let linked = ns.dir().join(shm_mapped::region_file_name(7));
+    std::os::unix::fs::symlink(&path, &linked).unwrap();
+    assert!(MappedRegion::open(&linked).is_err());
+}
+
+#[test]
+fn a_namespace_is_never_seen_without_its_generations_table() {
+    // Processes (here: threads with their own opens) making the same new
+    // namespace at once: every one of them finds a whole namespace.
+    let root = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let name = format!("race{round}");
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (root, name) = (root.path().to_path_buf(), name.clone());
+                std::thread::spawn(move || {
+                    let ns = Namespace::open(&root, &name).unwrap();
+                    ns.check_generations().unwrap();
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap();
+        }
+    }
+    // No temporary directory is left behind.
+    let leftovers: Vec<_> = fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

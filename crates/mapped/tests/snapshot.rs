@@ -48,11 +48,12 @@ fn contents_of(ns: &Namespace) -> Vec<(String, u64, Vec<u8>)> {
         .iter()
         .map(|p| {
             let r = MappedRegion::open(p).unwrap();
-            let size = r.size() as usize;
+            let mut data = vec![0u8; r.size() as usize];
+            r.read_at(0, &mut data, Duration::from_secs(1)).unwrap();
             (
                 r.header().name.clone().unwrap_or_default(),
                 r.header().handle.to_u64(),
-                r.data()[..size].to_vec(),
+                data,
             )
         })
         .collect()

@@ -21,30 +21,50 @@ pub(crate) enum BlockKind {
 /// memory-mapped file (`shm-mapped`). The block hands out its bytes through
 /// this trait and drops it when the block is dropped (it never goes to a pool).
 ///
+/// A memory that refuses a write makes the block's write fail with
+/// [`PoolError::WriteRefused`], and nothing is written.
+///
 /// ```
-/// use shm_pool::{Block, ExternalMemory};
+/// use shm_pool::{Block, ExternalMemory, PoolError, WriteRefused};
 /// struct Heap(Vec<u8>);
 /// impl ExternalMemory for Heap {
 ///     fn bytes(&self) -> &[u8] { &self.0 }
 ///     fn bytes_mut(&mut self) -> &mut [u8] { &mut self.0 }
+///     fn before_write(&mut self, offset: usize, _len: usize) -> Result<(), WriteRefused> {
+///         if offset >= 4096 { Err(WriteRefused("the second page is read-only".into())) } else { Ok(()) }
+///     }
 /// }
 /// let mut block = Block::from_external(Box::new(Heap(vec![0; 8192])), 100);
 /// block.write_at(1, b"hi")?;
 /// assert_eq!((block.len(), block.class(), &block.as_slice()[..3]), (8192, None, &b"\0hi"[..]));
+/// assert!(matches!(block.write_at(5000, b"no"), Err(PoolError::WriteRefused(_))));
+/// assert_eq!(&block.as_slice()[5000..5002], b"\0\0");
 /// # Ok::<(), shm_pool::PoolError>(())
 /// ```
 pub trait ExternalMemory: Send + Sync {
     /// All the bytes.
     fn bytes(&self) -> &[u8];
-    /// All the bytes, writable. [`ExternalMemory::before_write`] was called
-    /// for the range about to change.
+    /// All the bytes, writable. [`ExternalMemory::before_write`] accepted the
+    /// range about to change.
     fn bytes_mut(&mut self) -> &mut [u8];
     /// Told before `len` bytes at `offset` change (a mapped file writes its
-    /// undo log here). The default does nothing.
-    fn before_write(&mut self, offset: usize, len: usize) {
+    /// undo log here). An error refuses the write: the block writes nothing
+    /// and reports [`PoolError::WriteRefused`]. The default accepts.
+    ///
+    /// # Errors
+    /// [`WriteRefused`] when the change must not happen (its undo record
+    /// could not be written).
+    fn before_write(&mut self, offset: usize, len: usize) -> Result<(), WriteRefused> {
         let _ = (offset, len);
+        Ok(())
     }
 }
+
+/// Why [`ExternalMemory::before_write`] refused a write (for a mapped region:
+/// its undo record could not be written, e.g. the disk is full).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteRefused(pub String);
 
 /// The memory behind a block.
 enum Memory {
@@ -170,42 +190,44 @@ impl Block {
         }
     }
 
-    /// The bytes `offset..end` (already checked) about to be written.
-    #[inline]
-    fn writable(&mut self, offset: usize, end: usize) -> &mut [u8] {
-        match &mut self.memory {
-            Memory::Pooled { raw, .. } => &mut raw.as_mut_slice()[offset..end],
-            Memory::External(memory) => {
-                memory.before_write(offset, end - offset);
-                &mut memory.bytes_mut()[offset..end]
-            }
-        }
-    }
-
     /// The whole block, writable. Marks the whole block dirty; prefer
     /// [`Block::write_at`] or [`Block::range_mut`] for partial writes.
+    ///
+    /// # Errors
+    /// [`PoolError::WriteRefused`] when external memory refuses the change
+    /// (never for pool memory).
     #[inline]
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+    pub fn as_mut_slice(&mut self) -> Result<&mut [u8], PoolError> {
         let len = self.len();
-        self.dirty = len;
-        self.writable(0, len)
+        self.range_mut(0, len)
     }
 
     /// `len` bytes at `offset`, writable; raises the dirty mark to `offset + len`.
     ///
     /// # Errors
-    /// [`PoolError::OutOfBounds`] if the range does not lie inside the block.
+    /// [`PoolError::OutOfBounds`] if the range does not lie inside the block,
+    /// [`PoolError::WriteRefused`] when external memory refuses the change.
     pub fn range_mut(&mut self, offset: usize, len: usize) -> Result<&mut [u8], PoolError> {
         let end = self.checked_end(offset, len)?;
-        self.dirty = self.dirty.max(end);
-        Ok(self.writable(offset, end))
+        let dirty = self.dirty.max(end);
+        let bytes = match &mut self.memory {
+            Memory::Pooled { raw, .. } => &mut raw.as_mut_slice()[offset..end],
+            Memory::External(memory) => {
+                memory.before_write(offset, end - offset)?;
+                &mut memory.bytes_mut()[offset..end]
+            }
+        };
+        self.dirty = dirty;
+        Ok(bytes)
     }
 
     /// Copies `data` into the block at `offset`; raises the dirty mark to
     /// `offset + data.len()`.
     ///
     /// # Errors
-    /// [`PoolError::OutOfBounds`] if the data does not fit at `offset`; nothing is written then.
+    /// [`PoolError::OutOfBounds`] if the data does not fit at `offset`,
+    /// [`PoolError::WriteRefused`] when external memory refuses the change;
+    /// nothing is written then.
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<(), PoolError> {
         self.range_mut(offset, data.len())?.copy_from_slice(data);
         Ok(())
@@ -222,12 +244,17 @@ impl Block {
     }
 
     /// Zeroes the dirty prefix and resets the dirty mark to 0.
-    pub fn clear(&mut self) {
+    ///
+    /// # Errors
+    /// [`PoolError::WriteRefused`] when external memory refuses the change
+    /// (never for pool memory); nothing is zeroed then.
+    pub fn clear(&mut self) -> Result<(), PoolError> {
         let dirty = self.dirty.min(self.len());
         if dirty > 0 {
-            self.writable(0, dirty).fill(0);
+            self.range_mut(0, dirty)?.fill(0);
         }
         self.dirty = 0;
+        Ok(())
     }
 
     /// Address of the first byte, for alignment checks and diagnostics.

@@ -46,6 +46,10 @@ pub enum PoolError {
         /// Bytes asked of the system.
         bytes: usize,
     },
+    /// External memory refused a write (a mapped region could not write the
+    /// undo record that must precede it); nothing was written.
+    #[error("write refused: {0}")]
+    WriteRefused(#[from] crate::WriteRefused),
     /// A byte range outside a block.
     #[error("range at offset {offset} of {len} bytes exceeds the block's {capacity} bytes")]
     OutOfBounds {

@@ -57,7 +57,7 @@ mod pool;
 mod raw;
 mod stats;
 
-pub use block::{Block, ExternalMemory};
+pub use block::{Block, ExternalMemory, WriteRefused};
 pub use class::SizeClass;
 pub use config::PoolConfig;
 pub use error::PoolError;

@@ -95,7 +95,7 @@ fn reused_block_is_zero_after_partial_write() {
 fn reused_block_is_zero_after_full_write() {
     for pool in [pool([0, 0, 1, 0]), paranoid([0, 0, 1, 0])] {
         let mut block = pool.allocate_class(SizeClass::K64).unwrap();
-        block.as_mut_slice().fill(0x5A);
+        block.as_mut_slice().unwrap().fill(0x5A);
         assert_eq!(block.dirty_len(), block.len());
         drop(block); // dropping releases too
         assert!(all_zero(&pool.allocate_class(SizeClass::K64).unwrap()));
@@ -113,7 +113,7 @@ fn range_mut_raises_dirty_mark_only_to_its_end() {
     let mut out = [0u8; 10];
     block.read_at(38, &mut out).unwrap();
     assert_eq!(out, [0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
-    block.clear();
+    block.clear().unwrap();
     assert_eq!(block.dirty_len(), 0);
     assert!(all_zero(&block));
 }
@@ -227,7 +227,7 @@ fn large_allocations_are_page_rounded_and_limited() {
     assert_eq!(a.class(), None);
     assert_eq!(a.len(), MIB + PAGE_ALIGN);
     assert!(all_zero(&a));
-    a.as_mut_slice().fill(9);
+    a.as_mut_slice().unwrap().fill(9);
     let b = pool.allocate(2 * MIB).unwrap();
     assert_eq!(b.len(), 2 * MIB);
     let stats = pool.stats();
@@ -323,7 +323,7 @@ fn compact_under_paranoid_counts_the_same() {
     };
     let pool = BlockPool::new(config);
     let mut block = pool.allocate(64).unwrap();
-    block.as_mut_slice().fill(3);
+    block.as_mut_slice().unwrap().fill(3);
     drop(block);
     assert_eq!(pool.compact(), 2 * 64 + 2 * 4096);
     assert_eq!(pool.stats().reserved_bytes(), 0);

@@ -107,7 +107,7 @@ proptest! {
                 Op::Scribble(pick) => {
                     if !held.is_empty() {
                         let i = pick % held.len();
-                        held[i].as_mut_slice().fill(0xEE);
+                        held[i].as_mut_slice().unwrap().fill(0xEE);
                     }
                     None
                 }

@@ -15,12 +15,6 @@ const DEFAULT_SKIP_FILE: &str = concat!(
     "/../../tests/blocktest-skip.txt"
 );
 
-/// Extra skips with shared memory on (fixtures that need 0xE0–0xE4 undefined).
-const SHARED_MEMORY_SKIP_FILE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/blocktest-skip-shm.txt"
-);
-
 /// Exit code when a test failed.
 const EXIT_TEST_FAILURE: u8 = 1;
 /// Exit code for usage errors.
@@ -72,10 +66,12 @@ pub fn run(args: BlocktestArgs) -> ExitCode {
         ExitCode::from(EXIT_USAGE)
     };
     if args.eth_evm_factory {
-        return run_with(args, &EthEvmFactory::default(), SkipList::new());
+        return run_with(args, &EthEvmFactory::default());
     }
+    // No blockchain-test fixture needs 0xE0–0xE4 undefined, so shared memory on skips
+    // nothing more (unlike `evm statetest --shm`).
     let Some(preset) = args.shm.clone() else {
-        return run_with(args, &ShmEvmFactory::off(), SkipList::new());
+        return run_with(args, &ShmEvmFactory::off());
     };
     let config = match preset.parse() {
         Ok(config) => config,
@@ -85,20 +81,12 @@ pub fn run(args: BlocktestArgs) -> ExitCode {
         Ok(manager) => manager,
         Err(error) => return usage(format!("shm: {error}")),
     };
-    let skip = if args.no_skip_file {
-        SkipList::new()
-    } else {
-        match SkipList::load(SHARED_MEMORY_SKIP_FILE) {
-            Ok(skip) => skip,
-            Err(error) => return usage(error.to_string()),
-        }
-    };
-    run_with(args, &ShmEvmFactory::on(manager), skip)
+    run_with(args, &ShmEvmFactory::on(manager))
 }
 
-fn run_with(args: BlocktestArgs, factory: &impl BlockEvmFactory, extra_skip: SkipList) -> ExitCode {
+fn run_with(args: BlocktestArgs, factory: &impl BlockEvmFactory) -> ExitCode {
     let json = args.json;
-    let options = match options_from(args, extra_skip) {
+    let options = match options_from(args) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("error: {message}");
@@ -128,8 +116,8 @@ fn run_with(args: BlocktestArgs, factory: &impl BlockEvmFactory, extra_skip: Ski
     }
 }
 
-fn options_from(args: BlocktestArgs, extra_skip: SkipList) -> Result<BlocktestOptions, String> {
-    let mut skip = if args.no_skip_file {
+fn options_from(args: BlocktestArgs) -> Result<BlocktestOptions, String> {
+    let skip = if args.no_skip_file {
         SkipList::new()
     } else if let Some(path) = &args.skip_file {
         SkipList::load(path).map_err(|error| error.to_string())?
@@ -140,7 +128,6 @@ fn options_from(args: BlocktestArgs, extra_skip: SkipList) -> Result<BlocktestOp
             SkipList::new()
         })
     };
-    skip.extend(extra_skip);
     let name_filter = args
         .name_filter
         .as_deref()

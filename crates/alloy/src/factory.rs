@@ -1,11 +1,14 @@
 //! [`ShmEvmFactory`]: alloy-evm's [`EvmFactory`] with shared memory on or off.
 
-use crate::{check_shared_memory_opcodes, HookedPrecompiles, OpcodeConflict, ShmEthEvm, ShmEvmContext};
+use crate::{
+    check_opcodes, HookedPrecompiles, OpcodeConflict, ShmEthEvm, ShmEvmContext,
+    SHARED_MEMORY_OPCODES,
+};
 use alloy_evm::{precompiles::PrecompilesMap, Database, EvmEnv, EvmFactory};
 use revm::{
+    context::DBErrorMarker,
     context::{BlockEnv, TxEnv},
     context_interface::result::{EVMError, HaltReason},
-    context::DBErrorMarker,
     inspector::NoOpInspector,
     precompile::{PrecompileSpecId, Precompiles},
     primitives::hardfork::SpecId,
@@ -67,6 +70,9 @@ pub struct ShmEvmFactory {
 struct SharedMemory {
     manager: Arc<SharedMemoryManager>,
     gas: GasSchedule,
+    /// The bytes the instructions take ([`SHARED_MEMORY_OPCODES`]; others only in tests,
+    /// to reach the refusal no fork of revm 43 triggers).
+    opcodes: &'static [u8],
 }
 
 impl ShmEvmFactory {
@@ -81,6 +87,7 @@ impl ShmEvmFactory {
             shared_memory: Some(SharedMemory {
                 manager,
                 gas: GasSchedule::default(),
+                opcodes: &SHARED_MEMORY_OPCODES,
             }),
         }
     }
@@ -112,8 +119,8 @@ impl ShmEvmFactory {
     /// leaves 0xE0–0xE4 undefined. Call it at start-up for every fork the chain runs to
     /// fail early rather than at the first transaction.
     pub fn check_spec(&self, spec: SpecId) -> Result<(), OpcodeConflict> {
-        match self.shared_memory {
-            Some(_) => check_shared_memory_opcodes(spec),
+        match &self.shared_memory {
+            Some(shm) => check_opcodes(spec, shm.opcodes),
             None => Ok(()),
         }
     }
@@ -128,12 +135,11 @@ impl ShmEvmFactory {
         let EvmEnv { cfg_env, block_env } = env;
         let spec = cfg_env.spec;
         // As alloy-evm's `EthEvmBuilder`: the fork's precompiles, as a map.
-        let precompiles = PrecompilesMap::from_static(Precompiles::new(
-            PrecompileSpecId::from_spec_id(spec),
-        ));
+        let precompiles =
+            PrecompilesMap::from_static(Precompiles::new(PrecompileSpecId::from_spec_id(spec)));
         let (session, refused) = match &self.shared_memory {
             None => (ShmSession::default(), None),
-            Some(shm) => match check_shared_memory_opcodes(spec) {
+            Some(shm) => match check_opcodes(spec, shm.opcodes) {
                 Ok(()) => (ShmSession::new(shm.manager.clone(), shm.gas), None),
                 Err(conflict) => (ShmSession::default(), Some(conflict)),
             },
@@ -189,5 +195,49 @@ impl EvmFactory for ShmEvmFactory {
         inspector: I,
     ) -> ShmEthEvm<DB, I> {
         self.build(db, env, inspector, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_evm::Evm;
+    use revm::{context::TxEnv, database::InMemoryDB};
+    use shm_manager::SharedMemoryConfig;
+
+    #[test]
+    fn a_fork_defining_an_opcode_there_refuses_every_transaction() {
+        let manager = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+        let mut factory = ShmEvmFactory::on(manager);
+        // As if the instructions sat at 0xE6, where Amsterdam defines DUPN.
+        if let Some(shm) = &mut factory.shared_memory {
+            shm.opcodes = &[0xE6];
+        }
+        let mut env = EvmEnv::default();
+        assert!(factory.check_spec(SpecId::OSAKA).is_ok());
+        env.cfg_env.spec = SpecId::AMSTERDAM;
+        let conflict = factory.check_spec(SpecId::AMSTERDAM).unwrap_err();
+        assert_eq!(conflict.defined[0].name, Some("DUPN"));
+
+        let mut evm = factory.create_evm(InMemoryDB::default(), env.clone());
+        assert_eq!(evm.refusal(), Some(&conflict));
+        assert!(!evm.shared_memory_on(), "nothing installed");
+        let tx = TxEnv::builder().gas_price(0).build().unwrap();
+        let error = evm.transact(tx).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "shared memory refused on AMSTERDAM: the fork defines 0xE6 DUPN"
+        );
+        let error = evm
+            .transact_system_call(Default::default(), Default::default(), Default::default())
+            .unwrap_err();
+        assert!(error.to_string().contains("refused"));
+
+        // Off, the same fork is fine: nothing is installed anyway.
+        let mut evm = ShmEvmFactory::off().create_evm(InMemoryDB::default(), env);
+        assert!(evm.refusal().is_none());
+        assert!(evm
+            .transact(TxEnv::builder().gas_price(0).build().unwrap())
+            .is_ok());
     }
 }

@@ -20,14 +20,17 @@ use revm::{
     state::AccountInfo,
     ExecuteEvm, MainBuilder, MainContext,
 };
-use shm_opcodes::instructions::{
-    SHARED_ALLOC, SHARED_FREE, SHARED_MAP, SHARED_READ, SHARED_WRITE,
-};
+use shm_opcodes::instructions::{SHARED_ALLOC, SHARED_FREE, SHARED_MAP, SHARED_READ, SHARED_WRITE};
 use std::sync::OnceLock;
 
 /// The bytes shared memory installs its instructions at.
-pub const SHARED_MEMORY_OPCODES: [u8; 5] =
-    [SHARED_ALLOC, SHARED_FREE, SHARED_MAP, SHARED_READ, SHARED_WRITE];
+pub const SHARED_MEMORY_OPCODES: [u8; 5] = [
+    SHARED_ALLOC,
+    SHARED_FREE,
+    SHARED_MAP,
+    SHARED_READ,
+    SHARED_WRITE,
+];
 
 /// An opcode a fork defines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,10 +112,7 @@ pub fn check_opcodes(spec: SpecId, bytes: &[u8]) -> Result<(), OpcodeConflict> {
 /// let names: Vec<_> = defined.iter().map(|op| op.name.unwrap()).collect();
 /// assert_eq!(names, ["DUPN", "SWAPN", "EXCHANGE"]);
 /// ```
-pub fn defined_opcodes(
-    spec: SpecId,
-    bytes: impl IntoIterator<Item = u8>,
-) -> Vec<DefinedOpcode> {
+pub fn defined_opcodes(spec: SpecId, bytes: impl IntoIterator<Item = u8>) -> Vec<DefinedOpcode> {
     let table = defined_table(spec);
     bytes
         .into_iter()

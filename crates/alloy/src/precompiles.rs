@@ -14,9 +14,9 @@ use alloy_evm::{
 };
 use revm::{
     context_interface::ContextTr,
+    database::EmptyDB,
     handler::{precompile_output_to_interpreter_result, PrecompileProvider},
     interpreter::{CallInputs, InterpreterResult},
-    database::EmptyDB,
     primitives::{hardfork::SpecId, Address, AddressSet},
     Database,
 };

@@ -8,19 +8,17 @@ use crate::{
     network::{ForkSchedule, Network, CHAIN_ID},
     report::FailureKind,
 };
+use alloy_consensus::transaction::Recovered;
 use alloy_consensus::{
     proofs::calculate_receipt_root, transaction::SignerRecoverable, Block, Eip658Value, Header,
     ReceiptEnvelope, TxEnvelope, TxReceipt,
 };
 use alloy_evm::{
     block::{BlockExecutionResult, BlockExecutor, BlockExecutorFactory},
-    eth::{
-        receipt_builder::AlloyReceiptBuilder, EthBlockExecutionCtx, EthBlockExecutorFactory,
-    },
+    eth::{receipt_builder::AlloyReceiptBuilder, EthBlockExecutionCtx, EthBlockExecutorFactory},
     Evm, EvmEnv, EvmFactory, FromRecoveredTx, FromTxWithEncoded,
 };
 use alloy_hardforks::EthereumHardforks;
-use alloy_consensus::transaction::Recovered;
 use alloy_primitives::{keccak256, Address, Bloom, Bytes, B256, U256};
 use alloy_rlp::Decodable;
 use revm::{
@@ -114,10 +112,7 @@ struct Chain<'f, F> {
 /// Runs one blockchain test with EVMs from `factory`: imports every block in order, checks
 /// each against its expectation (valid, or rejected with the expected exception), then the
 /// head against `lastblockhash` and its state against `postState` (or `postStateHash`).
-pub fn run_test<F: BlockEvmFactory>(
-    factory: &F,
-    test: &BlockchainTest,
-) -> Result<(), TestFailure> {
+pub fn run_test<F: BlockEvmFactory>(factory: &F, test: &BlockchainTest) -> Result<(), TestFailure> {
     let invalid = |message: String| TestFailure::new(FailureKind::InvalidFixture, None, message);
     let network = Network::parse(&test.network).map_err(|error| invalid(error.to_string()))?;
     let genesis = decode_block(&test.genesis_rlp)
@@ -161,7 +156,10 @@ pub fn run_test<F: BlockEvmFactory>(
                     if header.hash != hash {
                         return fail(
                             FailureKind::InvalidFixture,
-                            format!("block RLP hashes to {hash}, the fixture says {}", header.hash),
+                            format!(
+                                "block RLP hashes to {hash}, the fixture says {}",
+                                header.hash
+                            ),
                         );
                     }
                 }
@@ -258,9 +256,8 @@ impl<F: BlockEvmFactory> Chain<'_, F> {
     /// Imports one block: decode, find the parent, check the header, body and uncles,
     /// execute, check the results; store it and move the head on success.
     fn import(&mut self, rlp: &Bytes) -> Result<B256, ImportError> {
-        let block = decode_block(rlp).map_err(|error| {
-            Rejection::block(B::RLP_STRUCTURES_ENCODING, error.to_string())
-        })?;
+        let block = decode_block(rlp)
+            .map_err(|error| Rejection::block(B::RLP_STRUCTURES_ENCODING, error.to_string()))?;
         let header = &block.header;
         let hash = header.hash_slow();
         let Some(parent) = self.blocks.get(&header.parent_hash) else {
@@ -269,12 +266,20 @@ impl<F: BlockEvmFactory> Chain<'_, F> {
             } else {
                 B::UNKNOWN_PARENT
             };
-            return Err(Rejection::block(kind, format!("parent {} unknown", header.parent_hash)).into());
+            return Err(
+                Rejection::block(kind, format!("parent {} unknown", header.parent_hash)).into(),
+            );
         };
         let schedule = self.network.at(parent.total_difficulty);
         validate_header(header, &parent.header, &schedule)?;
         validate_body_structure(header, &block.body, &schedule)?;
-        validate_uncles(header, hash, &block.body.ommers, self.ancestors(header.parent_hash), &schedule)?;
+        validate_uncles(
+            header,
+            hash,
+            &block.body.ommers,
+            self.ancestors(header.parent_hash),
+            &schedule,
+        )?;
         let senders = recover_senders(&block, &schedule)?;
         let executed = self.execute(&block, &senders, &schedule)?;
         validate_body_roots(header, &block.body)?;
@@ -357,10 +362,11 @@ impl<F: BlockEvmFactory> Chain<'_, F> {
             slot_number: None,
         };
         let byzantium = schedule.is_byzantium_active_at_block(header.number);
-        let classify = |error: alloy_evm::block::BlockExecutionError| match execution_rejection(&error) {
-            Some(rejection) => ImportError::Rejected(rejection),
-            None => ImportError::Internal(error.to_string()),
-        };
+        let classify =
+            |error: alloy_evm::block::BlockExecutionError| match execution_rejection(&error) {
+                Some(rejection) => ImportError::Rejected(rejection),
+                None => ImportError::Internal(error.to_string()),
+            };
 
         let mut intermediate_roots = Vec::new();
         let result = {
@@ -435,7 +441,10 @@ fn check_results(
     if result.gas_used != header.gas_used {
         return Err(Rejection::block(
             B::INVALID_GAS_USED,
-            format!("header says {} gas used, execution used {}", header.gas_used, result.gas_used),
+            format!(
+                "header says {} gas used, execution used {}",
+                header.gas_used, result.gas_used
+            ),
         ));
     }
     if let Some(blob_gas_used) = header.blob_gas_used {
@@ -454,13 +463,19 @@ fn check_results(
         .iter()
         .fold(Bloom::ZERO, |bloom, receipt| bloom | receipt.bloom());
     if bloom != header.logs_bloom {
-        return Err(Rejection::block(B::INVALID_LOG_BLOOM, "logs bloom differs from the receipts'"));
+        return Err(Rejection::block(
+            B::INVALID_LOG_BLOOM,
+            "logs bloom differs from the receipts'",
+        ));
     }
     let receipts_root = calculate_receipt_root(&result.receipts);
     if receipts_root != header.receipts_root {
         return Err(Rejection::block(
             B::INVALID_RECEIPTS_ROOT,
-            format!("receipts root {} where the receipts give {receipts_root}", header.receipts_root),
+            format!(
+                "receipts root {} where the receipts give {receipts_root}",
+                header.receipts_root
+            ),
         ));
     }
     if schedule.is_prague_active_at_timestamp(header.timestamp) {
@@ -468,7 +483,10 @@ fn check_results(
         if header.requests_hash != Some(requests_hash) {
             return Err(Rejection::block(
                 B::INVALID_REQUESTS,
-                format!("requests hash {:?} where the requests give {requests_hash}", header.requests_hash),
+                format!(
+                    "requests hash {:?} where the requests give {requests_hash}",
+                    header.requests_hash
+                ),
             ));
         }
     }
@@ -476,7 +494,10 @@ fn check_results(
     if root != header.state_root {
         return Err(Rejection::block(
             B::INVALID_STATE_ROOT,
-            format!("state root {} where execution gives {root}", header.state_root),
+            format!(
+                "state root {} where execution gives {root}",
+                header.state_root
+            ),
         ));
     }
     Ok(())
@@ -518,12 +539,16 @@ fn first_divergence(
         for (slot, value) in &want.storage {
             let got = have.storage.get(slot).copied().unwrap_or_default();
             if got != *value {
-                return Some(format!("account {address}: storage[{slot}] = {got}, expected {value}"));
+                return Some(format!(
+                    "account {address}: storage[{slot}] = {got}, expected {value}"
+                ));
             }
         }
         for (slot, value) in &have.storage {
             if !value.is_zero() && !want.storage.contains_key(slot) {
-                return Some(format!("account {address}: storage[{slot}] = {value}, expected 0"));
+                return Some(format!(
+                    "account {address}: storage[{slot}] = {value}, expected 0"
+                ));
             }
         }
     }

@@ -9,9 +9,7 @@ use crate::{
     exception::{BlockException as B, Rejection},
     network::ForkSchedule,
 };
-use alloy_consensus::{
-    constants::EMPTY_OMMER_ROOT_HASH, proofs, BlockBody, Header, TxEnvelope,
-};
+use alloy_consensus::{constants::EMPTY_OMMER_ROOT_HASH, proofs, BlockBody, Header, TxEnvelope};
 use alloy_eips::{
     eip1559::{BaseFeeParams, DEFAULT_ELASTICITY_MULTIPLIER, INITIAL_BASE_FEE},
     eip4844::DATA_GAS_PER_BLOB,
@@ -66,11 +64,17 @@ pub fn validate_header(
             check_difficulty(header, parent, schedule)?;
             return Err(Rejection::block(
                 B::IMPORT_IMPOSSIBLE_PARIS_WRONG_POW,
-                format!("a proof-of-work block (difficulty {}) after the merge", header.difficulty),
+                format!(
+                    "a proof-of-work block (difficulty {}) after the merge",
+                    header.difficulty
+                ),
             ));
         }
         if !header.nonce.is_zero() {
-            return Err(Rejection::block(B::INVALID_BLOCK_NONCE, "nonzero nonce after the merge"));
+            return Err(Rejection::block(
+                B::INVALID_BLOCK_NONCE,
+                "nonzero nonce after the merge",
+            ));
         }
         if header.ommers_hash != EMPTY_OMMER_ROOT_HASH {
             return Err(Rejection::block(
@@ -82,7 +86,10 @@ pub fn validate_header(
     if header.timestamp <= parent.timestamp {
         return Err(Rejection::block(
             B::INVALID_BLOCK_TIMESTAMP_OLDER_THAN_PARENT,
-            format!("timestamp {} not after the parent's {}", header.timestamp, parent.timestamp),
+            format!(
+                "timestamp {} not after the parent's {}",
+                header.timestamp, parent.timestamp
+            ),
         ));
     }
     if !merged {
@@ -104,7 +111,10 @@ pub fn validate_header(
     if header.gas_used > header.gas_limit {
         return Err(Rejection::block(
             B::GAS_USED_OVERFLOW,
-            format!("gas used {} above the gas limit {}", header.gas_used, header.gas_limit),
+            format!(
+                "gas used {} above the gas limit {}",
+                header.gas_used, header.gas_limit
+            ),
         ));
     }
     if header.number != parent.number + 1 {
@@ -153,7 +163,11 @@ pub fn validate_header(
 }
 
 /// The proof-of-work difficulty rule.
-fn check_difficulty(header: &Header, parent: &Header, schedule: &ForkSchedule) -> Result<(), Rejection> {
+fn check_difficulty(
+    header: &Header,
+    parent: &Header,
+    schedule: &ForkSchedule,
+) -> Result<(), Rejection> {
     let expected = expected_difficulty(schedule, parent, header.number, header.timestamp);
     if header.difficulty != expected {
         return Err(Rejection::block(
@@ -174,7 +188,9 @@ fn validate_london_fields(
     let london = schedule.is_london_active_at_block(header.number);
     let london_parent = schedule.is_london_active_at_block(parent.number);
     let parent_gas_limit = if london && !london_parent {
-        parent.gas_limit.saturating_mul(DEFAULT_ELASTICITY_MULTIPLIER as u64)
+        parent
+            .gas_limit
+            .saturating_mul(DEFAULT_ELASTICITY_MULTIPLIER as u64)
     } else {
         parent.gas_limit
     };
@@ -255,7 +271,9 @@ fn validate_cancun_fields(
     let parent_params = schedule.blob_params(parent.timestamp);
     let expected_excess = match parent_params {
         // The parent's own schedule sets the target it is measured against.
-        Some(parent_params) => parent.next_block_excess_blob_gas(parent_params).unwrap_or(0),
+        Some(parent_params) => parent
+            .next_block_excess_blob_gas(parent_params)
+            .unwrap_or(0),
         None => 0,
     };
     if excess_blob_gas != expected_excess {
@@ -267,7 +285,10 @@ fn validate_cancun_fields(
     if blob_gas_used > params.max_blob_gas_per_block() {
         return Err(Rejection::block(
             B::BLOB_GAS_USED_ABOVE_LIMIT,
-            format!("blob gas used {blob_gas_used} above {}", params.max_blob_gas_per_block()),
+            format!(
+                "blob gas used {blob_gas_used} above {}",
+                params.max_blob_gas_per_block()
+            ),
         ));
     }
     if blob_gas_used % DATA_GAS_PER_BLOB != 0 {
@@ -292,8 +313,14 @@ pub fn expected_difficulty(
     let step = parent_difficulty / U256::from(2048);
     let elapsed = timestamp.saturating_sub(parent.timestamp);
     let (sigma, bomb_delay): (i64, u64) = if schedule.is_byzantium_active_at_block(number) {
-        let uncles: i64 = if parent.ommers_hash == EMPTY_OMMER_ROOT_HASH { 1 } else { 2 };
-        let sigma = uncles.saturating_sub((elapsed / 9).min(i64::MAX as u64) as i64).max(-99);
+        let uncles: i64 = if parent.ommers_hash == EMPTY_OMMER_ROOT_HASH {
+            1
+        } else {
+            2
+        };
+        let sigma = uncles
+            .saturating_sub((elapsed / 9).min(i64::MAX as u64) as i64)
+            .max(-99);
         let active = |fork| schedule.is_ethereum_fork_active_at_block(fork, number);
         let delay = if active(EthereumHardfork::GrayGlacier) {
             11_400_000
@@ -310,7 +337,11 @@ pub fn expected_difficulty(
         };
         (sigma, delay)
     } else if schedule.is_homestead_active_at_block(number) {
-        (1i64.saturating_sub((elapsed / 10).min(i64::MAX as u64) as i64).max(-99), 0)
+        (
+            1i64.saturating_sub((elapsed / 10).min(i64::MAX as u64) as i64)
+                .max(-99),
+            0,
+        )
     } else {
         (if elapsed < 13 { 1 } else { -1 }, 0)
     };
@@ -406,7 +437,10 @@ pub fn validate_body_structure(
     if ommers_root != header.ommers_hash {
         return Err(Rejection::block(
             B::INVALID_UNCLES_HASH,
-            format!("uncles hash {} where the uncles give {ommers_root}", header.ommers_hash),
+            format!(
+                "uncles hash {} where the uncles give {ommers_root}",
+                header.ommers_hash
+            ),
         ));
     }
     match (&body.withdrawals, header.withdrawals_root) {
@@ -471,27 +505,54 @@ mod tests {
         let frontier = Network::parse("Frontier").unwrap().at(U256::ZERO);
         let parent = header(1, 1000, 0x20000);
         // Frontier: +1/2048 under 13 s, -1/2048 (but not below the minimum) at 13 s and more.
-        assert_eq!(expected_difficulty(&frontier, &parent, 2, 1012), U256::from(0x20040));
-        assert_eq!(expected_difficulty(&frontier, &parent, 2, 1013), U256::from(MIN_DIFFICULTY));
+        assert_eq!(
+            expected_difficulty(&frontier, &parent, 2, 1012),
+            U256::from(0x20040)
+        );
+        assert_eq!(
+            expected_difficulty(&frontier, &parent, 2, 1013),
+            U256::from(MIN_DIFFICULTY)
+        );
         let homestead = Network::parse("Homestead").unwrap().at(U256::ZERO);
         let big = header(1, 1000, 0x100000);
         // Homestead: 1 - elapsed/10, at least -99.
-        assert_eq!(expected_difficulty(&homestead, &big, 2, 1009), U256::from(0x100000 + 0x200));
-        assert_eq!(expected_difficulty(&homestead, &big, 2, 1010), U256::from(0x100000));
-        assert_eq!(expected_difficulty(&homestead, &big, 2, 1030), U256::from(0x100000 - 2 * 0x200));
-        assert_eq!(expected_difficulty(&homestead, &big, 2, 1_000_000), U256::from(MIN_DIFFICULTY));
+        assert_eq!(
+            expected_difficulty(&homestead, &big, 2, 1009),
+            U256::from(0x100000 + 0x200)
+        );
+        assert_eq!(
+            expected_difficulty(&homestead, &big, 2, 1010),
+            U256::from(0x100000)
+        );
+        assert_eq!(
+            expected_difficulty(&homestead, &big, 2, 1030),
+            U256::from(0x100000 - 2 * 0x200)
+        );
+        assert_eq!(
+            expected_difficulty(&homestead, &big, 2, 1_000_000),
+            U256::from(MIN_DIFFICULTY)
+        );
         // Byzantium: a parent with uncles adds one step.
         let byzantium = Network::parse("Byzantium").unwrap().at(U256::ZERO);
         let mut uncled = big.clone();
         uncled.ommers_hash = B256::repeat_byte(1);
-        assert_eq!(expected_difficulty(&byzantium, &big, 2, 1001), U256::from(0x100000 + 0x200));
-        assert_eq!(expected_difficulty(&byzantium, &uncled, 2, 1001), U256::from(0x100000 + 0x400));
+        assert_eq!(
+            expected_difficulty(&byzantium, &big, 2, 1001),
+            U256::from(0x100000 + 0x200)
+        );
+        assert_eq!(
+            expected_difficulty(&byzantium, &uncled, 2, 1001),
+            U256::from(0x100000 + 0x400)
+        );
         // The bomb: 2^(period - 2) once the (delayed) period passes 1.
         let at = |n| expected_difficulty(&homestead, &big, n, 1010);
         assert_eq!(at(199_999), U256::from(0x100000));
         assert_eq!(at(200_000), U256::from(0x100000 + 1));
         assert_eq!(at(300_000), U256::from(0x100000 + 2));
-        assert_eq!(expected_difficulty(&byzantium, &big, 3_200_000, 1009), U256::from(0x100000 + 1));
+        assert_eq!(
+            expected_difficulty(&byzantium, &big, 3_200_000, 1009),
+            U256::from(0x100000 + 1)
+        );
     }
 
     #[test]

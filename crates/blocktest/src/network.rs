@@ -89,7 +89,9 @@ impl Network {
         if let Some((to, at)) = transition {
             if to == "Dao" {
                 let block = at.parse().map_err(|_| unknown())?;
-                network.forks.push((EthereumHardfork::Dao, ForkCondition::Block(block)));
+                network
+                    .forks
+                    .push((EthereumHardfork::Dao, ForkCondition::Block(block)));
             } else {
                 let to = fork_index(to).filter(|&to| to > from).ok_or_else(unknown)?;
                 let condition = if let Some(time) = at.strip_prefix("Time") {
@@ -282,11 +284,15 @@ mod tests {
             .transitions_at_block(5));
         assert!(!dao.is_tangerine_whistle_active_at_block(100));
 
-        let shanghai = Network::parse("ParisToShanghaiAtTime15k").unwrap().at(U256::ZERO);
+        let shanghai = Network::parse("ParisToShanghaiAtTime15k")
+            .unwrap()
+            .at(U256::ZERO);
         assert!(!shanghai.is_shanghai_active_at_timestamp(14_999));
         assert!(shanghai.is_shanghai_active_at_timestamp(15_000));
 
-        let fix = Network::parse("ByzantiumToConstantinopleFixAt5").unwrap().at(U256::ZERO);
+        let fix = Network::parse("ByzantiumToConstantinopleFixAt5")
+            .unwrap()
+            .at(U256::ZERO);
         assert!(!fix.is_constantinople_active_at_block(4));
         assert!(fix.is_constantinople_active_at_block(5) && fix.is_petersburg_active_at_block(5));
 
@@ -295,12 +301,20 @@ mod tests {
         assert!(!merge.at(U256::from(0xBFFFF)).is_paris_active_at_block(6));
         assert!(merge.at(U256::from(0xC0000)).is_paris_active_at_block(6));
         assert!(merge.at(U256::ZERO).is_london_active_at_block(0));
-        assert!(!merge.at(U256::ZERO).is_ethereum_fork_active_at_block(EthereumHardfork::GrayGlacier, 1));
+        assert!(!merge
+            .at(U256::ZERO)
+            .is_ethereum_fork_active_at_block(EthereumHardfork::GrayGlacier, 1));
     }
 
     #[test]
     fn unknown_names_are_refused() {
-        for name in ["", "Cancoon", "CancunToPrague", "HomesteadToFrontierAt5", "BerlinToLondonAtX"] {
+        for name in [
+            "",
+            "Cancoon",
+            "CancunToPrague",
+            "HomesteadToFrontierAt5",
+            "BerlinToLondonAtX",
+        ] {
             assert!(Network::parse(name).is_err(), "{name}");
         }
     }

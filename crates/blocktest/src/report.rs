@@ -55,7 +55,8 @@ impl Report {
     }
 
     pub(crate) fn sort(&mut self) {
-        self.skips.sort_by(|a, b| (&a.file, &a.reason).cmp(&(&b.file, &b.reason)));
+        self.skips
+            .sort_by(|a, b| (&a.file, &a.reason).cmp(&(&b.file, &b.reason)));
         self.failures
             .sort_by(|a, b| (&a.file, &a.test).cmp(&(&b.file, &b.test)));
     }

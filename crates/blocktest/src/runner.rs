@@ -136,13 +136,24 @@ fn run_file<F: BlockEvmFactory>(
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(error) => {
-            return file_failed(report, FailureKind::UnreadableFile, format!("cannot read: {error}"))
+            return file_failed(
+                report,
+                FailureKind::UnreadableFile,
+                format!("cannot read: {error}"),
+            )
         }
     };
     let parsed = serde_json::from_str::<FixtureFile>(&text);
-    let selected = |name: &str| options.name_filter.as_ref().is_none_or(|re| re.is_match(name));
+    let selected = |name: &str| {
+        options
+            .name_filter
+            .as_ref()
+            .is_none_or(|re| re.is_match(name))
+    };
     if let Some(reason) = options.skip.reason_for(file) {
-        let tests = parsed.map_or(1, |tests| tests.keys().filter(|name| selected(name)).count());
+        let tests = parsed.map_or(1, |tests| {
+            tests.keys().filter(|name| selected(name)).count()
+        });
         if tests > 0 {
             report.skipped += tests;
             report.skips.push(Skip {
@@ -168,8 +179,8 @@ fn run_file<F: BlockEvmFactory>(
             continue;
         }
         report.blocks += test.blocks.len();
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_test(factory, test)))
-            .unwrap_or_else(|payload| {
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| run_test(factory, test))).unwrap_or_else(|payload| {
                 Err(crate::chain::TestFailure {
                     kind: FailureKind::Panic,
                     block: None,

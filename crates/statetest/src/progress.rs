@@ -38,7 +38,12 @@ pub struct Tracker {
 impl Tracker {
     /// A tracker over `total_files` files, naming itself `label` in plain lines and counting
     /// `unit` (`cases`, `tests`).
-    pub fn new(mode: Progress, total_files: usize, label: &'static str, unit: &'static str) -> Self {
+    pub fn new(
+        mode: Progress,
+        total_files: usize,
+        label: &'static str,
+        unit: &'static str,
+    ) -> Self {
         let mode = match mode {
             Progress::Auto if std::io::stderr().is_terminal() => Progress::Bar,
             Progress::Auto => Progress::Lines,

@@ -7,7 +7,7 @@ use shm_alloy_evm::ShmEvmFactory;
 use shm_blocktest::{BlockEvmFactory, BlocktestOptions, Report};
 use shm_manager::SharedMemoryManager;
 use shm_statetest::{Progress, SkipList};
-use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
+use std::{collections::BTreeMap, io::Write, path::PathBuf, process::ExitCode};
 
 /// The checked-in skip file (fixtures that cannot pass, each with its verified reason).
 const DEFAULT_SKIP_FILE: &str = concat!(
@@ -100,14 +100,28 @@ fn run_with(args: BlocktestArgs, factory: &impl BlockEvmFactory) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if json {
+    let text = if json {
         match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(error) => eprintln!("error: cannot write the JSON report: {error}"),
+            Ok(text) => text + "\n",
+            Err(error) => {
+                eprintln!("error: cannot write the JSON report: {error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
         }
-        eprintln!("{}", report.summary_line());
     } else {
-        print_report(&report);
+        report_text(&report)
+    };
+    // A closed pipe or a full disk is one line on stderr, not a panic.
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        eprintln!("error: cannot write the report to standard output: {error}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if json {
+        eprintln!("{}", report.summary_line());
     }
     if report.is_success() {
         ExitCode::SUCCESS
@@ -133,7 +147,14 @@ fn options_from(args: BlocktestArgs) -> Result<BlocktestOptions, String> {
         .as_deref()
         .map(regex::Regex::new)
         .transpose()
-        .map_err(|error| format!("invalid --run regex: {error}"))?;
+        // regex's message spans lines (pattern, caret, reason): keep it to one.
+        .map_err(|error| {
+            let error = error.to_string();
+            format!(
+                "invalid --run regex: {}",
+                error.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })?;
     Ok(BlocktestOptions {
         paths: args.paths,
         name_filter,
@@ -149,9 +170,10 @@ fn options_from(args: BlocktestArgs) -> Result<BlocktestOptions, String> {
 }
 
 /// Failures one by one, skips grouped by reason, then the summary line.
-fn print_report(report: &Report) {
+fn report_text(report: &Report) -> String {
+    let mut text = String::new();
     for failure in &report.failures {
-        println!("{failure}");
+        text += &format!("{failure}\n");
     }
     let mut skipped_by_reason: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for skip in &report.skips {
@@ -160,13 +182,14 @@ fn print_report(report: &Report) {
         entry.1 += 1;
     }
     for (reason, (tests, files)) in skipped_by_reason {
-        println!("skipped {tests} tests in {files} files: {reason}");
+        text += &format!("skipped {tests} tests in {files} files: {reason}\n");
     }
-    println!(
-        "{} files, {} blocks in {:.2}s",
+    text += &format!(
+        "{} files, {} blocks in {:.2}s\n{}\n",
         report.files,
         report.blocks,
-        report.elapsed.as_secs_f64()
+        report.elapsed.as_secs_f64(),
+        report.summary_line()
     );
-    println!("{}", report.summary_line());
+    text
 }

@@ -190,7 +190,7 @@ fn validate_london_fields(
     let parent_gas_limit = if london && !london_parent {
         parent
             .gas_limit
-            .saturating_mul(DEFAULT_ELASTICITY_MULTIPLIER as u64)
+            .saturating_mul(DEFAULT_ELASTICITY_MULTIPLIER)
     } else {
         parent.gas_limit
     };

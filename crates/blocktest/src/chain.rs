@@ -10,8 +10,8 @@ use crate::{
 };
 use alloy_consensus::transaction::Recovered;
 use alloy_consensus::{
-    proofs::calculate_receipt_root, transaction::SignerRecoverable, Block, Eip658Value, Header,
-    ReceiptEnvelope, TxEnvelope, TxReceipt,
+    proofs::calculate_receipt_root, Block, Eip658Value, Header, ReceiptEnvelope, TxEnvelope,
+    TxReceipt,
 };
 use alloy_evm::{
     block::{BlockExecutionResult, BlockExecutor, BlockExecutorFactory},
@@ -329,13 +329,11 @@ impl<F: BlockEvmFactory> Chain<'_, F> {
             .with_cached_prestate(parent.state.clone())
             .build();
         // BLOCKHASH sees this block's own ancestry (side chains differ).
-        for (_, ancestor, _) in self
+        for (hash, ancestor, _) in self
             .ancestors(header.parent_hash)
             .take(BLOCK_HASH_HISTORY as usize)
         {
-            state
-                .block_hashes
-                .insert(ancestor.number, ancestor.hash_slow());
+            state.block_hashes.insert(ancestor.number, hash);
         }
         let env = EvmEnv::for_eth_block(
             header,
@@ -415,19 +413,39 @@ fn recover_senders(
         .transactions
         .iter()
         .map(|tx| {
-            let sender = if homestead {
-                tx.recover_signer()
-            } else {
-                tx.recover_signer_unchecked()
-            };
-            sender.map_err(|error| {
+            recover_sender(tx, homestead).ok_or_else(|| {
                 Rejection::Transaction(
                     TransactionException::INVALID_SIGNATURE_VRS,
-                    format!("transaction {}: {error}", tx.tx_hash()),
+                    format!("transaction {}: no sender can be recovered", tx.tx_hash()),
                 )
             })
         })
         .collect()
+}
+
+/// Half the secp256k1 group order: from Homestead on, `s` must not exceed it (EIP-2).
+const SECP256K1N_HALF: U256 = U256::from_be_bytes(alloy_primitives::hex!(
+    "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0"
+));
+
+/// A transaction's sender, through revm's `ecrecover` (libsecp256k1, the one the ECRECOVER
+/// precompile runs; alloy-consensus's own recovery is pure-Rust k256, about half as fast and
+/// most of a run's CPU time).
+fn recover_sender(tx: &TxEnvelope, homestead: bool) -> Option<Address> {
+    let signature = tx.signature();
+    if homestead && signature.s() > SECP256K1N_HALF {
+        return None;
+    }
+    let mut compact = [0u8; 64];
+    compact[..32].copy_from_slice(&signature.r().to_be_bytes::<32>());
+    compact[32..].copy_from_slice(&signature.s().to_be_bytes::<32>());
+    let hash = revm::precompile::secp256k1::ecrecover(
+        &compact.into(),
+        u8::from(signature.v()),
+        &tx.signature_hash(),
+    )
+    .ok()?;
+    Some(Address::from_slice(&hash[12..]))
 }
 
 /// The header's results against execution, in the order clients check them: gas used,

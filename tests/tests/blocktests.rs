@@ -1,11 +1,12 @@
 //! The Ethereum blockchain tests through alloy-evm's `EthBlockExecutor`: the whole
 //! BlockchainTests folder (ValidBlocks, InvalidBlocks, TransitionTests) passes with EVMs from
-//! `ShmEvmFactory` with shared memory off and on, and from alloy-evm's own `EthEvmFactory`;
-//! every entry of the skip file is still needed.
+//! `ShmEvmFactory` with shared memory off and on (through `ShmBlockExecutorFactory`), and
+//! from alloy-evm's own `EthEvmFactory` (through `EthBlockExecutorFactory`); every entry of
+//! the skip file is still needed.
 
 use alloy_evm::eth::EthEvmFactory;
 use shm_alloy_evm::ShmEvmFactory;
-use shm_blocktest::{run, BlockEvmFactory, BlocktestOptions, FailureKind, Report};
+use shm_blocktest::{run, BlockExecutors, BlocktestOptions, FailureKind, Report};
 use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
 use shm_statetest::{Progress, SkipList};
 use std::path::PathBuf;
@@ -20,11 +21,11 @@ fn skip_list() -> SkipList {
     SkipList::load(SKIP_FILE).unwrap_or_else(|error| panic!("{error}"))
 }
 
-fn run_all(factory: &impl BlockEvmFactory) -> Report {
+fn run_all(executors: &impl BlockExecutors) -> Report {
     let mut options = BlocktestOptions::new([FIXTURES]);
     options.skip = skip_list();
     options.progress = Progress::Lines;
-    let report = run(&options, factory).unwrap_or_else(|error| panic!("{error}"));
+    let report = run(&options, executors).unwrap_or_else(|error| panic!("{error}"));
     for failure in &report.failures {
         eprintln!("{failure}");
     }
@@ -63,7 +64,7 @@ fn blockchain_tests_pass_with_shared_memory_on() {
     run_all(&ShmEvmFactory::on(manager.clone()));
     // Nothing leaked: every transaction-scoped region gone, every lock released.
     assert_eq!(manager.get_memory_stats().unwrap().active_regions, 0);
-    assert!(manager.locks().locked_regions().is_empty());
+    assert!(manager.locked_regions().is_empty());
 }
 
 #[test]

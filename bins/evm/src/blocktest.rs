@@ -1,10 +1,10 @@
 //! `evm blocktest`: runs the Ethereum blockchain tests (BlockchainTests fixtures) through
-//! alloy-evm's block executor with EVMs from `ShmEvmFactory`, and reports
-//! `N passed, N failed, N skipped`.
+//! alloy-evm's block executor with EVMs from `ShmEvmFactory` (its executors publishing the
+//! region effects of what they commit), and reports `N passed, N failed, N skipped`.
 
 use alloy_evm::eth::EthEvmFactory;
 use shm_alloy_evm::ShmEvmFactory;
-use shm_blocktest::{BlockEvmFactory, BlocktestOptions, Report};
+use shm_blocktest::{BlockExecutors, BlocktestOptions, Report};
 use shm_manager::SharedMemoryManager;
 use shm_statetest::{Progress, SkipList};
 use std::{collections::BTreeMap, io::Write, path::PathBuf, process::ExitCode};
@@ -22,45 +22,45 @@ const EXIT_USAGE: u8 = 2;
 
 /// Arguments of `evm blocktest`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct BlocktestArgs {
+pub(crate) struct BlocktestArgs {
     /// Fixture files, or folders searched recursively for `.json` files.
     #[arg(required = true, num_args = 1..)]
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// Run only the tests whose name matches this regular expression.
     #[arg(long = "run", value_name = "REGEX")]
-    pub name_filter: Option<String>,
+    pub(crate) name_filter: Option<String>,
     /// Print the whole report as JSON on stdout (the summary line then goes to stderr).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Skip file (`<path relative to BlockchainTests>  # reason` per line); by default the
     /// checked-in `tests/blocktest-skip.txt`.
     #[arg(long, value_name = "PATH")]
-    pub skip_file: Option<PathBuf>,
+    pub(crate) skip_file: Option<PathBuf>,
     /// Skip no file at all.
     #[arg(long, conflicts_with = "skip_file")]
-    pub no_skip_file: bool,
+    pub(crate) no_skip_file: bool,
     /// Show no progress on stderr.
     #[arg(long)]
-    pub no_progress: bool,
+    pub(crate) no_progress: bool,
     /// Worker threads (default: one per core).
     #[arg(long, short = 'j', value_name = "N")]
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Stop taking new files after the first failure.
     #[arg(long)]
-    pub fail_fast: bool,
+    pub(crate) fail_fast: bool,
     /// Run with shared memory on, with a preset (`production` when none is named).
     #[arg(long, value_name = "PRESET", num_args = 0..=1, default_missing_value = "production",
           conflicts_with = "eth_evm_factory")]
-    pub shm: Option<String>,
+    pub(crate) shm: Option<String>,
     /// Build the EVMs with alloy-evm's own `EthEvmFactory` instead of `ShmEvmFactory` (a
     /// baseline for comparisons).
     #[arg(long)]
-    pub eth_evm_factory: bool,
+    pub(crate) eth_evm_factory: bool,
 }
 
 /// Runs the blockchain tests. Exit code 0 when nothing failed, 1 when a test failed, 2 on a
 /// usage error (one line on stderr).
-pub fn run(args: BlocktestArgs) -> ExitCode {
+pub(crate) fn run(args: BlocktestArgs) -> ExitCode {
     let usage = |message: String| {
         eprintln!("error: {message}");
         ExitCode::from(EXIT_USAGE)
@@ -84,7 +84,7 @@ pub fn run(args: BlocktestArgs) -> ExitCode {
     run_with(args, &ShmEvmFactory::on(manager))
 }
 
-fn run_with(args: BlocktestArgs, factory: &impl BlockEvmFactory) -> ExitCode {
+fn run_with(args: BlocktestArgs, executors: &impl BlockExecutors) -> ExitCode {
     let json = args.json;
     let options = match options_from(args) {
         Ok(options) => options,
@@ -93,7 +93,7 @@ fn run_with(args: BlocktestArgs, factory: &impl BlockEvmFactory) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let report = match shm_blocktest::run(&options, factory) {
+    let report = match shm_blocktest::run(&options, executors) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("error: {error}");

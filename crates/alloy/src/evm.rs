@@ -2,22 +2,23 @@
 //! [`ShmSession`], with or without the shared-memory instructions.
 
 use crate::{HookedPrecompiles, OpcodeConflict};
-use alloy_evm::{precompiles::PrecompilesMap, Database, Evm, EvmEnv};
+use alloy_evm::{precompiles::PrecompilesMap, Database, Evm, EvmEnv, IntoTxEnv};
 use revm::{
     context::{BlockEnv, CfgEnv, Evm as RevmEvm, TxEnv},
-    context_interface::result::{EVMError, HaltReason, ResultAndState},
+    context_interface::result::{EVMError, ExecutionResult, HaltReason, ResultAndState},
     handler::{instructions::EthInstructions, EthFrame},
     interpreter::interpreter::EthInterpreter,
     primitives::{hardfork::SpecId, Address, Bytes},
-    Context, ExecuteEvm, InspectEvm, Inspector, SystemCallEvm,
+    Context, DatabaseCommit, ExecuteEvm, InspectEvm, Inspector, SystemCallEvm,
 };
-use shm_opcodes::{HookedContext, ShmSession};
+use shm_opcodes::{ShmContext, ShmSession};
 
 /// The context of every EVM a [`ShmEvmFactory`](crate::ShmEvmFactory) builds: revm's
 /// mainnet context whose journal is a [`HookedJournal`](shm_opcodes::HookedJournal)
-/// carrying a [`ShmSession`] (off when shared memory is off). Inspectors are written
-/// against this type (`I: Inspector<ShmEvmContext<DB>>`).
-pub type ShmEvmContext<DB> = HookedContext<DB, ShmSession>;
+/// carrying a [`ShmSession`] (off when shared memory is off), over the embedder's
+/// database in a [`ShmDb`](shm_opcodes::ShmDb). Inspectors are written against this type
+/// (`I: Inspector<ShmEvmContext<DB>>`); the [`Evm`] trait hands out the database itself.
+pub type ShmEvmContext<DB> = ShmContext<DB>;
 
 /// The revm EVM inside a [`ShmEthEvm`].
 pub type ShmRevmEvm<DB, I> = RevmEvm<
@@ -39,12 +40,34 @@ pub type ShmRevmEvm<DB, I> = RevmEvm<
 ///
 /// `transact_raw` runs the inspector when it is enabled (as `EthEvm` does);
 /// `transact_system_call` never inspects (as `EthEvm`).
+///
+/// **Regions follow the embedder's commit.** A transaction's region effects stay
+/// undecided until the embedder keeps its state: [`Evm::transact_commit`] (here) and the
+/// block executors of [`ShmBlockExecutorFactory`](crate::ShmBlockExecutorFactory)
+/// publish them; anything else — `transact` / `transact_raw` of a simulation, a
+/// transaction a block builder leaves out — is abandoned when the next transaction
+/// starts or the EVM is dropped. alloy-evm commits through `db_mut().commit(..)`, which
+/// reaches the embedder's database and not this EVM: whoever commits a `transact`
+/// result that way calls [`publish`](Self::publish) after it.
 pub struct ShmEthEvm<DB: Database, I> {
     inner: ShmRevmEvm<DB, I>,
     inspect: bool,
     /// Set when shared memory was asked for but the fork defines one of its opcodes:
     /// nothing was installed and every transaction is refused with this.
     refused: Option<OpcodeConflict>,
+}
+
+impl<DB: Database, I> std::fmt::Debug for ShmEthEvm<DB, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The revm EVM (instruction table, frames) has no useful Debug.
+        f.debug_struct("ShmEthEvm")
+            .field("spec", &self.inner.ctx.cfg.spec)
+            .field("block", &self.inner.ctx.block.number)
+            .field("session", self.session())
+            .field("inspect", &self.inspect)
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<DB: Database, I> ShmEthEvm<DB, I> {
@@ -85,6 +108,19 @@ impl<DB: Database, I> ShmEthEvm<DB, I> {
     /// The shared-memory session, mutably.
     pub const fn session_mut(&mut self) -> &mut ShmSession {
         self.inner.ctx.journaled_state.hook_mut()
+    }
+
+    /// Makes the region effects of the transactions run since the last decision final
+    /// (call it after committing their state to the database yourself). Returns whether
+    /// there was anything to publish; always `false` with shared memory off.
+    pub fn publish(&mut self) -> bool {
+        self.session_mut().publish()
+    }
+
+    /// Undoes the region effects of the transactions run since the last decision (their
+    /// state was dropped). It also happens by itself at the next transaction and on drop.
+    pub fn abandon(&mut self) -> bool {
+        self.session_mut().abandon()
     }
 
     /// Whether the shared-memory instructions are installed.
@@ -153,6 +189,20 @@ where
         self.inner.system_call_with_caller(caller, contract, data)
     }
 
+    fn transact_commit(
+        &mut self,
+        tx: impl IntoTxEnv<TxEnv>,
+    ) -> Result<ExecutionResult<HaltReason>, Self::Error>
+    where
+        DB: DatabaseCommit,
+    {
+        let ResultAndState { result, state } = self.transact(tx)?;
+        self.db_mut().commit(state);
+        // The state is kept: so are the transaction's region effects.
+        self.publish();
+        Ok(result)
+    }
+
     fn finish(self) -> (DB, EvmEnv<SpecId>) {
         let Context {
             block: block_env,
@@ -160,8 +210,9 @@ where
             journaled_state,
             ..
         } = self.inner.ctx;
+        // Dropping the session abandons whatever was not published.
         let (journal, _session) = journaled_state.into_parts();
-        (journal.database, EvmEnv { block_env, cfg_env })
+        (journal.database.into_inner(), EvmEnv { block_env, cfg_env })
     }
 
     fn set_inspector_enabled(&mut self, enabled: bool) {
@@ -170,7 +221,7 @@ where
 
     fn components(&self) -> (&DB, &I, &PrecompilesMap) {
         (
-            &self.inner.ctx.journaled_state.journal().database,
+            &*self.inner.ctx.journaled_state.journal().database,
             &self.inner.inspector,
             &self.inner.precompiles.0,
         )
@@ -178,7 +229,7 @@ where
 
     fn components_mut(&mut self) -> (&mut DB, &mut I, &mut PrecompilesMap) {
         (
-            &mut self.inner.ctx.journaled_state.journal_mut().database,
+            &mut *self.inner.ctx.journaled_state.journal_mut().database,
             &mut self.inner.inspector,
             &mut self.inner.precompiles.0,
         )

@@ -15,7 +15,9 @@ use revm::{
     Inspector, MainBuilder,
 };
 use shm_manager::SharedMemoryManager;
-use shm_opcodes::{hooked_context, instructions::install, GasSchedule, ShmSession};
+use shm_opcodes::{
+    hooked_context, instructions::install, GasSchedule, ShmDb, ShmEvmBuilder, ShmSession,
+};
 use std::{fmt, sync::Arc};
 
 /// Builds alloy-evm EVMs ([`ShmEthEvm`]) with shared memory on or off: the seam through
@@ -137,21 +139,28 @@ impl ShmEvmFactory {
         // As alloy-evm's `EthEvmBuilder`: the fork's precompiles, as a map.
         let precompiles =
             PrecompilesMap::from_static(Precompiles::new(PrecompileSpecId::from_spec_id(spec)));
-        let (session, refused) = match &self.shared_memory {
-            None => (ShmSession::default(), None),
+        let (shared_memory, refused) = match &self.shared_memory {
+            None => (None, None),
             Some(shm) => match check_opcodes(spec, shm.opcodes) {
-                Ok(()) => (ShmSession::new(shm.manager.clone(), shm.gas), None),
-                Err(conflict) => (ShmSession::default(), Some(conflict)),
+                Ok(()) => (Some(shm), None),
+                Err(conflict) => (None, Some(conflict)),
             },
         };
-        let shared_memory_on = session.manager().is_some();
-        let ctx = hooked_context(db, spec, session)
-            .with_cfg(cfg_env)
-            .with_block(block_env);
+        let ctx = match shared_memory {
+            // A session over the manager, and the database wrapped so that revm's own
+            // commit paths publish too.
+            Some(shm) => ShmEvmBuilder::new(shm.manager.clone())
+                .gas_schedule(shm.gas)
+                .spec(spec)
+                .context(db),
+            None => hooked_context(ShmDb::detached(db), spec, ShmSession::default()),
+        }
+        .with_cfg(cfg_env)
+        .with_block(block_env);
         let mut inner = ctx
             .build_mainnet_with_inspector(inspector)
             .with_precompiles(HookedPrecompiles(precompiles));
-        if shared_memory_on {
+        if shared_memory.is_some() {
             install(&mut inner.instruction);
         }
         let evm = ShmEthEvm::new(inner, inspect);

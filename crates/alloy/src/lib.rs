@@ -16,6 +16,10 @@
 //! [`check_shared_memory_opcodes`] refuses shared memory on a fork that defines an opcode
 //! at 0xE0–0xE4.
 //!
+//! Region effects follow the embedder's commit: [`ShmEthEvm::transact_commit`](alloy_evm::Evm::transact_commit)
+//! and the executors of [`ShmBlockExecutorFactory`] (alloy-evm's Ethereum block executor,
+//! publishing what it commits) make them final; a simulation's are abandoned.
+//!
 //! ```
 //! use alloy_evm::{block::{BlockExecutor, BlockExecutorFactory}, eth::{EthBlockExecutionCtx,
 //!     EthBlockExecutorFactory, receipt_builder::AlloyReceiptBuilder, spec::EthSpec}, EvmEnv, EvmFactory};
@@ -40,11 +44,13 @@
 #![warn(missing_docs)]
 
 mod evm;
+mod executor;
 mod factory;
 mod opcodes;
 mod precompiles;
 
 pub use evm::{ShmEthEvm, ShmEvmContext, ShmRevmEvm};
+pub use executor::{PublishRegions, ShmBlockExecutor, ShmBlockExecutorFactory};
 pub use factory::ShmEvmFactory;
 pub use opcodes::{
     check_opcodes, check_shared_memory_opcodes, defined_opcodes, DefinedOpcode, OpcodeConflict,

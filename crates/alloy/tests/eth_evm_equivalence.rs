@@ -144,5 +144,5 @@ fn every_cancun_state_test_case_runs_identically() {
     );
     // Nothing leaked: no region, no lock.
     assert_eq!(manager.get_memory_stats().unwrap().active_regions, 0);
-    assert!(manager.locks().locked_regions().is_empty());
+    assert!(manager.locked_regions().is_empty());
 }

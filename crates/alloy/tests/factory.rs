@@ -1,23 +1,14 @@
 //! The `Evm` and `EvmFactory` surface of `ShmEvmFactory` against alloy-evm's `EthEvmFactory`:
 //! inspectors and switching them, system calls, `finish`, `components`, precompiles as a
-//! `PrecompilesMap`, and shared memory on inside alloy-evm's block executor.
+//! `PrecompilesMap`.
 
-use alloy_consensus::{transaction::Recovered, Signed, TxEnvelope, TxLegacy};
-use alloy_evm::{
-    block::{BlockExecutor, BlockExecutorFactory},
-    eth::{
-        receipt_builder::AlloyReceiptBuilder, spec::EthSpec, EthBlockExecutionCtx,
-        EthBlockExecutorFactory, EthEvmFactory,
-    },
-    precompiles::DynPrecompile,
-    Evm, EvmEnv, EvmFactory,
-};
-use alloy_primitives::{address, hex, Address, Bytes, Signature, TxKind, U256};
+use alloy_evm::{eth::EthEvmFactory, precompiles::DynPrecompile, Evm, EvmEnv, EvmFactory};
+use alloy_primitives::{address, hex, Address, Bytes, TxKind, U256};
 use revm::{
     bytecode::Bytecode,
     context::TxEnv,
     context_interface::ContextTr,
-    database::{InMemoryDB, State},
+    database::InMemoryDB,
     interpreter::{interpreter_types::Jumps, Interpreter},
     precompile::{PrecompileId, PrecompileOutput},
     primitives::hardfork::SpecId,
@@ -25,7 +16,6 @@ use revm::{
     Inspector,
 };
 use shm_alloy_evm::ShmEvmFactory;
-use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
 
 const TARGET: Address = address!("0x00000000000000000000000000000000000c0de0");
 
@@ -161,73 +151,4 @@ fn precompiles_are_a_map_the_embedder_can_change() {
     });
     let out = evm.transact(call(&[])).unwrap();
     assert_eq!(out.result.output().unwrap().as_ref(), &[42u8; 32]);
-}
-
-/// A legacy transaction from `sender` (the executor takes the sender as given).
-fn tx(nonce: u64, to: Address, data: &[u8]) -> Recovered<TxEnvelope> {
-    let tx = TxLegacy {
-        chain_id: Some(1),
-        nonce,
-        gas_price: 0,
-        gas_limit: 1_000_000,
-        to: TxKind::Call(to),
-        value: U256::ZERO,
-        input: Bytes::copy_from_slice(data),
-    };
-    let signed = Signed::new_unhashed(tx, Signature::test_signature());
-    Recovered::new_unchecked(
-        TxEnvelope::Legacy(signed),
-        address!("0x000000000000000000000000000000000000ca11"),
-    )
-}
-
-#[test]
-fn shared_memory_works_inside_alloy_evms_block_executor() {
-    let manager = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
-    // SHARED_ALLOC(64, PERSISTENT), SSTORE the handle at slot 0, SHARED_WRITE 32 bytes of
-    // calldata at region offset 0:
-    //   PUSH1 1 (persistent) PUSH1 64 SHARED_ALLOC DUP1 PUSH1 0 SSTORE
-    //   CALLDATALOAD(0) PUSH1 0 MSTORE ; write(handle, region_offset 0, mem 0, 32)
-    //   PUSH1 0 (mem_offset) PUSH1 32 (size) PUSH1 0 (region_offset) DUP4 SHARED_WRITE STOP
-    let writer = hex!("60016040e080600055600035600052600060206000 83 e4 00");
-    let factory = ShmEvmFactory::on(manager.clone());
-    let executors =
-        EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), EthSpec::mainnet(), factory);
-    let mut db = db_with(&writer);
-    db.insert_account_info(
-        address!("0x000000000000000000000000000000000000ca11"),
-        AccountInfo::default().with_balance(U256::from(1_000_000_000u64)),
-    );
-    let mut state = State::builder().with_database(db).build();
-    let mut env: EvmEnv = EvmEnv::default();
-    env.cfg_env.spec = SpecId::CANCUN;
-    let evm = executors.evm_factory().create_evm(&mut state, env);
-    let ctx = EthBlockExecutionCtx {
-        parent_hash: Default::default(),
-        parent_beacon_block_root: None,
-        ommers: &[],
-        withdrawals: None,
-        extra_data: Default::default(),
-        tx_count_hint: None,
-        slot_number: None,
-    };
-    let mut executor = executors.create_executor(evm, ctx);
-    assert!(executor.evm().shared_memory_on());
-    executor
-        .execute_transaction(tx(0, TARGET, &[0xAB; 32]))
-        .unwrap();
-    let result = executor.apply_post_execution_changes().unwrap();
-    assert!(result.receipts[0].status(), "the transaction succeeded");
-    let stats = manager.get_memory_stats().unwrap();
-    assert_eq!(stats.active_regions, 1, "the persistent region stands");
-    // The handle the block stored, and the bytes the transaction wrote there.
-    let slot = state.cache.accounts[&TARGET]
-        .account
-        .as_ref()
-        .unwrap()
-        .storage[&U256::ZERO];
-    let handle = shm_primitives::RegionHandle::from_u256(slot).expect("a handle in slot 0");
-    let mut bytes = [0u8; 32];
-    assert_eq!(manager.read_region(handle, 0, &mut bytes).unwrap(), 32);
-    assert_eq!(bytes, [0xAB; 32]);
 }

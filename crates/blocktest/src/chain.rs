@@ -1,5 +1,6 @@
 //! One blockchain test: a chain of imported blocks (side chains included), each executed
-//! through alloy-evm's `EthBlockExecutor` with EVMs from an [`EvmFactory`].
+//! through alloy-evm's `EthBlockExecutor` with EVMs from an [`EvmFactory`]
+//! ([`BlockExecutors`]).
 
 use crate::{
     consensus::{validate_body_roots, validate_body_structure, validate_header, validate_uncles},
@@ -15,7 +16,10 @@ use alloy_consensus::{
 };
 use alloy_evm::{
     block::{BlockExecutionResult, BlockExecutor, BlockExecutorFactory},
-    eth::{receipt_builder::AlloyReceiptBuilder, EthBlockExecutionCtx, EthBlockExecutorFactory},
+    eth::{
+        receipt_builder::AlloyReceiptBuilder, EthBlockExecutionCtx, EthBlockExecutorFactory,
+        EthEvmFactory,
+    },
     Evm, EvmEnv, EvmFactory, FromRecoveredTx, FromTxWithEncoded,
 };
 use alloy_hardforks::EthereumHardforks;
@@ -28,31 +32,48 @@ use revm::{
     primitives::{hardfork::SpecId, BLOCK_HASH_HISTORY, KECCAK_EMPTY},
     state::AccountInfo,
 };
+use shm_alloy_evm::{ShmBlockExecutorFactory, ShmEvmFactory};
 use shm_statetest::state_root;
 use std::{borrow::Cow, collections::HashMap};
 
-/// The EVM factories a blockchain test can run with: alloy-evm's `EthEvmFactory`, our
-/// `ShmEvmFactory`, or any other over revm's mainnet environment and transaction.
-pub trait BlockEvmFactory:
-    EvmFactory<
-        Spec = SpecId,
-        BlockEnv = BlockEnv,
-        Tx: FromRecoveredTx<TxEnvelope> + FromTxWithEncoded<TxEnvelope>,
-    > + Clone
-    + Sync
-    + 'static
-{
-}
-
-impl<F> BlockEvmFactory for F where
-    F: EvmFactory<
+/// Where the runner gets alloy-evm block executors: a [`BlockExecutorFactory`] for each
+/// block's fork schedule, over revm's mainnet environment and Ethereum transactions and
+/// receipts, with `EthBlockExecutor`'s execution context.
+///
+/// Implemented for alloy-evm's own [`EthEvmFactory`] (through `EthBlockExecutorFactory`)
+/// and for [`ShmEvmFactory`] (through [`ShmBlockExecutorFactory`], which publishes the
+/// region effects of what it commits).
+pub trait BlockExecutors: Sync {
+    /// The executor factory for one fork schedule.
+    type Factory: for<'a> BlockExecutorFactory<
+        EvmFactory: EvmFactory<
             Spec = SpecId,
             BlockEnv = BlockEnv,
             Tx: FromRecoveredTx<TxEnvelope> + FromTxWithEncoded<TxEnvelope>,
-        > + Clone
-        + Sync
-        + 'static
-{
+        >,
+        Transaction = TxEnvelope,
+        Receipt = ReceiptEnvelope,
+        ExecutionCtx<'a> = EthBlockExecutionCtx<'a>,
+    >;
+
+    /// Executors for blocks under `schedule`.
+    fn executors(&self, schedule: ForkSchedule) -> Self::Factory;
+}
+
+impl BlockExecutors for EthEvmFactory {
+    type Factory = EthBlockExecutorFactory<AlloyReceiptBuilder, ForkSchedule, EthEvmFactory>;
+
+    fn executors(&self, schedule: ForkSchedule) -> Self::Factory {
+        EthBlockExecutorFactory::new(AlloyReceiptBuilder::default(), schedule, *self)
+    }
+}
+
+impl BlockExecutors for ShmEvmFactory {
+    type Factory = ShmBlockExecutorFactory<AlloyReceiptBuilder, ForkSchedule>;
+
+    fn executors(&self, schedule: ForkSchedule) -> Self::Factory {
+        ShmBlockExecutorFactory::new(AlloyReceiptBuilder::default(), schedule, self.clone())
+    }
 }
 
 /// Why a test failed: the check, the block (index into the fixture's `blocks`) and what
@@ -102,17 +123,20 @@ struct StoredBlock {
 }
 
 /// The chain of one test: every valid block by hash, and the head.
-struct Chain<'f, F> {
-    factory: &'f F,
+struct Chain<'x, X: ?Sized> {
+    executors: &'x X,
     network: Network,
     blocks: HashMap<B256, StoredBlock>,
     head: B256,
 }
 
-/// Runs one blockchain test with EVMs from `factory`: imports every block in order, checks
+/// Runs one blockchain test with block executors from `executors`: imports every block in order, checks
 /// each against its expectation (valid, or rejected with the expected exception), then the
 /// head against `lastblockhash` and its state against `postState` (or `postStateHash`).
-pub fn run_test<F: BlockEvmFactory>(factory: &F, test: &BlockchainTest) -> Result<(), TestFailure> {
+pub fn run_test<X: BlockExecutors + ?Sized>(
+    executors: &X,
+    test: &BlockchainTest,
+) -> Result<(), TestFailure> {
     let invalid = |message: String| TestFailure::new(FailureKind::InvalidFixture, None, message);
     let network = Network::parse(&test.network).map_err(|error| invalid(error.to_string()))?;
     let genesis = decode_block(&test.genesis_rlp)
@@ -133,7 +157,7 @@ pub fn run_test<F: BlockEvmFactory>(factory: &F, test: &BlockchainTest) -> Resul
         )));
     }
     let mut chain = Chain {
-        factory,
+        executors,
         network,
         blocks: HashMap::new(),
         head: genesis_hash,
@@ -252,7 +276,7 @@ fn genesis_state(pre: &std::collections::BTreeMap<Address, FixtureAccount>) -> C
     cache
 }
 
-impl<F: BlockEvmFactory> Chain<'_, F> {
+impl<X: BlockExecutors + ?Sized> Chain<'_, X> {
     /// Imports one block: decode, find the parent, check the header, body and uncles,
     /// execute, check the results; store it and move the head on success.
     fn import(&mut self, rlp: &Bytes) -> Result<B256, ImportError> {
@@ -341,11 +365,7 @@ impl<F: BlockEvmFactory> Chain<'_, F> {
             CHAIN_ID,
             schedule.blob_params(header.timestamp),
         );
-        let executors = EthBlockExecutorFactory::new(
-            AlloyReceiptBuilder::default(),
-            schedule.clone(),
-            self.factory.clone(),
-        );
+        let executors = self.executors.executors(schedule.clone());
         let ctx = EthBlockExecutionCtx {
             parent_hash: header.parent_hash,
             parent_beacon_block_root: header.parent_beacon_block_root,

@@ -120,7 +120,7 @@ pub enum TransactionException {
 }
 
 /// The fixtures' name for revm's reason a transaction is invalid.
-pub fn transaction_exception(error: &InvalidTransaction) -> TransactionException {
+pub(crate) fn transaction_exception(error: &InvalidTransaction) -> TransactionException {
     use InvalidTransaction as E;
     use TransactionException as T;
     match error {
@@ -162,7 +162,7 @@ pub fn transaction_exception(error: &InvalidTransaction) -> TransactionException
 /// The rejection for an error of alloy-evm's block executor, when it is one (an invalid
 /// transaction, a gas limit above what the block has left, a failed system call). `None`
 /// for internal errors (the database, the EVM itself), which are not a verdict on the block.
-pub fn execution_rejection(error: &BlockExecutionError) -> Option<Rejection> {
+pub(crate) fn execution_rejection(error: &BlockExecutionError) -> Option<Rejection> {
     let BlockExecutionError::Validation(validation) = error else {
         return None;
     };

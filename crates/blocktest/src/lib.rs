@@ -1,7 +1,7 @@
 //! Runs the Ethereum blockchain tests (the `BlockchainTests` fixtures: `ValidBlocks`,
 //! `InvalidBlocks`, `TransitionTests`) through alloy-evm's `EthBlockExecutor`, with EVMs
-//! from any [`EvmFactory`](alloy_evm::EvmFactory) — alloy-evm's `EthEvmFactory`, or
-//! `shm_alloy_evm::ShmEvmFactory` with shared memory off or on.
+//! from alloy-evm's `EthEvmFactory` or from `shm_alloy_evm::ShmEvmFactory` with shared
+//! memory off or on ([`BlockExecutors`]).
 //!
 //! For each test the genesis and every block are decoded from RLP and imported in order,
 //! as a node imports them: the header is checked against its parent and the body against
@@ -34,7 +34,7 @@ mod network;
 mod report;
 mod runner;
 
-pub use chain::{run_test, BlockEvmFactory, TestFailure};
+pub use chain::{run_test, BlockExecutors, TestFailure};
 pub use exception::{BlockException, Rejection, TransactionException};
 pub use fixture::{BlockchainTest, FixtureAccount, FixtureBlock, FixtureFile};
 pub use network::{ForkSchedule, Network, UnknownNetwork, CHAIN_ID};

@@ -1,7 +1,7 @@
 //! The run: fixture files shared among worker threads, every selected test checked.
 
 use crate::{
-    chain::{run_test, BlockEvmFactory},
+    chain::{run_test, BlockExecutors},
     fixture::FixtureFile,
     report::{Failure, FailureKind, Report, Skip},
 };
@@ -50,15 +50,15 @@ impl BlocktestOptions {
     }
 }
 
-/// Runs every selected test of the fixtures in `options.paths`, with EVMs from `factory`,
-/// through alloy-evm's `EthBlockExecutor`.
+/// Runs every selected test of the fixtures in `options.paths` with block executors from
+/// `executors` (alloy-evm's `EthBlockExecutor`, over `EthEvmFactory` or `ShmEvmFactory`).
 ///
 /// # Errors
 /// Usage errors only: no path, a missing path, a folder without fixtures, zero threads.
 /// Failing tests and unreadable files are in the [`Report`].
-pub fn run<F: BlockEvmFactory>(
+pub fn run<X: BlockExecutors + ?Sized>(
     options: &BlocktestOptions,
-    factory: &F,
+    executors: &X,
 ) -> Result<Report, RunnerError> {
     let started = Instant::now();
     if options.paths.is_empty() {
@@ -94,7 +94,7 @@ pub fn run<F: BlockEvmFactory>(
                         break;
                     };
                     let failed_before = local.failed;
-                    run_file(file, options, factory, tracker, &mut local);
+                    run_file(file, options, executors, tracker, &mut local);
                     if local.failed > failed_before {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -114,10 +114,10 @@ pub fn run<F: BlockEvmFactory>(
     Ok(report)
 }
 
-fn run_file<F: BlockEvmFactory>(
+fn run_file<X: BlockExecutors + ?Sized>(
     file: &Path,
     options: &BlocktestOptions,
-    factory: &F,
+    executors: &X,
     tracker: &Tracker,
     report: &mut Report,
 ) {
@@ -179,14 +179,15 @@ fn run_file<F: BlockEvmFactory>(
             continue;
         }
         report.blocks += test.blocks.len();
-        let outcome =
-            catch_unwind(AssertUnwindSafe(|| run_test(factory, test))).unwrap_or_else(|payload| {
+        let outcome = catch_unwind(AssertUnwindSafe(|| run_test(executors, test))).unwrap_or_else(
+            |payload| {
                 Err(crate::chain::TestFailure {
                     kind: FailureKind::Panic,
                     block: None,
                     message: format!("panicked: {}", panic_text(&*payload)),
                 })
-            });
+            },
+        );
         match outcome {
             Ok(()) => {
                 report.passed += 1;

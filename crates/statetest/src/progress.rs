@@ -35,6 +35,18 @@ pub struct Tracker {
     started: Instant,
 }
 
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("label", &self.label)
+            .field("files", &self.files_done.load(Ordering::Relaxed))
+            .field("of", &self.total_files)
+            .field("done", &self.cases_done.load(Ordering::Relaxed))
+            .field("failed", &self.failed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Tracker {
     /// A tracker over `total_files` files, naming itself `label` in plain lines and counting
     /// `unit` (`cases`, `tests`).

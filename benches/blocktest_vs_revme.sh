@@ -24,8 +24,11 @@ TIME=/usr/bin/time
 command -v revme >/dev/null || {
     echo "error: revme not found; cargo install revme --version 43.0.3 --locked" >&2; exit 2; }
 
-cargo build --release --locked -p evm
-EVM=${CARGO_TARGET_DIR:-target}/release/evm
+# EVM=path/to/evm measures a binary built elsewhere (default: a release build of this tree).
+if [ -z "${EVM:-}" ]; then
+    cargo build --release --locked -p evm
+    EVM=${CARGO_TARGET_DIR:-target}/release/evm
+fi
 
 waited=0
 while :; do

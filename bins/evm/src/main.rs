@@ -5,6 +5,7 @@
 //! 3 the transaction was rejected before execution; 4 halt; 5 `--bench` runs disagreed.
 
 mod alloc_counter;
+mod blocktest;
 mod input;
 mod run;
 mod shm;
@@ -32,6 +33,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Run Ethereum state tests (GeneralStateTests fixtures: files or folders).
     Statetest(statetest::StatetestArgs),
+    /// Run Ethereum blockchain tests (BlockchainTests fixtures) through alloy-evm's block executor.
+    Blocktest(blocktest::BlocktestArgs),
     /// Inspect and manage a mapped shared-memory namespace: ls, show, rm, dump, load.
     Shm(shm::ShmArgs),
     /// Assemble a file of the project's tiny assembly (see `examples/*.easm`) and print the hex.
@@ -104,6 +107,7 @@ fn main() -> std::process::ExitCode {
     let code = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Statetest(args) => return statetest::run(args),
+        Command::Blocktest(args) => return blocktest::run(args),
         Command::Asm { path } => asm(&path),
         Command::Shm(args) => shm::run(args),
     };

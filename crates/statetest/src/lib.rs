@@ -31,7 +31,8 @@ mod skip;
 
 pub use executor::{CaseEnv, CaseError, CaseExecutor, CaseState, MainnetExecutor};
 pub use options::{canonical_fork_name, Progress, RunnerError, RunnerOptions, FORK_NAMES};
+pub use progress::Tracker;
 pub use report::{AccountDivergence, CaseIndexes, CaseValues, Failure, FailureKind, Report, Skip};
 pub use roots::{logs_hash, state_root};
-pub use runner::run;
+pub use runner::{find_fixture_files, run};
 pub use skip::{SkipEntry, SkipList, SkipListError, SHARED_MEMORY_OPCODE_CONFLICTS};

@@ -12,8 +12,20 @@ use throttle::Throttle;
 /// How often the plain-lines mode prints.
 const LINE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Shared by the worker threads; every method is cheap and lock-free on the hot path.
-pub(crate) struct Tracker {
+/// Progress of a run over fixture files, shared by the worker threads; every method is cheap
+/// and lock-free on the hot path. Files fill the bar; the count of cases (or tests) done and
+/// failed rides along in its message.
+///
+/// ```
+/// use shm_statetest::{Progress, Tracker};
+/// let tracker = Tracker::new(Progress::Off, 2, "blocktest", "tests");
+/// tracker.case_done(false);
+/// tracker.file_done();
+/// tracker.finish();
+/// ```
+pub struct Tracker {
+    label: &'static str,
+    unit: &'static str,
     bar: Option<ProgressBar>,
     lines: Option<Throttle>,
     total_files: usize,
@@ -23,8 +35,27 @@ pub(crate) struct Tracker {
     started: Instant,
 }
 
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("label", &self.label)
+            .field("files", &self.files_done.load(Ordering::Relaxed))
+            .field("of", &self.total_files)
+            .field("done", &self.cases_done.load(Ordering::Relaxed))
+            .field("failed", &self.failed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Tracker {
-    pub(crate) fn new(mode: Progress, total_files: usize) -> Self {
+    /// A tracker over `total_files` files, naming itself `label` in plain lines and counting
+    /// `unit` (`cases`, `tests`).
+    pub fn new(
+        mode: Progress,
+        total_files: usize,
+        label: &'static str,
+        unit: &'static str,
+    ) -> Self {
         let mode = match mode {
             Progress::Auto if std::io::stderr().is_terminal() => Progress::Bar,
             Progress::Auto => Progress::Lines,
@@ -46,6 +77,8 @@ impl Tracker {
             bar
         });
         Self {
+            label,
+            unit,
             bar,
             lines: (mode == Progress::Lines).then(|| Throttle::new(LINE_INTERVAL)),
             total_files,
@@ -57,7 +90,7 @@ impl Tracker {
     }
 
     /// One case finished.
-    pub(crate) fn case_done(&self, failed: bool) {
+    pub fn case_done(&self, failed: bool) {
         self.cases_done.fetch_add(1, Ordering::Relaxed);
         if failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
@@ -65,17 +98,18 @@ impl Tracker {
     }
 
     /// A whole file failed (unreadable or unparseable).
-    pub(crate) fn file_failed(&self) {
+    pub fn file_failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One file finished.
-    pub(crate) fn file_done(&self) {
+    pub fn file_done(&self) {
         let files_done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(bar) = &self.bar {
             bar.set_message(format!(
-                "{} cases done, {} failed",
+                "{} {} done, {} failed",
                 self.cases_done.load(Ordering::Relaxed),
+                self.unit,
                 self.failed.load(Ordering::Relaxed)
             ));
             bar.inc(1);
@@ -89,7 +123,7 @@ impl Tracker {
     }
 
     /// Clears the bar, or prints the last line.
-    pub(crate) fn finish(&self) {
+    pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -100,9 +134,11 @@ impl Tracker {
 
     fn line(&self, files_done: usize) -> String {
         format!(
-            "statetest: {files_done}/{} files, {} cases done, {} failed, {:.1}s",
+            "{}: {files_done}/{} files, {} {} done, {} failed, {:.1}s",
+            self.label,
             self.total_files,
             self.cases_done.load(Ordering::Relaxed),
+            self.unit,
             self.failed.load(Ordering::Relaxed),
             self.started.elapsed().as_secs_f64()
         )

@@ -71,7 +71,7 @@ pub fn run<E: CaseExecutor + ?Sized>(
         .build()
         .map_err(|error| RunnerError::ThreadPool(error.to_string()))?;
 
-    let tracker = Tracker::new(options.progress, files.len());
+    let tracker = Tracker::new(options.progress, files.len(), "statetest", "cases");
     let checker = Checker {
         executor,
         selection: Selection {
@@ -152,8 +152,11 @@ fn prewarm_kzg() {
 }
 
 /// Every `.json` file under `paths` (a file given by name is taken whatever its extension),
-/// in path order.
-fn find_fixture_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RunnerError> {
+/// in path order, each once.
+///
+/// # Errors
+/// A path that does not exist, a folder that cannot be walked or holds no `.json` file.
+pub fn find_fixture_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RunnerError> {
     let mut found: Vec<PathBuf> = Vec::new();
     for path in paths {
         if !path.exists() {

@@ -11,7 +11,16 @@ use shm_primitives::{
 use shm_region::RegionSpec;
 
 use crate::session::{ActiveSession, OpError};
-use crate::table::Entry;
+use crate::table::{hint_covers, Entry};
+
+/// What an operation needs of a region it found in the table (or resolved).
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    region: Resolved,
+    warm: bool,
+    tx_mapping: Option<MapOptions>,
+    saved_hint: Option<(u64, u64)>,
+}
 
 /// A READ that passed its checks and paid its price; the instruction expands
 /// memory and then calls [`ActiveSession::finish_read`].
@@ -58,12 +67,17 @@ impl ActiveSession {
         word: U256,
         intent: Intent,
         gas_left: u64,
-    ) -> Result<Entry, OpError> {
+    ) -> Result<Hit, OpError> {
         let Some(handle) = RegionHandle::from_u256(word) else {
             return Err(self.halt(HaltCause::InvalidHandle));
         };
         match self.table.get(handle) {
-            Some(entry) if entry.allows(context, intent) => Ok(*entry),
+            Some(entry) if entry.allows(context, intent) => Ok(Hit {
+                region: entry.region,
+                warm: entry.warm,
+                tx_mapping: entry.tx_mapping,
+                saved_hint: entry.saved_hint,
+            }),
             _ => self.resolve(handle, context, intent, gas_left),
         }
     }
@@ -78,7 +92,7 @@ impl ActiveSession {
         context: ContextId,
         intent: Intent,
         gas_left: u64,
-    ) -> Result<Entry, OpError> {
+    ) -> Result<Hit, OpError> {
         let tx_mapping = self.journal.mapping(handle, context);
         let wait = if self.wait.poisoned {
             std::time::Duration::ZERO
@@ -94,28 +108,33 @@ impl ActiveSession {
         match result {
             Ok(region) => {
                 let warm = self.journal.is_warm(handle);
-                let entry = Entry::uncached(region, context, intent, warm, tx_mapping);
-                self.table.insert(entry);
-                Ok(self.table.get(handle).copied().unwrap_or(entry))
+                self.table
+                    .insert(Entry::uncached(region, context, intent, warm, tx_mapping));
+                Ok(Hit {
+                    region,
+                    warm,
+                    tx_mapping,
+                    saved_hint: None,
+                })
             }
             Err(error) => Err(self.halt_for(error)),
         }
     }
 
-    /// Marks the entry's region warm in the journal and the table.
+    /// Marks the region warm in the journal and the table.
     #[inline]
-    fn warm(&mut self, entry: &Entry) {
-        if !entry.warm {
-            self.journal.warm(entry.region.handle);
-            if let Some(cached) = self.table.get_mut(entry.region.handle) {
+    fn warm(&mut self, hit: &Hit) {
+        if !hit.warm {
+            self.journal.warm(hit.region.handle);
+            if let Some(cached) = self.table.get_mut(hit.region.handle) {
                 cached.warm = true;
             }
         }
     }
 
     #[inline]
-    fn access_cost(&self, entry: &Entry) -> u64 {
-        self.gas.access(!entry.warm)
+    fn access_cost(&self, hit: &Hit) -> u64 {
+        self.gas.access(!hit.warm)
     }
 
     /// Records an offset-overflow halt (`region_offset + size` ≥ 2^64).
@@ -188,9 +207,9 @@ impl ActiveSession {
     /// SHARED_FREE: begins freeing the region; final when the transaction's
     /// effects are published.
     pub fn free(&mut self, context: ContextId, word: U256, gas: &mut Gas) -> Result<(), OpError> {
-        let entry = self.prepare(context, word, Intent::Free, gas.remaining())?;
+        let hit = self.prepare(context, word, Intent::Free, gas.remaining())?;
         charge(gas, self.gas.free)?;
-        let handle = entry.region.handle;
+        let handle = hit.region.handle;
         let size = match self.tx().begin_free(handle) {
             Ok(size) => size,
             Err(error) => return Err(self.halt_for(error)),
@@ -213,12 +232,12 @@ impl ActiveSession {
         let Some(options) = MapOptions::from_word(options) else {
             return Err(self.halt(HaltCause::BadFlags));
         };
-        let entry = self.prepare(context, word, Intent::Map, gas.remaining())?;
-        charge(gas, self.access_cost(&entry))?;
-        self.warm(&entry);
-        let handle = entry.region.handle;
+        let hit = self.prepare(context, word, Intent::Map, gas.remaining())?;
+        charge(gas, self.access_cost(&hit))?;
+        self.warm(&hit);
+        let handle = hit.region.handle;
         let options = self.manager.effective_map_options(options);
-        if entry.tx_mapping == Some(options) && !self.journal.has_private_view(handle, context) {
+        if hit.tx_mapping == Some(options) && !self.journal.has_private_view(handle, context) {
             return Ok(());
         }
         self.journal.map(handle, context, options);
@@ -242,15 +261,15 @@ impl ActiveSession {
         size: U256,
         gas: &mut Gas,
     ) -> Result<ReadAccess, OpError> {
-        let entry = self.prepare(context, word, Intent::Read, gas.remaining())?;
+        let hit = self.prepare(context, word, Intent::Read, gas.remaining())?;
         let (offset, len) = self.range(offset, size)?;
         charge(
             gas,
-            self.access_cost(&entry).saturating_add(self.gas.copy(len)),
+            self.access_cost(&hit).saturating_add(self.gas.copy(len)),
         )?;
-        self.warm(&entry);
+        self.warm(&hit);
         Ok(ReadAccess {
-            region: entry.region,
+            region: hit.region,
             offset,
             // `len` ≤ what the gas paid for, so far below `usize::MAX`.
             len: len as usize,
@@ -273,9 +292,9 @@ impl ActiveSession {
         let n = match tx.read(&access.region, access.offset, buf) {
             Ok(n) => n,
             Err(ShmError::StaleResolution(_)) => {
-                let entry = self.reresolve(context, access.region.handle, Intent::Read)?;
+                let hit = self.reresolve(context, access.region.handle, Intent::Read)?;
                 let tx = self.tx.as_ref().expect("resolved above");
-                tx.read(&entry.region, access.offset, buf)
+                tx.read(&hit.region, access.offset, buf)
                     .map_err(|e| self.halt_for(e))?
             }
             Err(error) => return Err(self.halt_for(error)),
@@ -298,7 +317,7 @@ impl ActiveSession {
         context: ContextId,
         handle: RegionHandle,
         intent: Intent,
-    ) -> Result<Entry, OpError> {
+    ) -> Result<Hit, OpError> {
         self.table.remove(handle);
         self.resolve(handle, context, intent, 0)
     }
@@ -314,14 +333,14 @@ impl ActiveSession {
         size: U256,
         gas: &mut Gas,
     ) -> Result<WriteAccess, OpError> {
-        let entry = self.prepare(context, word, Intent::Write, gas.remaining())?;
+        let hit = self.prepare(context, word, Intent::Write, gas.remaining())?;
         let (offset, len) = self.range(offset, size)?;
-        let region = &entry.region;
+        let region = &hit.region;
         let handle = region.handle;
         // Copy-on-write writes never grow the region (spec §5).
         let grows = region.options.auto_grow && !region.copy_on_write;
         let plan = WritePlan::new(region.size, region.max_size, grows, offset, len);
-        let pages = if entry.saved_hint(&plan, self.journal.epoch()) {
+        let pages = if hint_covers(hit.saved_hint, &plan, self.journal.epoch(), region.copy_on_write) {
             0
         } else {
             let private = region.copy_on_write.then_some(context);
@@ -342,15 +361,15 @@ impl ActiveSession {
             0
         };
         let cost = self
-            .access_cost(&entry)
+            .access_cost(&hit)
             .saturating_add(self.gas.copy(len))
             .saturating_add(self.gas.pages_cost(held, pages))
             .saturating_add(growth_cost);
         charge(gas, cost)?;
         self.journal.charge_pages(pages);
-        self.warm(&entry);
+        self.warm(&hit);
         Ok(WriteAccess {
-            region: entry.region,
+            region: hit.region,
             plan,
             growth_cost,
             all_saved: pages == 0,

@@ -32,7 +32,20 @@ pub(crate) struct Entry {
     /// in the frame that was current at that epoch. While the epoch stands
     /// (no checkpoint opened or settled since), a write within that page
     /// needs no journal lookup at all.
-    saved_hint: Option<(u64, u64)>,
+    pub(crate) saved_hint: Option<(u64, u64)>,
+}
+
+/// Whether every existing page `plan` changes is known to be saved in the
+/// current frame (journal epoch `epoch`), by `hint` (see [`Entry`]).
+#[inline]
+pub(crate) fn hint_covers(hint: Option<(u64, u64)>, plan: &WritePlan, epoch: u64, cow: bool) -> bool {
+    match (plan.existing_pages(), hint) {
+        (None, _) => true,
+        (Some((first, last)), Some((at, page))) => {
+            first == last && first == page && at == epoch && !cow
+        }
+        _ => false,
+    }
 }
 
 impl Entry {
@@ -67,16 +80,6 @@ impl Entry {
 
     /// Whether every existing page `plan` changes is known to be saved in the
     /// current frame (journal epoch `epoch`).
-    #[inline]
-    pub(crate) fn saved_hint(&self, plan: &WritePlan, epoch: u64) -> bool {
-        match (plan.existing_pages(), self.saved_hint) {
-            (None, _) => true,
-            (Some((first, last)), Some((at, page))) => {
-                first == last && first == page && at == epoch && !self.region.copy_on_write
-            }
-            _ => false,
-        }
-    }
 
     /// Records that `plan`'s pages are saved in the frame current at `epoch`.
     #[inline]

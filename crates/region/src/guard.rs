@@ -15,6 +15,7 @@ use crate::{Grant, MappingInfo, RegionError, RegionMeta, WriteOutcome};
 ///
 /// # Errors
 /// [`RegionError::OffsetOverflow`] when `offset + len` does not fit in 64 bits.
+#[inline]
 fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionError> {
     let len64 = len as u64;
     if offset.checked_add(len64).is_none() {
@@ -32,10 +33,12 @@ fn page_offset(page: u64) -> Result<u64, RegionError> {
         .ok_or(RegionError::PageOutOfRange(page))
 }
 
+#[inline]
 fn live_bytes(occupant: &Occupant) -> &[u8] {
     &occupant.block.as_slice()[..occupant.meta.size]
 }
 
+#[inline]
 fn read_into(occupant: &Occupant, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
     let bytes = live_bytes(occupant);
     let range = clip(offset, buf.len(), bytes.len())?;
@@ -65,6 +68,7 @@ impl std::fmt::Debug for RegionReadGuard<'_> {
 
 impl RegionReadGuard<'_> {
     /// The region's metadata (for access checks and listings).
+    #[inline]
     pub fn meta(&self) -> &RegionMeta {
         &self.occupant.meta
     }
@@ -84,6 +88,7 @@ impl RegionReadGuard<'_> {
     ///
     /// # Errors
     /// [`RegionError::OffsetOverflow`] when `offset + buf.len()` overflows 64 bits.
+    #[inline]
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
         read_into(&self.occupant, offset, buf)
     }
@@ -126,6 +131,7 @@ impl std::fmt::Debug for RegionWriteGuard<'_> {
 
 impl RegionWriteGuard<'_> {
     /// The region's metadata.
+    #[inline]
     pub fn meta(&self) -> &RegionMeta {
         &self.occupant.meta
     }
@@ -207,6 +213,7 @@ impl RegionWriteGuard<'_> {
     /// [`RegionError::StalePlan`] when the plan was made for another size or
     /// more bytes than `data` holds;
     /// [`RegionError::Pool`] when the memory refused the change.
+    #[inline]
     pub fn write_planned(
         &mut self,
         plan: WritePlan,

@@ -149,6 +149,7 @@ impl RegionMeta {
     }
     /// Changes with every grant, revoke, host map and host unmap: equal
     /// versions mean equal access rights for every context.
+    #[inline]
     pub fn access_version(&self) -> u64 {
         self.access_version
     }

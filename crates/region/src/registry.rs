@@ -106,6 +106,7 @@ struct Table {
     persistent: usize,
 }
 
+#[inline]
 fn position(handle: RegionHandle) -> usize {
     // `index() ≥ 1` by construction of `RegionHandle`.
     (handle.index() - 1) as usize
@@ -182,6 +183,7 @@ impl RegionRegistry {
         self.len() == 0
     }
 
+    #[inline]
     fn slot(&self, handle: RegionHandle) -> Result<&Slot, RegionError> {
         self.slots
             .get(position(handle))
@@ -622,6 +624,7 @@ impl RegionRegistry {
     }
 }
 
+#[inline]
 fn read_guard(
     handle: RegionHandle,
     state: RwLockReadGuard<'_, SlotState>,
@@ -631,6 +634,7 @@ fn read_guard(
         .map_err(|state| state.dead(handle))
 }
 
+#[inline]
 fn write_guard<'a>(
     handle: RegionHandle,
     pool: &'a BlockPool,

@@ -50,6 +50,7 @@ impl Occupant {
         }
     }
 
+    #[inline]
     pub(crate) fn is_live(&self, handle: RegionHandle) -> bool {
         !self.pending_free && self.meta.handle == handle
     }
@@ -142,6 +143,7 @@ impl Slots {
     }
 
     /// (segment, offset) of 0-based slot `position`.
+    #[inline]
     fn locate(position: usize) -> (usize, usize) {
         let bucket = position / FIRST_SEGMENT + 1;
         let segment = (usize::BITS - 1 - bucket.leading_zeros()) as usize;

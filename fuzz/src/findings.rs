@@ -1,0 +1,32 @@
+//! Findings still open in code this crate does not own. While one is open, the
+//! targets step around it (so a long run finds something new instead of the same
+//! crash again) and its reproducer waits in `fuzz/open/<target>/`, replayed by the
+//! ignored test `open_findings` in `fuzz/tests/replay.rs`, which turns the
+//! stepping around off ([`step_around`]). When the fix lands: set the flag to
+//! `false`, move the reproducer to `fuzz/regressions/<target>/`.
+//! docs/reliability.md describes each one.
+
+use std::cell::Cell;
+
+thread_local! {
+    static STEP_AROUND: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether the targets step around open findings on this thread (the default).
+pub fn stepping_around() -> bool {
+    STEP_AROUND.with(Cell::get)
+}
+
+/// Turns stepping around open findings on or off for this thread.
+pub fn step_around(on: bool) {
+    STEP_AROUND.with(|s| s.set(on));
+}
+
+/// F1: loading a snapshot whose region has a large handle index (any index up to
+/// 2^32 − 1 is a valid handle) makes `Namespace::record_generation` allocate and
+/// write 4 bytes per index below it: index 3.7e9 asks for 14.7 GB and aborts the
+/// process (`evm shm load` of a crafted or corrupted-then-rechecksummed file).
+pub const SNAPSHOT_HUGE_INDEX_OPEN: bool = true;
+
+/// Indexes up to this are restored while F1 is open (4 MiB of generations file).
+pub const SNAPSHOT_INDEX_LIMIT: u32 = 1 << 20;

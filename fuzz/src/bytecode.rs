@@ -236,61 +236,69 @@ fn push_u64(code: &mut Vec<u8>, value: u64) {
 
 /// Pushes a handle: a host region's (from calldata), one an earlier ALLOC of this
 /// frame kept in a slot, a plausible constant (index 1–6, generation 1–3), or junk.
-fn push_handle(u: &mut Unstructured<'_>, code: &mut Vec<u8>, host: usize) -> Result<()> {
-    match u.int_in_range(0..=9)? {
+fn push_handle(
+    u: &mut Unstructured<'_>,
+    code: &mut Vec<u8>,
+    host: usize,
+    last_alloc: Option<u64>,
+) -> Result<()> {
+    match u.int_in_range(0..=11)? {
         0..=2 if host > 0 => {
             push_u64(code, 32 * u.int_in_range(0..=host as u64 - 1)?);
             code.push(0x35); // CALLDATALOAD
         }
-        0..=4 => {
-            push_u64(code, SLOTS_AT + 32 * u.int_in_range(0..=7)?);
+        0..=6 => {
+            let slot = match last_alloc {
+                Some(slot) if u.ratio(3, 4)? => slot,
+                _ => u.int_in_range(0..=7)?,
+            };
+            push_u64(code, SLOTS_AT + 32 * slot);
             code.push(0x51); // MLOAD
         }
-        5..=7 => {
+        7..=9 => {
             let index = u.int_in_range(1u64..=6)?;
             let generation = u.int_in_range(1u64..=3)?;
             push_u64(code, generation << 32 | index);
         }
-        8 => push(code, U256::from_be_bytes(u.arbitrary::<[u8; 32]>()?)),
+        10 => push(code, U256::from_be_bytes(u.arbitrary::<[u8; 32]>()?)),
         _ => push_u64(code, u.arbitrary()?),
     }
     Ok(())
 }
 
-/// Sizes and offsets around the edges the spec names.
+/// Sizes and offsets: mostly ones that work, a third around the edges the spec
+/// names (page bounds, the maximum region size, 2^64, words that are no `u64`).
 fn edge(u: &mut Unstructured<'_>) -> Result<U256> {
-    Ok(match u.int_in_range(0..=12)? {
-        0 => U256::ZERO,
-        1 => U256::from(1),
-        2 => U256::from(32),
-        3 => U256::from(u.int_in_range(0u64..=300)?),
-        4 => U256::from(4095),
-        5 => U256::from(4096),
-        6 => U256::from(4097),
-        7 => U256::from(u.int_in_range(0u64..=70_000)?),
-        8 => U256::from(u64::MAX - u64::from(u.int_in_range(0u8..=40)?)),
-        9 => U256::from(1u128 << 64) + U256::from(u.int_in_range(0u8..=3)?),
-        10 => U256::MAX,
-        11 => U256::from(1 << 20) + U256::from(1),
-        _ => U256::from(u.int_in_range(0u64..=8192)?),
+    Ok(match u.int_in_range(0..=17)? {
+        0..=5 => U256::from(u.int_in_range(0u64..=300)?),
+        6 | 7 => U256::from(32),
+        8 | 9 => U256::from(u.int_in_range(0u64..=8192)?),
+        10 => U256::ZERO,
+        11 => U256::from(4095 + u64::from(u.int_in_range(0u8..=2)?)),
+        12 => U256::from(u.int_in_range(0u64..=70_000)?),
+        13 => U256::from(u64::MAX - u64::from(u.int_in_range(0u8..=40)?)),
+        14 => U256::from(1u128 << 64) + U256::from(u.int_in_range(0u8..=3)?),
+        15 => U256::MAX,
+        16 => U256::from((1u64 << 20) + 1),
+        _ => U256::from(64u64 << 20),
     })
 }
 
 /// Flag or option words: mostly known bits, sometimes unknown ones.
 fn bits(u: &mut Unstructured<'_>) -> Result<U256> {
-    Ok(match u.int_in_range(0..=9)? {
-        0..=6 => U256::from(u.int_in_range(0u8..=15)?),
-        7 => U256::from(u.arbitrary::<u8>()?),
-        8 => U256::from(1) << 255,
+    Ok(match u.int_in_range(0..=13)? {
+        0..=10 => U256::from(u.int_in_range(0u8..=15)?),
+        11 => U256::from(u.arbitrary::<u8>()?),
+        12 => U256::from(1) << 255,
         _ => U256::from(1u64 << 32),
     })
 }
 
 /// A memory offset for READ/WRITE: mostly the scratch area, sometimes far.
 fn mem_offset(u: &mut Unstructured<'_>) -> Result<U256> {
-    Ok(match u.int_in_range(0..=7)? {
-        0..=5 => U256::from(u.int_in_range(0u64..=0x3ff)?),
-        6 => U256::from(u.int_in_range(0u64..=200_000)?),
+    Ok(match u.int_in_range(0..=11)? {
+        0..=9 => U256::from(u.int_in_range(0u64..=0x3ff)?),
+        10 => U256::from(u.int_in_range(0u64..=200_000)?),
         _ => edge(u)?,
     })
 }
@@ -305,6 +313,7 @@ fn biased_program(u: &mut Unstructured<'_>, handles: &[RegionHandle]) -> Result<
     push_u64(&mut code, 0);
     code.push(0x52); // MSTORE
     let mut result_slot = 0u64;
+    let mut last_alloc = None;
     let steps = u.int_in_range(1..=24)?;
     for _ in 0..steps {
         let keep_result = |code: &mut Vec<u8>, slot: &mut u64| {
@@ -319,20 +328,22 @@ fn biased_program(u: &mut Unstructured<'_>, handles: &[RegionHandle]) -> Result<
                 push(&mut code, edge(u)?);
                 code.push(0xe0);
                 code.push(0x80); // DUP1
-                push_u64(&mut code, SLOTS_AT + 32 * u.int_in_range(0..=7)?);
+                let slot = u.int_in_range(0..=7)?;
+                last_alloc = Some(slot);
+                push_u64(&mut code, SLOTS_AT + 32 * slot);
                 code.push(0x52);
                 keep_result(&mut code, &mut result_slot);
             }
             // SHARED_FREE handle
             4 => {
-                push_handle(u, &mut code, host)?;
+                push_handle(u, &mut code, host, last_alloc)?;
                 code.push(0xe1);
                 keep_result(&mut code, &mut result_slot);
             }
             // SHARED_MAP handle options
             5 | 6 => {
                 push(&mut code, bits(u)?);
-                push_handle(u, &mut code, host)?;
+                push_handle(u, &mut code, host, last_alloc)?;
                 code.push(0xe2);
                 keep_result(&mut code, &mut result_slot);
             }
@@ -341,7 +352,7 @@ fn biased_program(u: &mut Unstructured<'_>, handles: &[RegionHandle]) -> Result<
                 push(&mut code, mem_offset(u)?);
                 push(&mut code, edge(u)?);
                 push(&mut code, edge(u)?);
-                push_handle(u, &mut code, host)?;
+                push_handle(u, &mut code, host, last_alloc)?;
                 code.push(if u.arbitrary()? { 0xe3 } else { 0xe4 });
                 keep_result(&mut code, &mut result_slot);
             }

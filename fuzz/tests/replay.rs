@@ -128,7 +128,7 @@ fn host_model() {
 
 #[test]
 fn bytecode() {
-    replay("bytecode", 250, 1500, None);
+    replay("bytecode", 150, 4000, None);
 }
 
 /// The reproducers of findings still open in code this crate does not own

@@ -35,8 +35,11 @@ pub mod targets {
     pub use crate::host_model::host_model;
     pub use crate::parsers::{asm, header, hex, prestate, region_file, snapshot, statetest};
 
+    /// A fuzz target: takes any bytes, panics on a broken invariant.
+    pub type Target = fn(&[u8]);
+
     /// Every target by name, in the order `scripts/fuzz-long.sh` runs them.
-    pub const ALL: [(&str, fn(&[u8])); 9] = [
+    pub const ALL: [(&str, Target); 9] = [
         ("hex", hex),
         ("prestate", prestate),
         ("statetest", statetest),

@@ -38,7 +38,7 @@ impl Generator {
             .map(|_| {
                 let r = self.next();
                 match alphabet {
-                    Some(a) if r % 8 != 0 => a[(r >> 8) as usize % a.len()],
+                    Some(a) if !r.is_multiple_of(8) => a[(r >> 8) as usize % a.len()],
                     _ => (r >> 24) as u8,
                 }
             })

@@ -11,8 +11,10 @@
 //! operands (handles that exist, were freed or never were; sizes and offsets at page
 //! and 2^64 edges; known and unknown flag bits), nested calls, logs and stores.
 //!
-//! After every transaction [`check_invariants`] checks what the public API shows:
-//! no locks or pending frees left, no transaction-scoped region alive, mappings and
+//! After every transaction the session's journal must be balanced (no checkpoint
+//! open, no entry left: `TxJournal::depth` and `is_clean`), and
+//! [`check_invariants`] checks what the manager's public API shows: no locks or
+//! pending frees left, no transaction-scoped region alive, mappings and
 //! copy-on-write pages back to the host's, metrics and stats in agreement, pool
 //! blocks in use equal to the live regions' blocks, and no address of a region
 //! block anywhere in the output, the logs or the stored state.
@@ -131,14 +133,25 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         ctx.cfg.disable_nonce_check = true;
         ctx.cfg.tx_gas_limit_cap = Some(u64::MAX);
         let mut evm = ShmEvmBuilder::build_from(ctx);
-        let result = if u.arbitrary()? {
-            evm.transact_commit(tx).expect("a valid transaction")
+        let (result, state) = if u.arbitrary()? {
+            let result = evm.transact_commit(tx).expect("a valid transaction");
+            (result, None)
         } else {
             let out = evm.transact(tx).expect("a valid transaction");
-            drop(evm);
-            db.commit(out.state);
-            out.result
+            (out.result, Some(out.state))
         };
+        // The journal is balanced: no checkpoint left open, nothing recorded.
+        if let Some(active) = evm.ctx.journaled_state.hook_mut().active() {
+            assert_eq!(active.journal().depth(), 0, "checkpoints left open");
+            assert!(
+                active.journal().is_clean(),
+                "journal entries left after the transaction"
+            );
+        }
+        drop(evm);
+        if let Some(state) = state {
+            db.commit(state);
+        }
         check_invariants(&manager, &host, &db, Some(&result));
 
         // The host between transactions.

@@ -287,7 +287,8 @@ for (let i = 0; i < cases; i++) {
   if (revmLogs !== JSON.stringify(ejs.logs)) differences.push(`logs ${revmLogs} / ${JSON.stringify(ejs.logs)}`)
   if (revmRoot !== ejs.root) differences.push(`state root ${revmRoot} / ${ejs.root}`)
   counts[revm.status] = (counts[revm.status] ?? 0) + 1
-  if (ejs.status === 'halt') haltErrors[ejs.error] = (haltErrors[ejs.error] ?? 0) + 1
+  const kind = ejs.error?.split(' at ')[0]
+  if (ejs.status === 'halt') haltErrors[kind] = (haltErrors[kind] ?? 0) + 1
   if (differences.length > 0) {
     divergences.push({ case: c, differences })
     console.log(`case ${i}: DIVERGES: ${differences.join('; ')}`)

@@ -52,6 +52,7 @@ function walk(dir, out) {
   return out
 }
 
+const NEEDS_KZG = 'needs KZG'
 const num = (hex) => (hex === undefined ? undefined : BigInt(hex))
 
 async function runCase(vmCommon, unit, post) {
@@ -89,6 +90,9 @@ async function runCase(vmCommon, unit, post) {
     const tx = createTxFromRLP(hexToBytes(post.txbytes), { common: vm.common })
     result = await runTx(vm, { tx, block })
   } catch (e) {
+    // EthereumJS ships no KZG backend (one is passed in through `common.customCrypto`);
+    // a case that needs one is counted apart, not as a disagreement.
+    if (/kzg not initialized/i.test(e.message)) return NEEDS_KZG
     return post.expectException ? null : `transaction refused: ${e.message.split('\n')[0]}`
   }
   if (post.expectException) return `expected exception ${post.expectException}, but the transaction ran`
@@ -104,6 +108,7 @@ const files = walk(root, []).filter((_, i) => i % every === 0)
 let passed = 0
 let failed = 0
 let skippedCases = 0
+let needsKzg = 0
 const failures = []
 for (const file of files) {
   const rel = relative(root, file)
@@ -125,6 +130,7 @@ for (const file of files) {
         problem = `EthereumJS threw: ${e.message.split('\n')[0]}`
       }
       if (problem === null) passed++
+      else if (problem === NEEDS_KZG) needsKzg++
       else {
         failed++
         failures.push(`${rel} ${name} ${JSON.stringify(post.indexes)}: ${problem}`)
@@ -133,5 +139,5 @@ for (const file of files) {
   }
 }
 for (const f of failures) console.log(f)
-console.log(`ethereumjs statetests (${fork}, every ${every}th of the files: ${files.length}): ${passed} passed, ${failed} failed, ${skippedCases} skipped`)
+console.log(`ethereumjs statetests (${fork}, every ${every}th of the files: ${files.length}): ${passed} passed, ${failed} failed, ${skippedCases + needsKzg} skipped (${needsKzg} need a KZG backend EthereumJS does not ship)`)
 process.exit(failed === 0 ? 0 : 1)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The long fuzz run (docs/reliability.md): builds the libFuzzer targets of fuzz/ with
-# `cargo fuzz` on the pinned stable toolchain and runs each for SECONDS seconds,
+# The long fuzz run (docs/reliability.md): builds the libFuzzer binary `any` of fuzz/
+# (every target in one instrumented binary, chosen by SHM_FUZZ_TARGET) with
+# `cargo fuzz` on the pinned stable toolchain and runs each target for SECONDS seconds,
 # starting from the checked-in corpus, keeping what it finds in fuzz/run-corpus/ and
 # crashes in fuzz/artifacts/. Prints one line per target: executions, coverage
 # (libFuzzer's `cov` edges and `ft` features), corpus size and crashes.
@@ -32,24 +33,29 @@ if [ "$sanitizer" != none ]; then
     export RUSTC_BOOTSTRAP=1
 fi
 triple=x86_64-unknown-linux-gnu
-bin_dir="${CARGO_TARGET_DIR:-target}/$triple/release"
 
-echo "== building ${#targets[@]} targets (sanitizer: $sanitizer)"
-cargo fuzz build --features libfuzzer -s "$sanitizer" "${targets[@]:0:1}" >/dev/null
-for t in "${targets[@]:1}"; do
-    cargo fuzz build --features libfuzzer -s "$sanitizer" "$t" >/dev/null
-done
+echo "== building the fuzz binary (sanitizer: $sanitizer)"
+cargo fuzz build --features libfuzzer -s "$sanitizer" any
+bin=$(cd "${CARGO_TARGET_DIR:-target}/$triple/release" && pwd)/any
 
 mkdir -p fuzz/logs
 status=0
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/run-corpus/$t" "fuzz/artifacts/$t" "fuzz/corpus/$t"
     log="fuzz/logs/$t.log"
+    parallel=()
+    if [ "$jobs" -gt 1 ]; then
+        # libFuzzer writes each worker's output to fuzz-N.log in the working directory.
+        parallel=(-jobs="$jobs" -workers="$jobs")
+    fi
     # -rss_limit_mb / -malloc_limit_mb: an input that asks for gigabytes is a finding.
-    "$bin_dir/$t" "fuzz/run-corpus/$t" "fuzz/corpus/$t" \
-        -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \
+    (cd fuzz/logs && SHM_FUZZ_TARGET=$t "$bin" "../run-corpus/$t" "../corpus/$t" \
+        -max_total_time="$seconds" "${parallel[@]}" \
         -rss_limit_mb=4096 -malloc_limit_mb=2048 -timeout=30 \
-        -artifact_prefix="fuzz/artifacts/$t/" -print_final_stats=1 >"$log" 2>&1 || status=1
+        -artifact_prefix="../artifacts/$t/" -print_final_stats=1) >"$log" 2>&1 || status=1
+    if [ "$jobs" -gt 1 ]; then
+        cat fuzz/logs/fuzz-*.log >>"$log" && rm -f fuzz/logs/fuzz-*.log
+    fi
     done_line=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -1 || true)
     crashes=$(find "fuzz/artifacts/$t" -type f | wc -l)
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')

@@ -81,6 +81,10 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     // A busy region halts after this wait; nothing runs concurrently here, so only
     // a lock leaked by an earlier transaction would make anything wait.
     config.lock_wait = Duration::from_millis(5);
+    // The presets reserve their pools up front (production: 21 MiB, 84 ms); smaller
+    // pools keep an input to milliseconds and make ALLOC's pool-exhausted path (it
+    // pushes 0) and growth refusals reachable. Every other setting is the preset's.
+    config.pool_blocks = [64, 16, 4, 2];
     let manager = SharedMemoryManager::new(config).expect("a valid preset");
 
     let mut host = Host::default();

@@ -38,3 +38,10 @@ pub const SNAPSHOT_INDEX_LIMIT: u32 = 1 << 20;
 /// all of it ("region size … exceeds the maximum"). While open, the `region_file`
 /// target does not assert the size after a rollback.
 pub const ROLLBACK_SIZE_UNCHECKED_OPEN: bool = true;
+
+/// F4: a `--prestate` file whose JSON has a key with an escaped line break
+/// (`"bal\nce"`) gets a two-line error from `evm run`: serde_json names the unknown
+/// field verbatim and `PrestateError` prints it as is (`crates/evm/src/prestate.rs`).
+/// While open, the `prestate` target checks the one-line rule on the message with
+/// line breaks escaped.
+pub const PRESTATE_MULTILINE_ERROR_OPEN: bool = true;

@@ -143,8 +143,14 @@ fn open_findings() {
     for (name, target) in shm_fuzz::targets::ALL {
         for path in inputs("open", name) {
             let data = std::fs::read(&path).expect("readable input");
-            if shm_fuzz::parsers::catch(|| target(&data)).is_ok() {
-                fixed.push(path.display().to_string());
+            // Said as it goes: F1's reproducer aborts the process.
+            eprintln!(
+                "{}: running (an abort here is this finding)",
+                path.display()
+            );
+            match shm_fuzz::parsers::catch(|| target(&data)) {
+                Ok(()) => fixed.push(path.display().to_string()),
+                Err(message) => eprintln!("{}: still fails: {message}", path.display()),
             }
         }
     }

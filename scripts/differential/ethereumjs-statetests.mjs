@@ -92,7 +92,7 @@ async function runCase(vmCommon, unit, post) {
   } catch (e) {
     // EthereumJS ships no KZG backend (one is passed in through `common.customCrypto`);
     // a case that needs one is counted apart, not as a disagreement.
-    if (/kzg not initialized/i.test(e.message)) return NEEDS_KZG
+    if (/kzg not initialized|customCrypto.kzg/i.test(e.message)) return NEEDS_KZG
     return post.expectException ? null : `transaction refused: ${e.message.split('\n')[0]}`
   }
   if (post.expectException) return `expected exception ${post.expectException}, but the transaction ran`

@@ -43,6 +43,7 @@ status=0
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/run-corpus/$t" "fuzz/artifacts/$t" "fuzz/corpus/$t"
     log="fuzz/logs/$t.log"
+    started=$(mktemp)
     parallel=()
     if [ "$jobs" -gt 1 ]; then
         # libFuzzer writes each worker's output to fuzz-N.log in the working directory.
@@ -57,7 +58,8 @@ for t in "${targets[@]}"; do
         cat fuzz/logs/fuzz-*.log >>"$log" && rm -f fuzz/logs/fuzz-*.log
     fi
     done_line=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -1 || true)
-    crashes=$(find "fuzz/artifacts/$t" -type f | wc -l)
+    crashes=$(find "fuzz/artifacts/$t" -type f -newer "$started" | wc -l)
+    rm -f "$started"
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
     printf '%-12s %s | executions %s | crashes %s\n' "$t" "${done_line:-(no stats: see $log)}" "$execs" "$crashes"
 done

@@ -17,7 +17,7 @@ def header_page(index, generation, capacity, max_size, name=b"", options=0,
                 permissions=3, compression=0, size=0, commit=0, in_tx=0):
     page = bytearray(HEADER_LEN)
     page[0:8] = b"EVMSHMRG"
-    struct.pack_into("<III", page, 8, 1, HEADER_LEN, index)
+    struct.pack_into("<III", page, 8, 2, HEADER_LEN, index)  # format version 2
     struct.pack_into("<IQQ", page, 20, generation, capacity, max_size)
     page[40:60] = bytes(range(1, 21))
     page[60] = permissions

@@ -63,6 +63,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let eager = u.arbitrary()?;
     let config = SharedMemoryConfig {
         max_regions: MAX_REGIONS,
+        max_persistent_regions: MAX_REGIONS,
         max_region_size: MAX_SIZE,
         // Enough 64 KiB blocks that creation and growth never exhaust the pool.
         pool_blocks: [16, 16, 16, 0],

@@ -401,7 +401,7 @@ fn shared_committed(case: &Case, config: &SharedMemoryConfig) -> (Outcome, Cache
         .map(|result| ResultAndState::new(result, Default::default()))
         .map_err(|e| e.to_string());
     let (journal, _session) = evm.ctx.journaled_state.into_parts();
-    (out, journal.database)
+    (out, journal.database.into_inner())
 }
 
 fn presets() -> [SharedMemoryConfig; 3] {

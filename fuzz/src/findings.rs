@@ -26,7 +26,7 @@ pub fn step_around(on: bool) {
 /// 2^32 − 1 is a valid handle) makes `Namespace::record_generation` allocate and
 /// write 4 bytes per index below it: index 3.7e9 asks for 14.7 GB and aborts the
 /// process (`evm shm load` of a crafted or corrupted-then-rechecksummed file).
-pub const SNAPSHOT_HUGE_INDEX_OPEN: bool = true;
+pub const SNAPSHOT_HUGE_INDEX_OPEN: bool = false;
 
 /// Indexes up to this are restored while F1 is open (4 MiB of generations file).
 pub const SNAPSHOT_INDEX_LIMIT: u32 = 1 << 20;
@@ -37,11 +37,11 @@ pub const SNAPSHOT_INDEX_LIMIT: u32 = 1 << 20;
 /// its maximum (and its capacity). A manager attaching the namespace then refuses
 /// all of it ("region size … exceeds the maximum"). While open, the `region_file`
 /// target does not assert the size after a rollback.
-pub const ROLLBACK_SIZE_UNCHECKED_OPEN: bool = true;
+pub const ROLLBACK_SIZE_UNCHECKED_OPEN: bool = false;
 
 /// F4: a `--prestate` file whose JSON has a key with an escaped line break
 /// (`"bal\nce"`) gets a two-line error from `evm run`: serde_json names the unknown
 /// field verbatim and `PrestateError` prints it as is (`crates/evm/src/prestate.rs`).
 /// While open, the `prestate` target checks the one-line rule on the message with
 /// line breaks escaped.
-pub const PRESTATE_MULTILINE_ERROR_OPEN: bool = true;
+pub const PRESTATE_MULTILINE_ERROR_OPEN: bool = false;

@@ -1,6 +1,7 @@
 //! One test per finding of the fuzz targets in code this crate does not own, built
 //! by hand from its description (docs/reliability.md, `shm_fuzz::findings`). Open
-//! findings are `#[ignore]`d with their number; the fix un-ignores them.
+//! findings are `#[ignore]`d with their number; the fix un-ignores them (F1, F2 and F4
+//! are fixed).
 
 use shm_mapped::{MappedRegion, RegionHeader, HEADER_LEN};
 use shm_primitives::{Address, RegionHandle};
@@ -38,7 +39,6 @@ fn undo_record(kind: u32, page: u64, payload: &[u8], generation: u64) -> Vec<u8>
 /// the undo log without the check `open` makes: a log whose (checksummed) header
 /// record says size 1 MiB leaves a 4 KiB region claiming 1 MiB.
 #[test]
-#[ignore = "F2 open: MappedRegion::lock restores a size above the region's maximum from the undo log"]
 fn rollback_never_restores_a_size_above_the_maximum() {
     let dir = tempfile::tempdir().unwrap();
     let header = RegionHeader::new(RegionHandle::new(1, 1).unwrap(), 4096, Address::ZERO);

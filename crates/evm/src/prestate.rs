@@ -30,13 +30,28 @@ pub enum PrestateError {
         source: std::io::Error,
     },
     /// The text is not a valid alloc.
-    #[error("invalid prestate JSON{}: {source}", .path.as_deref().map(|p| format!(" in {p}")).unwrap_or_default())]
+    #[error("invalid prestate JSON{}: {}", .path.as_deref().map(|p| format!(" in {p}")).unwrap_or_default(), one_line(&source.to_string()))]
     Json {
         /// The file, when it came from one.
         path: Option<String>,
         /// The parse error, with line and column.
         source: serde_json::Error,
     },
+}
+
+/// `text` on one line: control characters (a JSON key may hold an escaped line
+/// break, which serde_json names verbatim) are written as escapes, so every
+/// error the command prints stays one line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 impl Prestate {

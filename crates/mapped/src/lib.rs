@@ -64,7 +64,7 @@ mod undo;
 
 pub use error::MappedError;
 pub use header::{RegionHeader, FORMAT_VERSION, HEADER_LEN, MAX_NAME_LEN, REGION_MAGIC};
-pub use namespace::{default_root, parse_handle, Access, ListedRegion, Namespace};
+pub use namespace::{default_root, parse_handle, Access, ListedRegion, Namespace, MAX_INDEX};
 pub use region::{in_use, region_file_name, LockHolder, MappedRegion, RegionStatus};
 pub use snapshot::{dump_namespace, load_snapshot, Snapshot, SnapshotRegion, SnapshotReport};
 pub use sys::process_alive;

@@ -20,6 +20,11 @@ const ALLOC_LOCK: &str = ".alloc.lock";
 /// The lock file that processes hold while attached (shared with IPC).
 const USE_LOCK: &str = ".use.lock";
 
+/// The highest handle index a namespace holds: its generations table takes 4
+/// bytes per index (4 MiB at this limit), and a namespace never needs more
+/// slots than `max_regions` allows at once across its processes.
+pub const MAX_INDEX: u32 = 1 << 20;
+
 /// How long handle allocation waits for another process's allocation.
 const ALLOC_WAIT: Duration = Duration::from_secs(5);
 /// How long `remove` waits for a region's lock.
@@ -434,6 +439,17 @@ impl Namespace {
     /// Records that `handle` was issued (under the allocation lock): the
     /// table only ever grows.
     pub(crate) fn record_generation(&self, handle: RegionHandle) -> Result<(), MappedError> {
+        if handle.index() > MAX_INDEX {
+            // The table holds 4 bytes per index below it: a crafted snapshot
+            // with index 0xF0000000 asked for 16 GB (fuzz finding F1).
+            return Err(MappedError::CorruptHeader {
+                path: self.dir.clone(),
+                reason: format!(
+                    "handle index {} above the {MAX_INDEX} a namespace holds",
+                    handle.index()
+                ),
+            });
+        }
         let mut table = self.generations()?;
         let slot = handle.index() as usize - 1;
         if table.len() <= slot {

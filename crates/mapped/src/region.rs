@@ -866,8 +866,20 @@ impl MappedRegion {
                 }
             }
             if let Some(words) = header {
-                self.word(OFF_SIZE)
-                    .store(le_u64(&words, 0), Ordering::Release);
+                let size = le_u64(&words, 0);
+                if size > self.header.max_size {
+                    // A well-formed record with a size the region can never
+                    // have: the log is damaged; restoring it would make every
+                    // later attach refuse the namespace.
+                    return Err(MappedError::CorruptHeader {
+                        path: undo.path().to_path_buf(),
+                        reason: format!(
+                            "undo log restores size {size}, above the maximum {}",
+                            self.header.max_size
+                        ),
+                    });
+                }
+                self.word(OFF_SIZE).store(size, Ordering::Release);
                 self.word(OFF_CHECKSUM)
                     .store(le_u64(&words, 16), Ordering::Relaxed);
                 self.word(OFF_COMMIT)

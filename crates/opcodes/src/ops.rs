@@ -340,7 +340,12 @@ impl ActiveSession {
         // Copy-on-write writes never grow the region (spec §5).
         let grows = region.options.auto_grow && !region.copy_on_write;
         let plan = WritePlan::new(region.size, region.max_size, grows, offset, len);
-        let pages = if hint_covers(hit.saved_hint, &plan, self.journal.epoch(), region.copy_on_write) {
+        let pages = if hint_covers(
+            hit.saved_hint,
+            &plan,
+            self.journal.epoch(),
+            region.copy_on_write,
+        ) {
             0
         } else {
             let private = region.copy_on_write.then_some(context);

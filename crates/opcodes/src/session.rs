@@ -73,6 +73,11 @@ struct UndecidedState {
 }
 
 impl Undecided {
+    /// Whether nothing waits for a decision.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.state.lock().regions.is_none()
+    }
+
     /// The embedder committed: every pending effect becomes final and the
     /// regions are released.
     pub(crate) fn publish(&self) -> bool {
@@ -205,6 +210,21 @@ impl ShmSession {
     /// (saved pages, private pages, entries): what spec §8 bounds.
     pub fn journal_footprint(&self) -> usize {
         self.active.as_ref().map_or(0, |a| a.journal.footprint())
+    }
+
+    /// Whether the session is between transactions with nothing left over:
+    /// no transaction running, no checkpoint open, nothing recorded, no effects
+    /// waiting for a decision. (The journal keeps the capacity of its buffers
+    /// for the next transaction; [`journal_footprint`](Self::journal_footprint)
+    /// counts it.)
+    pub fn is_idle(&self) -> bool {
+        self.active.as_ref().is_none_or(|a| {
+            a.tx.is_none()
+                && a.journal.depth() == 0
+                && a.journal.is_clean()
+                && a.journal.pages_held() == 0
+                && a.undecided.is_settled()
+        })
     }
 
     /// Page buffers the current transaction's journal holds.

@@ -38,7 +38,12 @@ pub(crate) struct Entry {
 /// Whether every existing page `plan` changes is known to be saved in the
 /// current frame (journal epoch `epoch`), by `hint` (see [`Entry`]).
 #[inline]
-pub(crate) fn hint_covers(hint: Option<(u64, u64)>, plan: &WritePlan, epoch: u64, cow: bool) -> bool {
+pub(crate) fn hint_covers(
+    hint: Option<(u64, u64)>,
+    plan: &WritePlan,
+    epoch: u64,
+    cow: bool,
+) -> bool {
     match (plan.existing_pages(), hint) {
         (None, _) => true,
         (Some((first, last)), Some((at, page))) => {

@@ -83,9 +83,6 @@ impl Entry {
         self.saved_hint = None;
     }
 
-    /// Whether every existing page `plan` changes is known to be saved in the
-    /// current frame (journal epoch `epoch`).
-
     /// Records that `plan`'s pages are saved in the frame current at `epoch`.
     #[inline]
     pub(crate) fn note_saved(&mut self, plan: &WritePlan, epoch: u64) {

@@ -333,16 +333,45 @@ impl TxRegions {
         data: &[u8],
         observer: &mut PageObserver<'_>,
     ) -> Result<WriteOutcome, ShmError> {
+        self.write_with(region, plan, data, Some(observer))
+    }
+
+    /// As [`write`](Self::write), for a write whose existing pages the
+    /// transaction's journal already saved in the current frame: nothing to
+    /// observe.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    #[inline]
+    pub fn write_saved(
+        &self,
+        region: &Resolved,
+        plan: WritePlan,
+        data: &[u8],
+    ) -> Result<WriteOutcome, ShmError> {
+        self.write_with(region, plan, data, None)
+    }
+
+    #[inline]
+    fn write_with(
+        &self,
+        region: &Resolved,
+        plan: WritePlan,
+        data: &[u8],
+        observer: Option<&mut PageObserver<'_>>,
+    ) -> Result<WriteOutcome, ShmError> {
         let mut guard = self.manager.registry.lock_write(region.handle)?;
         if guard.meta().access_version() != region.access_version {
             return Err(ShmError::StaleResolution(region.handle));
         }
-        let outcome = guard
-            .write_planned(plan, data, observer)
-            .map_err(|error| match error {
-                shm_region::RegionError::StalePlan => ShmError::StaleResolution(region.handle),
-                other => other.into(),
-            })?;
+        let written = match observer {
+            Some(observer) => guard.write_planned(plan, data, observer),
+            None => guard.write_unobserved(plan, data),
+        };
+        let outcome = written.map_err(|error| match error {
+            shm_region::RegionError::StalePlan => ShmError::StaleResolution(region.handle),
+            other => other.into(),
+        })?;
         if outcome.grew() {
             self.manager.metrics.record_region_resized(
                 region.handle,

@@ -419,7 +419,7 @@ impl ActiveSession {
                 .expect("a resolved region has a transaction");
             let journal = &mut self.journal;
             if access.all_saved {
-                tx.write(region, access.plan, data, &mut |_, _| {})
+                tx.write_saved(region, access.plan, data)
             } else {
                 tx.write(region, access.plan, data, &mut |page, bytes| {
                     journal.save_page(handle, page, bytes)

@@ -200,7 +200,7 @@ impl RegionWriteGuard<'_> {
             return Err(RegionError::OffsetOverflow { offset, len });
         }
         let plan = self.plan(offset, len, allow_grow);
-        self.write_planned(plan, data, &mut |_, _| {})
+        self.write_plan(plan, data, None)
     }
 
     /// Performs `plan` (made by [`plan`](Self::plan) for this region, or by
@@ -220,6 +220,31 @@ impl RegionWriteGuard<'_> {
         data: &[u8],
         observer: &mut PageObserver<'_>,
     ) -> Result<WriteOutcome, RegionError> {
+        self.write_plan(plan, data, Some(observer))
+    }
+
+    /// As [`write_planned`](Self::write_planned) without an observer: for a
+    /// write whose pages the journal already saved in this frame (or that
+    /// nothing will revert).
+    ///
+    /// # Errors
+    /// As [`write_planned`](Self::write_planned).
+    #[inline]
+    pub fn write_unobserved(
+        &mut self,
+        plan: WritePlan,
+        data: &[u8],
+    ) -> Result<WriteOutcome, RegionError> {
+        self.write_plan(plan, data, None)
+    }
+
+    #[inline]
+    fn write_plan(
+        &mut self,
+        plan: WritePlan,
+        data: &[u8],
+        observer: Option<&mut PageObserver<'_>>,
+    ) -> Result<WriteOutcome, RegionError> {
         let old_size = self.occupant.meta.size;
         if plan.size != old_size as u64
             || plan.new_size > self.occupant.meta.max_size as u64
@@ -229,8 +254,10 @@ impl RegionWriteGuard<'_> {
         }
         // Pages that exist now, before growth (refused growth leaves the
         // same range: growth only adds bytes past the old size).
-        let existing = plan.existing();
-        self.observe(existing.start as usize..existing.end as usize, observer);
+        if let Some(observer) = observer {
+            let existing = plan.existing();
+            self.observe(existing.start as usize..existing.end as usize, observer);
+        }
         let mut plan = plan;
         let mut growth_error = None;
         if plan.grows() {

@@ -12,18 +12,10 @@
 //! DATA 0x6001        ; raw bytes
 //! ```
 
+use crate::names::SHARED_OPCODES;
 use alloy_primitives::{Bytes, U256};
 use revm::bytecode::opcode::OpCode;
 use std::collections::HashMap;
-
-/// The shared-memory opcodes, which revm's opcode table does not name.
-const SHARED_OPCODES: [(&str, u8); 5] = [
-    ("SHARED_ALLOC", 0xE0),
-    ("SHARED_FREE", 0xE1),
-    ("SHARED_MAP", 0xE2),
-    ("SHARED_READ", 0xE3),
-    ("SHARED_WRITE", 0xE4),
-];
 
 /// An assembly error, with its 1-based line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

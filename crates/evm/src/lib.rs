@@ -20,12 +20,15 @@
 
 pub mod asm;
 mod dump;
+mod names;
 mod prestate;
 mod report;
 mod run;
 mod statetest;
+mod trace;
 
 pub use dump::{dump_state, AccountDump};
+pub use names::{opcode_name, SHARED_OPCODES};
 pub use prestate::{Prestate, PrestateError};
 pub use report::{LogReport, RunReport, RunStatus};
 pub use run::{
@@ -33,6 +36,7 @@ pub use run::{
     DEFAULT_RECEIVER, DEFAULT_SENDER,
 };
 pub use statetest::SharedMemoryExecutor;
+pub use trace::{Eip3155Tracer, HaltLocator, HaltSite, TraceOptions};
 
 /// The fork `evm run` uses unless told otherwise: revm 43's default (`Osaka`, the
 /// newest fork it treats as finished; `Amsterdam` is selectable but still in progress).

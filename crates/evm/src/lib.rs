@@ -32,7 +32,7 @@ pub use names::{opcode_name, SHARED_OPCODES};
 pub use prestate::{Prestate, PrestateError};
 pub use report::{LogReport, RunReport, RunStatus};
 pub use run::{
-    execute, execute_shared, prepare_db, RepeatRunner, RunConfig, RunError, RunOutcome, ShmReport,
+    execute, execute_shared, prepare_db, RepeatRunner, RunConfig, RunError, RunOutcome, ShmReport, Trace,
     DEFAULT_RECEIVER, DEFAULT_SENDER,
 };
 pub use statetest::SharedMemoryExecutor;

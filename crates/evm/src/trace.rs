@@ -346,7 +346,6 @@ impl<CTX: ContextTr, W: Write> Inspector<CTX, EthInterpreter> for Eip3155Tracer<
 
 /// The last instruction that ended a frame with an exceptional halt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct HaltSite {
     /// Program counter of the instruction.
     pub pc: u64,

@@ -23,16 +23,24 @@
 mod divergence;
 mod executor;
 mod options;
+mod outcome;
 mod progress;
+mod read;
 mod report;
 mod roots;
 mod runner;
 mod skip;
 
 pub use executor::{CaseEnv, CaseError, CaseExecutor, CaseState, MainnetExecutor};
-pub use options::{canonical_fork_name, Progress, RunnerError, RunnerOptions, FORK_NAMES};
+pub use options::{
+    canonical_fork_name, IndexFilter, Progress, RunnerError, RunnerOptions, FORK_NAMES,
+};
+pub use outcome::{CaseOutcome, OutcomeSink};
 pub use progress::Tracker;
-pub use report::{AccountDivergence, CaseIndexes, CaseValues, Failure, FailureKind, Report, Skip};
+pub use read::{check_kind, read_capped, read_text_capped, ReadError};
+pub use report::{
+    AccountDivergence, CaseIndexes, CaseValues, Failure, FailureKind, FileTime, Report, Skip,
+};
 pub use roots::{logs_hash, state_root};
-pub use runner::{find_fixture_files, run};
-pub use skip::{SkipEntry, SkipList, SkipListError, SHARED_MEMORY_OPCODE_CONFLICTS};
+pub use runner::{find_fixture_files, run, run_observed, MAX_FIXTURE_BYTES};
+pub use skip::{PathList, SkipEntry, SkipList, SkipListError, SHARED_MEMORY_OPCODE_CONFLICTS};

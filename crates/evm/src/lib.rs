@@ -29,13 +29,13 @@ mod trace;
 
 pub use dump::{dump_state, AccountDump};
 pub use names::{opcode_name, SHARED_OPCODES};
-pub use prestate::{Prestate, PrestateError};
+pub use prestate::{Prestate, PrestateError, MAX_PRESTATE_BYTES};
 pub use report::{LogReport, RunReport, RunStatus};
 pub use run::{
-    execute, execute_shared, prepare_db, RepeatRunner, RunConfig, RunError, RunOutcome, ShmReport, Trace,
-    DEFAULT_RECEIVER, DEFAULT_SENDER,
+    execute, execute_shared, prepare_db, RepeatRunner, RunConfig, RunError, RunOutcome, ShmReport,
+    Trace, DEFAULT_RECEIVER, DEFAULT_SENDER,
 };
-pub use statetest::SharedMemoryExecutor;
+pub use statetest::{SharedMemoryExecutor, TracingExecutor};
 pub use trace::{Eip3155Tracer, HaltLocator, HaltSite, TraceOptions};
 
 /// The fork `evm run` uses unless told otherwise: revm 43's default (`Osaka`, the

@@ -1,9 +1,7 @@
 //! Opcode names, with the shared-memory opcodes (which revm's table does not know).
 
 use revm::bytecode::opcode::OpCode;
-use shm_opcodes::instructions::{
-    SHARED_ALLOC, SHARED_FREE, SHARED_MAP, SHARED_READ, SHARED_WRITE,
-};
+use shm_opcodes::instructions::{SHARED_ALLOC, SHARED_FREE, SHARED_MAP, SHARED_READ, SHARED_WRITE};
 
 /// The shared-memory opcodes by name, in opcode order.
 pub const SHARED_OPCODES: [(&str, u8); 5] = [

@@ -321,7 +321,10 @@ struct Inspected {
     trace_error: Option<std::io::Error>,
 }
 
-fn inspected(locator: &mut HaltLocator, tracer: Option<Eip3155Tracer<&mut dyn Write>>) -> Inspected {
+fn inspected(
+    locator: &mut HaltLocator,
+    tracer: Option<Eip3155Tracer<&mut dyn Write>>,
+) -> Inspected {
     Inspected {
         halt_site: locator.take(),
         trace_error: tracer.and_then(|tracer| tracer.finish().err()),

@@ -271,9 +271,10 @@ impl<CTX: ContextTr, W: Write> Inspector<CTX, EthInterpreter> for Eip3155Tracer<
         if self.options.stack {
             self.stack.extend_from_slice(interp.stack.data());
         }
-        self.memory = self.options.memory.then(|| {
-            hex::encode_prefixed(interp.memory.slice(0..interp.memory.size()).as_ref())
-        });
+        self.memory = self
+            .options
+            .memory
+            .then(|| hex::encode_prefixed(interp.memory.slice(0..interp.memory.size()).as_ref()));
         self.return_data = self
             .options
             .return_data
@@ -291,7 +292,11 @@ impl<CTX: ContextTr, W: Write> Inspector<CTX, EthInterpreter> for Eip3155Tracer<
 
     fn step_end(&mut self, interp: &mut Interpreter<EthInterpreter>, context: &mut CTX) {
         self.gas_inspector.step_end(&interp.gas);
-        if self.options.step_limit.is_some_and(|limit| self.steps >= limit) {
+        if self
+            .options
+            .step_limit
+            .is_some_and(|limit| self.steps >= limit)
+        {
             if !self.truncated {
                 self.truncated = true;
                 let limit = self.steps;
@@ -366,7 +371,11 @@ impl std::fmt::Display for HaltSite {
             Some(name) => write!(f, "{name}")?,
             None => write!(f, "opcode {:#04x}", self.op)?,
         }
-        write!(f, " at pc {} (depth {}): {}", self.pc, self.depth, self.error)
+        write!(
+            f,
+            " at pc {} (depth {}): {}",
+            self.pc, self.depth, self.error
+        )
     }
 }
 
@@ -496,9 +505,7 @@ mod tests {
     }
 
     /// Code at [`CALLEE`]: MSTORE 0x42 and REVERT with that word (32 bytes of return data).
-    const CALLEE_CODE: &[u8] = &[
-        0x60, 0x42, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xfd,
-    ];
+    const CALLEE_CODE: &[u8] = &[0x60, 0x42, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xfd];
     const CALLEE: Address = address!("0x0000000000000000000000000000000000002000");
 
     /// MSTORE, a CALL of [`CALLEE`] (which reverts with data), RETURNDATASIZE, and 0xE0
@@ -558,7 +565,10 @@ mod tests {
         assert!(steps.iter().all(|step| step.get("stateRoot").is_none()));
         // After MSTORE the memory holds 0xaa in its last byte of the first word.
         let after_mstore = &steps[3]["memory"];
-        assert!(after_mstore.as_str().unwrap().ends_with("aa"), "{after_mstore}");
+        assert!(
+            after_mstore.as_str().unwrap().ends_with("aa"),
+            "{after_mstore}"
+        );
         // The callee reverted with the word 0x42; RETURNDATASIZE sees it as return data.
         let returndatasize = steps.iter().find(|step| step["op"] == 0x3d).unwrap();
         assert_eq!(

@@ -42,14 +42,28 @@ pub fn read_text_capped(path: &Path, limit: u64) -> Result<String, ReadError> {
     read_capped(file, limit)
 }
 
+/// Reads `path` as bytes, at most `limit` of them, refusing devices as
+/// [`read_text_capped`] does.
+pub fn read_bytes_capped(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let file = File::open(path)?;
+    check_kind(&file.metadata()?)?;
+    read_bytes(file, limit)
+}
+
 /// Reads `reader` (standard input, say) as UTF-8 text of at most `limit` bytes.
 pub fn read_capped(reader: impl Read, limit: u64) -> Result<String, ReadError> {
+    String::from_utf8(read_bytes(reader, limit)?).map_err(|_| ReadError::NotText)
+}
+
+fn read_bytes(reader: impl Read, limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
-    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge { limit });
     }
-    String::from_utf8(bytes).map_err(|_| ReadError::NotText)
+    Ok(bytes)
 }
 
 /// Refuses what is neither a regular file nor a pipe.

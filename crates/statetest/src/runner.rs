@@ -13,7 +13,7 @@ use revm::{
     context::{block::BlockEnv, cfg::CfgEnv},
     context_interface::result::{ExecutionResult, HaltReason},
     database::{CacheState, State},
-    primitives::{hardfork::SpecId, AddressMap, Bytes, B256, U256},
+    primitives::{hardfork::SpecId, AddressMap, B256, U256},
     statetest_types::{AccountInfo, SpecName, Test, TestSuite, TestUnit},
 };
 use std::{
@@ -190,15 +190,19 @@ fn run_inner<E: CaseExecutor + ?Sized>(
 /// to back makes the allocator trim and regrow its heap, doubling page faults (285k against
 /// 130k) and system time, while the work queue already keeps the threads balanced.
 fn queue(files: Vec<PathBuf>, heavy_first: &PathList) -> Vec<PathBuf> {
-    let (mut heavy, rest): (Vec<(usize, PathBuf)>, Vec<(usize, PathBuf)>) = files
-        .into_iter()
-        .map(|file| (heavy_first.position(&file).unwrap_or(usize::MAX), file))
-        .partition(|(position, _)| *position != usize::MAX);
+    let mut heavy: Vec<(usize, PathBuf)> = Vec::new();
+    let mut rest: Vec<PathBuf> = Vec::new();
+    for file in files {
+        match heavy_first.position(&file) {
+            Some(position) => heavy.push((position, file)),
+            None => rest.push(file),
+        }
+    }
     heavy.sort();
     heavy
         .into_iter()
-        .chain(rest)
         .map(|(_, file)| file)
+        .chain(rest)
         .collect()
 }
 
@@ -405,7 +409,7 @@ impl Case<'_> {
             logs_root,
             output: executed
                 .and_then(|result| result.output().cloned())
-                .unwrap_or_else(Bytes::new),
+                .unwrap_or_default(),
             gas_used: executed.map_or(0, ExecutionResult::tx_gas_used),
             pass: error.is_empty(),
             error: (!error.is_empty()).then(|| error.to_string()),
@@ -547,9 +551,8 @@ impl<E: CaseExecutor + ?Sized> Checker<'_, E> {
             if !self.selection.fork_selected(spec) {
                 continue;
             }
-            let selected = |(position, test): &(usize, &Test)| {
-                self.selection.case_selected(test, *position)
-            };
+            let selected =
+                |(position, test): &(usize, &Test)| self.selection.case_selected(test, *position);
             let fork = format!("{spec:?}");
             if let Some(reason) = unrunnable_fork(spec) {
                 let cases = tests.iter().enumerate().filter(selected).count();
@@ -621,7 +624,13 @@ impl<E: CaseExecutor + ?Sized> Checker<'_, E> {
         let not_run = |failure: Failure| {
             let outcome = want_outcome.then(|| {
                 let root = state_root(prestate.trie_account());
-                case.outcome(root, logs_hash(&[]), None, &failure.message, failure.message.clone())
+                case.outcome(
+                    root,
+                    logs_hash(&[]),
+                    None,
+                    &failure.message,
+                    failure.message.clone(),
+                )
             });
             Checked::failed(failure, outcome)
         };
@@ -672,13 +681,8 @@ impl<E: CaseExecutor + ?Sized> Checker<'_, E> {
                     want_outcome.then(|| {
                         let root = state_root(state.cache.trie_account());
                         let pass = error_msg.is_none();
-                        let mut outcome = case.outcome(
-                            root,
-                            logs_hash(&[]),
-                            None,
-                            "",
-                            error.to_string(),
-                        );
+                        let mut outcome =
+                            case.outcome(root, logs_hash(&[]), None, "", error.to_string());
                         outcome.pass = pass;
                         outcome.error = error_msg;
                         outcome
@@ -756,10 +760,7 @@ impl<E: CaseExecutor + ?Sized> Checker<'_, E> {
         }
         let logs = actual.logs_hash.unwrap_or_default();
         if logs != test.logs {
-            let revme_message = format!(
-                "logs root mismatch: got {logs}, expected {}",
-                test.logs
-            );
+            let revme_message = format!("logs root mismatch: got {logs}, expected {}", test.logs);
             let message = format!(
                 "logs hash {logs} differs from the expected {} ({})",
                 test.logs,
@@ -772,10 +773,7 @@ impl<E: CaseExecutor + ?Sized> Checker<'_, E> {
         }
         let root = actual.state_root.unwrap_or_default();
         if root != test.hash {
-            let revme_message = format!(
-                "state root mismatch: got {root}, expected {}",
-                test.hash
-            );
+            let revme_message = format!("state root mismatch: got {root}, expected {}", test.hash);
             let message = format!(
                 "state root {root} differs from the expected {} ({})",
                 test.hash,

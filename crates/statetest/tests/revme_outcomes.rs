@@ -49,10 +49,7 @@ fn our_lines(path: &Path) -> Vec<String> {
     options.threads = Some(1);
     let lines = Mutex::new(Vec::new());
     let sink = |outcome: &CaseOutcome| {
-        lines
-            .lock()
-            .unwrap()
-            .push(outcome.revme_json().to_string());
+        lines.lock().unwrap().push(outcome.revme_json().to_string());
         ControlFlow::Continue(())
     };
     run_observed(&options, &MainnetExecutor, &sink).unwrap();
@@ -65,7 +62,9 @@ fn outcomes_match_revmes_recorded_ones() {
     assert!(fixtures.len() >= 13, "{fixtures:?}");
     let mut failing_seen = 0;
     for (name, path) in fixtures {
-        let expected_path = Path::new(DATA).join("expected").join(format!("{name}.jsonl"));
+        let expected_path = Path::new(DATA)
+            .join("expected")
+            .join(format!("{name}.jsonl"));
         let expected: Vec<String> = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()))
             .lines()

@@ -287,6 +287,7 @@ fn run_shared(config: &RunConfig, shm: &SharedMemoryConfig, args: &RunArgs) -> E
 }
 
 fn bench(config: &RunConfig, args: &RunArgs) -> ExitCode {
+    alloc_counter::start();
     let mut runner = match RepeatRunner::new(config) {
         Ok(runner) => runner,
         Err(e) => return ExitCode::rejected(e),

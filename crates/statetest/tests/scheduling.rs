@@ -5,8 +5,7 @@ mod common;
 
 use common::TempDir;
 use shm_statetest::{
-    run, run_observed, CaseOutcome, IndexFilter, MainnetExecutor, PathList, Progress,
-    RunnerOptions,
+    run, run_observed, CaseOutcome, IndexFilter, MainnetExecutor, PathList, Progress, RunnerOptions,
 };
 use std::{ops::ControlFlow, path::PathBuf, sync::Mutex};
 

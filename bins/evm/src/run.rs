@@ -14,6 +14,9 @@ use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
 use shm_opcodes::GasSchedule;
 use std::{io::Write, path::PathBuf, time::Instant};
 
+/// The most runs `--bench-runs` and `--repeat` take (each run's time is kept).
+const MAX_RUNS: usize = 1_000_000;
+
 /// Arguments of `evm run`.
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
@@ -170,6 +173,11 @@ impl RunArgs {
             return Err(InputError::Other(
                 "--bench-runs: at least one timed run is needed".into(),
             ));
+        }
+        if self.bench_runs > MAX_RUNS || self.repeat > MAX_RUNS as u64 {
+            return Err(InputError::Other(format!(
+                "--bench-runs and --repeat: at most {MAX_RUNS} runs"
+            )));
         }
         if self.shm_stats && shared_memory.is_none() {
             return Err(InputError::Other(

@@ -261,7 +261,7 @@ fn an_endless_stdin_ends_at_the_size_cap() {
 }
 
 #[test]
-fn zero_bench_runs_are_refused() {
+fn zero_or_endless_runs_are_refused() {
     let o = finish(evm(&["run", ADD, "--bench", "--bench-runs", "0"]));
     assert_eq!(o.status.code(), Some(EXIT_USAGE));
     assert_one_error_line(
@@ -269,6 +269,27 @@ fn zero_bench_runs_are_refused() {
         "--bench-runs: at least one timed run is needed",
         "bench 0",
     );
+    for args in [
+        &[
+            "run",
+            ADD,
+            "--bench",
+            "--bench-runs",
+            "18446744073709551615",
+        ][..],
+        &[
+            "run",
+            ADD,
+            "--shm",
+            "testing",
+            "--repeat",
+            "18446744073709551615",
+        ][..],
+    ] {
+        let o = finish(evm(args));
+        assert_eq!(o.status.code(), Some(EXIT_USAGE), "{args:?}");
+        assert_one_error_line(&o, "at most 1000000 runs", &format!("{args:?}"));
+    }
 }
 
 #[test]

@@ -6,11 +6,11 @@ use std::path::Path;
 
 /// The largest code, calldata or assembly file read (hex of the largest code any fork
 /// allows is 96 KiB; this leaves room for generated programs).
-pub const MAX_TEXT_FILE_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_TEXT_FILE_BYTES: u64 = 64 << 20;
 
 /// A bad command-line value: printed as one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+pub(crate) enum InputError {
     #[error("{what}: odd number of hex digits ({digits})")]
     OddHex { what: String, digits: usize },
     #[error("{what}: invalid hex character {ch:?} at position {pos}")]
@@ -31,7 +31,7 @@ pub enum InputError {
 
 /// Decodes hex with an optional `0x` prefix; whitespace anywhere (line breaks in a
 /// code file, a trailing newline) is ignored.
-pub fn parse_hex(what: &str, text: &str) -> Result<Bytes, InputError> {
+pub(crate) fn parse_hex(what: &str, text: &str) -> Result<Bytes, InputError> {
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let digits = digits
         .strip_prefix("0x")
@@ -58,7 +58,7 @@ pub fn parse_hex(what: &str, text: &str) -> Result<Bytes, InputError> {
 
 /// Reads a file (`-` is standard input) as text of at most [`MAX_TEXT_FILE_BYTES`];
 /// devices such as `/dev/zero` are refused.
-pub fn read_text(what: &str, path: &Path) -> Result<String, InputError> {
+pub(crate) fn read_text(what: &str, path: &Path) -> Result<String, InputError> {
     let err = |source| InputError::Read {
         what: what.into(),
         path: path.display().to_string(),
@@ -72,7 +72,7 @@ pub fn read_text(what: &str, path: &Path) -> Result<String, InputError> {
 }
 
 /// A u64 in decimal or `0x` hex (underscores allowed as separators).
-pub fn parse_u64(what: &str, value: &str) -> Result<u64, InputError> {
+pub(crate) fn parse_u64(what: &str, value: &str) -> Result<u64, InputError> {
     let bad = || InputError::BadNumber {
         what: what.into(),
         value: value.into(),
@@ -85,7 +85,7 @@ pub fn parse_u64(what: &str, value: &str) -> Result<u64, InputError> {
 }
 
 /// A u128 in decimal or `0x` hex (underscores allowed as separators).
-pub fn parse_u128(what: &str, value: &str) -> Result<u128, InputError> {
+pub(crate) fn parse_u128(what: &str, value: &str) -> Result<u128, InputError> {
     let bad = || InputError::BadNumber {
         what: what.into(),
         value: value.into(),
@@ -98,7 +98,7 @@ pub fn parse_u128(what: &str, value: &str) -> Result<u128, InputError> {
 }
 
 /// A u256 in decimal or `0x` hex.
-pub fn parse_u256(what: &str, value: &str) -> Result<U256, InputError> {
+pub(crate) fn parse_u256(what: &str, value: &str) -> Result<U256, InputError> {
     let bad = || InputError::BadNumber {
         what: what.into(),
         value: value.into(),
@@ -112,7 +112,7 @@ pub fn parse_u256(what: &str, value: &str) -> Result<U256, InputError> {
 }
 
 /// A 20-byte address in hex.
-pub fn parse_address(what: &str, value: &str) -> Result<Address, InputError> {
+pub(crate) fn parse_address(what: &str, value: &str) -> Result<Address, InputError> {
     value.parse().map_err(|_| InputError::BadAddress {
         what: what.into(),
         value: value.into(),

@@ -15,7 +15,7 @@ mod statetest;
 mod trace;
 
 use clap::{Parser, Subcommand};
-pub use trace::TraceArgs;
+pub(crate) use trace::TraceArgs;
 
 #[global_allocator]
 static GLOBAL: alloc_counter::CountingAlloc = alloc_counter::CountingAlloc;
@@ -83,6 +83,7 @@ impl ExitCode {
     pub const HALT: Self = Self(4);
     /// `--bench` runs disagreed.
     pub const NONDETERMINISTIC: Self = Self(5);
+    /// Standard output, the outcome lines or the trace could not be written.
     pub const OUTPUT: Self = Self(6);
 
     /// Prints `error: …` as one line and returns the usage code.

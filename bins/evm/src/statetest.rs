@@ -46,66 +46,66 @@ const RERUN_STEP_LIMIT: u64 = 100_000;
 
 /// Arguments of `evm statetest`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct StatetestArgs {
+pub(crate) struct StatetestArgs {
     /// Fixture files, or folders searched recursively for `.json` files. With none, file
     /// names are read from standard input, one per line, and each is run as it arrives
     /// (geth's batch mode).
     #[arg(num_args = 0..)]
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// Run only this fork, by its fixture name (Cancun, Shanghai, Prague, ...).
     #[arg(long, visible_alias = "statetest.fork", value_name = "NAME")]
-    pub fork: Option<String>,
+    pub(crate) fork: Option<String>,
     /// Run only the tests whose name matches this regular expression.
     #[arg(long = "run", value_name = "REGEX")]
-    pub name_filter: Option<String>,
+    pub(crate) name_filter: Option<String>,
     /// Run only the cases with this data index (revme's `d`).
     #[arg(short = 'd', long = "data", value_name = "N")]
-    pub data_index: Option<usize>,
+    pub(crate) data_index: Option<usize>,
     /// Run only the cases with this gas-limit index (revme's `g`).
     #[arg(short = 'g', long = "gas", value_name = "N")]
-    pub gas_index: Option<usize>,
+    pub(crate) gas_index: Option<usize>,
     /// Run only the cases with this value index (revme's `v`).
     #[arg(short = 'v', long = "value", value_name = "N")]
-    pub value_index: Option<usize>,
+    pub(crate) value_index: Option<usize>,
     /// Run only the case at this position in each selected fork's list (geth's index).
     #[arg(long = "statetest.index", value_name = "N")]
-    pub position: Option<usize>,
+    pub(crate) position: Option<usize>,
     /// Print the whole report as JSON on stdout (the summary line then goes to stderr).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Print one JSON line per case on stderr, in the form of `revme statetest
     /// --json-outcome`: stateRoot, logsRoot, output, gasUsed, pass, errorMsg, evmResult,
     /// postLogsHash, fork, test, d, g, v.
     #[arg(short = 'o', long)]
-    pub json_outcome: bool,
+    pub(crate) json_outcome: bool,
     #[command(flatten)]
-    pub trace: TraceArgs,
+    pub(crate) trace: TraceArgs,
     /// Skip file (`<path relative to GeneralStateTests>  # reason` per line); by default the
     /// checked-in `tests/statetest-skip.txt`.
     #[arg(long, value_name = "PATH")]
-    pub skip_file: Option<PathBuf>,
+    pub(crate) skip_file: Option<PathBuf>,
     /// Skip no file at all (neither the skip file nor, with `--shm`, the shared-memory one).
     #[arg(long, conflicts_with = "skip_file")]
-    pub no_skip_file: bool,
+    pub(crate) no_skip_file: bool,
     /// Show no progress on stderr (never shown with --json-outcome or a trace).
     #[arg(long)]
-    pub no_progress: bool,
+    pub(crate) no_progress: bool,
     /// Worker threads (default: one per core; one with a trace).
     #[arg(long, short = 'j', value_name = "N")]
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Stop taking new files after the first failure.
     #[arg(long)]
-    pub fail_fast: bool,
+    pub(crate) fail_fast: bool,
     /// Print the N slowest files and their times after the summary.
     #[arg(long, value_name = "N", default_value_t = 0)]
-    pub slowest: usize,
+    pub(crate) slowest: usize,
     /// Do not re-run the first failing case with a trace on stderr.
     #[arg(long)]
-    pub no_rerun: bool,
+    pub(crate) no_rerun: bool,
     /// Run with shared memory on, with a preset (`production` when none is named); the
     /// fixtures listed in `tests/statetest-skip-shm.txt` are skipped then.
     #[arg(long, value_name = "PRESET", num_args = 0..=1, default_missing_value = "production")]
-    pub shm: Option<String>,
+    pub(crate) shm: Option<String>,
 }
 
 /// The EVM the cases run on.
@@ -139,7 +139,7 @@ impl Stop {
 
 /// Runs `evm statetest`. Exit code 0 when nothing failed, 1 when a test failed, 2 on a usage
 /// error (reported in one line on stderr), 6 when the output could not be written.
-pub fn run(args: StatetestArgs) -> ExitCode {
+pub(crate) fn run(args: StatetestArgs) -> ExitCode {
     let (engine, extra_skip) = match engine(&args) {
         Ok(engine) => engine,
         Err(stop) => return stop.exit(),

@@ -5,7 +5,7 @@ use shm_evm::TraceOptions;
 
 /// `--trace` and the flags that shape it; any of them turns tracing on.
 #[derive(Args, Debug, Clone, Copy, Default)]
-pub struct TraceArgs {
+pub(crate) struct TraceArgs {
     /// Write an EIP-3155 JSON trace (one object per line) to standard error;
     /// 0xE0–0xE4 are named SHARED_ALLOC … SHARED_WRITE when shared memory is on.
     #[arg(long)]
@@ -23,12 +23,12 @@ pub struct TraceArgs {
 
 impl TraceArgs {
     /// Whether a trace was asked for.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.trace || self.trace_memory || self.trace_nostack || self.trace_returndata
     }
 
     /// The tracer's options (the summary line included, as revm writes it).
-    pub fn options(&self) -> TraceOptions {
+    pub(crate) fn options(&self) -> TraceOptions {
         TraceOptions {
             memory: self.trace_memory,
             stack: !self.trace_nostack,

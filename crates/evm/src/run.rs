@@ -296,6 +296,14 @@ pub struct Trace<'a> {
     pub options: TraceOptions,
 }
 
+impl std::fmt::Debug for Trace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Trace<'a> {
     /// A trace with `options` to `out`.
     pub fn new(out: &'a mut dyn Write, options: TraceOptions) -> Self {

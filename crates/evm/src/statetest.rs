@@ -87,6 +87,15 @@ pub struct TracingExecutor<W> {
     truncated: std::sync::atomic::AtomicBool,
 }
 
+impl<W> std::fmt::Debug for TracingExecutor<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracingExecutor")
+            .field("shared_memory", &self.shared.is_some())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<W: Write + Send> TracingExecutor<W> {
     /// Traces stock revm (0xE0–0xE4 undefined).
     pub fn stock(out: W, options: TraceOptions) -> Self {

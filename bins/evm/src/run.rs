@@ -114,9 +114,7 @@ impl RunArgs {
             .enabled()
             .then(|| std::io::BufWriter::new(std::io::stderr()))
     }
-}
 
-impl RunArgs {
     fn config(&self) -> Result<RunConfig, InputError> {
         let code = match (&self.code, &self.code_flag, &self.codefile, &self.asm) {
             (Some(code), ..) | (None, Some(code), ..) => parse_hex("code", code)?,

@@ -4,7 +4,11 @@
 //! This is the library behind `evm run`: it turns a [`RunConfig`] (code, calldata,
 //! gas, value, fork, an optional [`Prestate`]) into an in-memory state with the code
 //! installed at the receiver, executes one transaction and returns a [`RunOutcome`]
-//! that renders as text or JSON ([`RunReport`]) and can dump the post state.
+//! that renders as text or JSON ([`RunReport`]) and can dump the post state. It also
+//! holds the EIP-3155 tracer that names the shared-memory opcodes ([`Eip3155Tracer`]),
+//! the state-test executors with shared memory on and with a trace
+//! ([`SharedMemoryExecutor`], [`TracingExecutor`]), and the assembler and disassembler
+//! ([`asm`]).
 //!
 //! ```
 //! use shm_evm::{RunConfig, execute};

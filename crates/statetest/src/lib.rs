@@ -4,7 +4,9 @@
 //! The EVM is pluggable through [`CaseExecutor`]: [`MainnetExecutor`] runs stock revm, and an
 //! EVM with other instructions or another journal runs the same fixtures by implementing the
 //! trait. Each case is checked as `revme statetest` checks it: the expected exception, the logs
-//! hash and the post-state root.
+//! hash and the post-state root. [`run_observed`] also hands each case's [`CaseOutcome`] (in
+//! revme's `--json-outcome` form) to an [`OutcomeSink`], in a fixed order; [`IndexFilter`]
+//! selects cases by index; the slowest files ([`PathList::heavy_first`]) start first.
 //!
 //! ```no_run
 //! use shm_statetest::{run, MainnetExecutor, RunnerOptions, SkipList};

@@ -245,8 +245,8 @@ fn execute(command: &ShmCommand, root: &Path, access: Access) -> Result<String, 
             let snapshot = Snapshot::decode(&bytes, input).map_err(|e| e.to_string())?;
             let dir = root.join(namespace);
             let existed = dir.exists();
-            let loaded = Namespace::open_with(root, namespace, access)
-                .and_then(|ns| snapshot.restore(&ns));
+            let loaded =
+                Namespace::open_with(root, namespace, access).and_then(|ns| snapshot.restore(&ns));
             match loaded {
                 Ok(report) => {
                     let _ = writeln!(

@@ -11,11 +11,15 @@
 # Then the whole folder with our default skip file (heavy files first).
 #
 # Needs: revme 43.0.3 (`cargo install revme --version 43.0.3 --locked`), GNU time.
-# Quote figures only from a quiet machine (1-minute load below ~1.2 before starting).
+# Figures are only worth quoting from a quiet machine: after building, the script waits
+# until the 1-minute load average is below MAX_LOAD (default 1.2) and gives up after WAIT
+# seconds (default 1800) with exit status 3.
 #
-# Usage: benches/scripts/statetest-vs-revme.sh [RUNS]     (default 5 pairs)
+# Usage: benches/statetest_vs_revme.sh [RUNS]     (default 5 pairs)
 set -euo pipefail
 runs="${1:-5}"
+max_load="${MAX_LOAD:-1.2}"
+wait_s="${WAIT:-1800}"
 root="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 fixtures="$root/../shared/ethereum-tests/GeneralStateTests"
 target="${CARGO_TARGET_DIR:-$root/target}"
@@ -37,6 +41,15 @@ trap 'rm -rf "$work"' EXIT
     echo "stTimeConsuming/CALLBlake2f_MaxRounds.json  # revme skips it (slow)"
 } > "$work/revme-skips.txt"
 
+waited=0
+until awk -v max="$max_load" '{ exit !($1 < max) }' /proc/loadavg; do
+    if [ "$waited" -ge "$wait_s" ]; then
+        echo "the machine never got quiet (load $(cut -d' ' -f1 /proc/loadavg) after ${wait_s}s)" >&2
+        exit 3
+    fi
+    sleep 10
+    waited=$((waited + 10))
+done
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # time_run NAME CMD... : appends "NAME wall cpu rss_kb exit" to $work/runs
 time_run() {

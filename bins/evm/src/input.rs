@@ -1,7 +1,12 @@
 //! Parsing of command-line values: hex blobs, numbers, addresses, files.
 
 use alloy_primitives::{Address, Bytes, U256};
-use std::{io::Read, path::Path};
+use shm_statetest::{read_capped, read_text_capped, ReadError};
+use std::path::Path;
+
+/// The largest code, calldata or assembly file read (hex of the largest code any fork
+/// allows is 96 KiB; this leaves room for generated programs).
+pub(crate) const MAX_TEXT_FILE_BYTES: u64 = 64 << 20;
 
 /// A bad command-line value: printed as one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +19,7 @@ pub(crate) enum InputError {
     Read {
         what: String,
         path: String,
-        source: std::io::Error,
+        source: ReadError,
     },
     #[error("{what}: `{value}` is not a number (decimal, or hex with 0x)")]
     BadNumber { what: String, value: String },
@@ -51,7 +56,8 @@ pub(crate) fn parse_hex(what: &str, text: &str) -> Result<Bytes, InputError> {
         .map_err(|e| InputError::Other(format!("{what}: {e}")))
 }
 
-/// Reads a file (`-` is standard input) as text.
+/// Reads a file (`-` is standard input) as text of at most [`MAX_TEXT_FILE_BYTES`];
+/// devices such as `/dev/zero` are refused.
 pub(crate) fn read_text(what: &str, path: &Path) -> Result<String, InputError> {
     let err = |source| InputError::Read {
         what: what.into(),
@@ -59,11 +65,9 @@ pub(crate) fn read_text(what: &str, path: &Path) -> Result<String, InputError> {
         source,
     };
     if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(err)?;
-        Ok(text)
+        read_capped(std::io::stdin().lock(), MAX_TEXT_FILE_BYTES).map_err(err)
     } else {
-        std::fs::read_to_string(path).map_err(err)
+        read_text_capped(path, MAX_TEXT_FILE_BYTES).map_err(err)
     }
 }
 
@@ -76,6 +80,19 @@ pub(crate) fn parse_u64(what: &str, value: &str) -> Result<u64, InputError> {
     let clean = value.replace('_', "");
     match clean.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16).map_err(|_| bad()),
+        None => clean.parse().map_err(|_| bad()),
+    }
+}
+
+/// A u128 in decimal or `0x` hex (underscores allowed as separators).
+pub(crate) fn parse_u128(what: &str, value: &str) -> Result<u128, InputError> {
+    let bad = || InputError::BadNumber {
+        what: what.into(),
+        value: value.into(),
+    };
+    let clean = value.replace('_', "");
+    match clean.strip_prefix("0x") {
+        Some(hex) => u128::from_str_radix(hex, 16).map_err(|_| bad()),
         None => clean.parse().map_err(|_| bad()),
     }
 }

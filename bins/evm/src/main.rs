@@ -2,16 +2,20 @@
 //! shared memory.
 //!
 //! Exit codes: 0 success; 1 revert (or failed state tests); 2 usage or input error;
-//! 3 the transaction was rejected before execution; 4 halt; 5 `--bench` runs disagreed.
+//! 3 the transaction was rejected before execution; 4 halt; 5 `--bench` runs disagreed;
+//! 6 standard output (or the trace) could not be written.
 
 mod alloc_counter;
 mod blocktest;
 mod input;
+mod output;
 mod run;
 mod shm;
 mod statetest;
+mod trace;
 
 use clap::{Parser, Subcommand};
+pub(crate) use trace::TraceArgs;
 
 #[global_allocator]
 static GLOBAL: alloc_counter::CountingAlloc = alloc_counter::CountingAlloc;
@@ -42,6 +46,22 @@ enum Command {
         /// The source file (`-` reads standard input).
         path: std::path::PathBuf,
     },
+    /// Disassemble bytecode: one instruction per line (offset, name, immediate).
+    Disasm {
+        /// The code in hex (`0x` optional).
+        #[arg(
+            value_name = "CODE",
+            conflicts_with = "codefile",
+            required_unless_present = "codefile"
+        )]
+        code: Option<String>,
+        /// File holding the code in hex (`-` reads standard input).
+        #[arg(long, value_name = "PATH")]
+        codefile: Option<std::path::PathBuf>,
+        /// Name 0xE0–0xE4 as the shared-memory opcodes (SHARED_ALLOC … SHARED_WRITE).
+        #[arg(long)]
+        shm: bool,
+    },
 }
 
 /// The process exit status, with the project's fixed meanings.
@@ -63,17 +83,27 @@ impl ExitCode {
     pub const HALT: Self = Self(4);
     /// `--bench` runs disagreed.
     pub const NONDETERMINISTIC: Self = Self(5);
+    /// Standard output, the outcome lines or the trace could not be written.
+    pub const OUTPUT: Self = Self(6);
 
     /// Prints `error: …` as one line and returns the usage code.
     pub fn usage(error: impl std::fmt::Display) -> Self {
-        eprintln!("error: {error}");
+        output::eprintln(&format!("error: {error}"));
         Self::USAGE
     }
 
     /// Prints `error: …` as one line and returns the rejected-transaction code.
     pub fn rejected(error: impl std::fmt::Display) -> Self {
-        eprintln!("error: {error}");
+        output::eprintln(&format!("error: {error}"));
         Self::REJECTED
+    }
+
+    /// Success, or the output code when `printed` failed.
+    fn printed(printed: std::io::Result<()>) -> Self {
+        match printed {
+            Ok(()) => Self::SUCCESS,
+            Err(error) => output::stdout_failed(error),
+        }
     }
 }
 
@@ -83,11 +113,22 @@ fn asm(path: &std::path::Path) -> ExitCode {
         Err(e) => return ExitCode::usage(e),
     };
     match shm_evm::asm::assemble(&source) {
-        Ok(code) => {
-            println!("{code}");
-            ExitCode::SUCCESS
-        }
+        Ok(code) => ExitCode::printed(output::println(&code.to_string())),
         Err(e) => ExitCode::usage(format!("asm: {}: {e}", path.display())),
+    }
+}
+
+fn disasm(code: Option<&str>, codefile: Option<&std::path::Path>, shm: bool) -> ExitCode {
+    let code = match (code, codefile) {
+        (Some(hex), _) => input::parse_hex("code", hex),
+        (None, Some(path)) => {
+            input::read_text("codefile", path).and_then(|text| input::parse_hex("codefile", &text))
+        }
+        (None, None) => return ExitCode::usage("no code given: pass CODE or --codefile PATH"),
+    };
+    match code {
+        Ok(code) => ExitCode::printed(output::print(&shm_evm::asm::disassemble(&code, shm))),
+        Err(e) => ExitCode::usage(e),
     }
 }
 
@@ -109,6 +150,11 @@ fn main() -> std::process::ExitCode {
         Command::Statetest(args) => return statetest::run(args),
         Command::Blocktest(args) => return blocktest::run(args),
         Command::Asm { path } => asm(&path),
+        Command::Disasm {
+            code,
+            codefile,
+            shm,
+        } => disasm(code.as_deref(), codefile.as_deref(), shm),
         Command::Shm(args) => shm::run(args),
     };
     std::process::ExitCode::from(code.0)

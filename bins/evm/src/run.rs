@@ -2,15 +2,20 @@
 
 use crate::{
     alloc_counter,
-    input::{parse_address, parse_hex, parse_u256, parse_u64, read_text, InputError},
-    ExitCode,
+    input::{parse_address, parse_hex, parse_u128, parse_u256, parse_u64, read_text, InputError},
+    output, ExitCode, TraceArgs,
 };
 use alloy_primitives::Bytes;
 use clap::Args;
-use shm_evm::{execute, execute_shared, Prestate, RepeatRunner, RunConfig, RunReport, RunStatus};
+use shm_evm::{
+    execute, execute_shared, Prestate, RepeatRunner, RunConfig, RunReport, RunStatus, Trace,
+};
 use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
 use shm_opcodes::GasSchedule;
-use std::{path::PathBuf, time::Instant};
+use std::{io::Write, path::PathBuf, time::Instant};
+
+/// The most runs `--bench-runs` and `--repeat` take (each run's time is kept).
+const MAX_RUNS: usize = 1_000_000;
 
 /// Arguments of `evm run`.
 #[derive(Args, Debug)]
@@ -39,6 +44,14 @@ pub(crate) struct RunArgs {
     /// Wei sent with the call (decimal or 0x hex).
     #[arg(long, default_value = "0")]
     value: String,
+    /// Gas price in wei (decimal or 0x hex); the block's base fee is 0, so the sender
+    /// pays gas used × price to the block's beneficiary.
+    #[arg(long, value_name = "WEI", default_value = "0")]
+    price: String,
+    /// Run the code as initcode in a contract-creation transaction (the input, if any,
+    /// is appended to it) and print the deployed code and the new address.
+    #[arg(long, conflicts_with = "receiver")]
+    create: bool,
     /// Transaction sender.
     #[arg(long, default_value_t = shm_evm::DEFAULT_SENDER.to_string())]
     sender: String,
@@ -80,9 +93,8 @@ pub(crate) struct RunArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
-    /// Write an EIP-3155 JSON trace (one object per line) to standard error.
-    #[arg(long)]
-    trace: bool,
+    #[command(flatten)]
+    trace: TraceArgs,
     /// Print the post state (every account) after the result.
     #[arg(long)]
     dump: bool,
@@ -90,12 +102,19 @@ pub(crate) struct RunArgs {
     /// gas used, time per run (median and spread) and allocations per run.
     #[arg(long)]
     bench: bool,
-    /// Number of timed runs for `--bench` (after one warm-up run).
+    /// Number of timed runs for `--bench` (after one warm-up run; at least 1).
     #[arg(long, default_value_t = 20, requires = "bench")]
     bench_runs: usize,
 }
 
 impl RunArgs {
+    /// Where a run's trace goes: standard error, buffered.
+    fn trace_sink(&self) -> Option<std::io::BufWriter<std::io::Stderr>> {
+        self.trace
+            .enabled()
+            .then(|| std::io::BufWriter::new(std::io::stderr()))
+    }
+
     fn config(&self) -> Result<RunConfig, InputError> {
         let code = match (&self.code, &self.code_flag, &self.codefile, &self.asm) {
             (Some(code), ..) | (None, Some(code), ..) => parse_hex("code", code)?,
@@ -148,6 +167,16 @@ impl RunArgs {
                 Some(config)
             }
         };
+        if self.bench && self.bench_runs == 0 {
+            return Err(InputError::Other(
+                "--bench-runs: at least one timed run is needed".into(),
+            ));
+        }
+        if self.bench_runs > MAX_RUNS || self.repeat > MAX_RUNS as u64 {
+            return Err(InputError::Other(format!(
+                "--bench-runs and --repeat: at most {MAX_RUNS} runs"
+            )));
+        }
         if self.shm_stats && shared_memory.is_none() {
             return Err(InputError::Other(
                 "--shm-stats needs --shm or --shm-namespace".into(),
@@ -159,6 +188,8 @@ impl RunArgs {
             input,
             gas_limit: parse_u64("gas", &self.gas)?,
             value: parse_u256("value", &self.value)?,
+            create: self.create,
+            gas_price: parse_u128("price", &self.price)?,
             sender: parse_address("sender", &self.sender)?,
             receiver: parse_address("receiver", &self.receiver)?,
             spec,
@@ -183,23 +214,31 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     } else if args.repeat > 1 {
         return ExitCode::usage("--repeat needs --shm or --shm-namespace");
     }
-    let trace: Option<Box<dyn std::io::Write>> = args
-        .trace
-        .then(|| Box::new(std::io::BufWriter::new(std::io::stderr())) as _);
+    let mut sink = args.trace_sink();
+    let trace = sink
+        .as_mut()
+        .map(|sink| Trace::new(sink as &mut dyn Write, args.trace.options()));
     let outcome = match execute(&config, trace) {
         Ok(outcome) => outcome,
         Err(e) => return ExitCode::rejected(e),
     };
     let report = RunReport::new(&outcome, args.dump, args.shm_stats);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report always serialises")
-        );
-    } else {
-        print!("{report}");
+    if let Err(error) = print_report(&report, args.json) {
+        return output::stdout_failed(error);
     }
-    ExitCode::of_status(report.status)
+    match outcome.trace_error {
+        Some(error) => output::trace_failed(error),
+        None => ExitCode::of_status(report.status),
+    }
+}
+
+/// The result as text or one JSON object.
+fn print_report(report: &RunReport, json: bool) -> std::io::Result<()> {
+    if json {
+        output::println(&serde_json::to_string(report).map_err(std::io::Error::other)?)
+    } else {
+        output::print(&report.to_string())
+    }
 }
 
 /// Runs over one manager made here (so a namespace error is a usage error, and
@@ -210,18 +249,21 @@ fn run_shared(config: &RunConfig, shm: &SharedMemoryConfig, args: &RunArgs) -> E
         Ok(manager) => manager,
         Err(e) => return ExitCode::usage(format!("shm: {e}")),
     };
-    let trace = || -> Option<Box<dyn std::io::Write>> {
-        args.trace
-            .then(|| Box::new(std::io::BufWriter::new(std::io::stderr())) as _)
-    };
+    let mut sink = args.trace_sink();
     let mut unsuccessful = 0u64;
     let mut worst = RunStatus::Success;
     let mut last = None;
     for _ in 0..args.repeat.max(1) {
-        let outcome = match execute_shared(config, &manager, GasSchedule::default(), trace()) {
+        let trace = sink
+            .as_mut()
+            .map(|sink| Trace::new(sink as &mut dyn Write, args.trace.options()));
+        let outcome = match execute_shared(config, &manager, GasSchedule::default(), trace) {
             Ok(outcome) => outcome,
             Err(e) => return ExitCode::rejected(e),
         };
+        if let Some(error) = outcome.trace_error {
+            return output::trace_failed(error);
+        }
         let report = RunReport::new(&outcome, args.dump, args.shm_stats);
         if report.status != RunStatus::Success {
             unsuccessful += 1;
@@ -229,7 +271,7 @@ fn run_shared(config: &RunConfig, shm: &SharedMemoryConfig, args: &RunArgs) -> E
                 worst = report.status;
             }
             if let Some(cause) = &report.shared_memory_halt {
-                eprintln!("run {}: {cause}", unsuccessful);
+                output::eprintln(&format!("run {unsuccessful}: {cause}"));
             }
         }
         last = Some(report);
@@ -237,21 +279,21 @@ fn run_shared(config: &RunConfig, shm: &SharedMemoryConfig, args: &RunArgs) -> E
     let Some(report) = last else {
         return ExitCode::SUCCESS;
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report always serialises")
-        );
-    } else {
-        print!("{report}");
+    let mut printed = print_report(&report, args.json);
+    if printed.is_ok() && args.repeat > 1 {
+        printed = output::println(&format!(
+            "runs: {}, unsuccessful: {unsuccessful}",
+            args.repeat
+        ));
     }
-    if args.repeat > 1 {
-        println!("runs: {}, unsuccessful: {unsuccessful}", args.repeat);
+    match printed {
+        Ok(()) => ExitCode::of_status(worst),
+        Err(error) => output::stdout_failed(error),
     }
-    ExitCode::of_status(worst)
 }
 
 fn bench(config: &RunConfig, args: &RunArgs) -> ExitCode {
+    alloc_counter::start();
     let mut runner = match RepeatRunner::new(config) {
         Ok(runner) => runner,
         Err(e) => return ExitCode::rejected(e),
@@ -281,10 +323,10 @@ fn bench(config: &RunConfig, args: &RunArgs) -> ExitCode {
                     || first.gas_used != report.gas_used
                     || first.status != report.status
                 {
-                    eprintln!(
+                    output::eprintln(&format!(
                         "error: run {run} differs from the first: gas {} vs {}, output {} vs {}",
                         report.gas_used, first.gas_used, report.output, first.output
-                    );
+                    ));
                     return ExitCode::NONDETERMINISTIC;
                 }
             }
@@ -294,11 +336,15 @@ fn bench(config: &RunConfig, args: &RunArgs) -> ExitCode {
             allocations = (allocs_after - allocs_before, bytes_after - bytes_before);
         }
     }
-    let report = reference.expect("at least one run happened");
+    let Some(report) = reference else {
+        return ExitCode::usage("--bench-runs: at least one timed run is needed");
+    };
     times.sort_unstable();
+    let (Some(&min), Some(&max)) = (times.first(), times.last()) else {
+        return ExitCode::usage("--bench-runs: at least one timed run is needed");
+    };
     let median = times[times.len() / 2];
-    let (min, max) = (times[0], times[times.len() - 1]);
-    if args.json {
+    let printed = if args.json {
         let json = serde_json::json!({
             "result": report,
             "runs": times.len(),
@@ -308,22 +354,22 @@ fn bench(config: &RunConfig, args: &RunArgs) -> ExitCode {
             "allocations_per_run": allocations.0,
             "allocated_bytes_per_run": allocations.1,
         });
-        println!("{json}");
+        output::println(&json.to_string())
     } else {
-        print!("{report}");
-        println!(
-            "execution time: median {} (min {}, max {}, {} runs)",
+        output::print(&format!(
+            "{report}execution time: median {} (min {}, max {}, {} runs)\nallocations: {} per run ({} bytes)\n",
             human(median),
             human(min),
             human(max),
-            times.len()
-        );
-        println!(
-            "allocations: {} per run ({} bytes)",
-            allocations.0, allocations.1
-        );
+            times.len(),
+            allocations.0,
+            allocations.1
+        ))
+    };
+    match printed {
+        Ok(()) => ExitCode::of_status(report.status),
+        Err(error) => output::stdout_failed(error),
     }
-    ExitCode::of_status(report.status)
 }
 
 fn human(ns: u64) -> String {

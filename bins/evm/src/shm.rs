@@ -3,16 +3,21 @@
 //! committed state under the regions' locks; none changes a region a live
 //! process is using unless told to (`rm --force`).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use shm_mapped::{
-    dump_namespace, load_snapshot, Access, ListedRegion, MappedError, Namespace, RegionStatus,
+    dump_namespace, Access, ListedRegion, MappedError, Namespace, RegionStatus, Snapshot,
 };
 use shm_primitives::{Compression, Permissions};
 
-use crate::ExitCode;
+use crate::{output, ExitCode};
+
+/// The largest snapshot `shm load` reads (it holds the whole file in memory).
+const MAX_SNAPSHOT_BYTES: u64 = 16 << 30;
 
 /// Arguments of `evm shm`.
 #[derive(Args, Debug)]
@@ -98,6 +103,20 @@ enum ShmCommand {
     },
 }
 
+/// Why `evm shm` failed.
+enum Failure {
+    /// A bad namespace, region, file or snapshot: exit code 2.
+    Usage(String),
+    /// Standard output could not be written: exit code 6.
+    Output(std::io::Error),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Usage(message)
+    }
+}
+
 /// Runs `evm shm`.
 pub(crate) fn run(args: ShmArgs) -> ExitCode {
     let root = args.root.clone().unwrap_or_else(shm_mapped::default_root);
@@ -107,8 +126,9 @@ pub(crate) fn run(args: ShmArgs) -> ExitCode {
         Access::Private
     };
     match execute(&args.command, &root, access) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => ExitCode::usage(format!("shm: {e}")),
+        Ok(text) => ExitCode::printed(output::print(&text)),
+        Err(Failure::Usage(e)) => ExitCode::usage(format!("shm: {e}")),
+        Err(Failure::Output(e)) => output::stdout_failed(e),
     }
 }
 
@@ -121,28 +141,34 @@ fn open(root: &Path, namespace: &str, access: Access) -> Result<Namespace, Strin
     Namespace::open_with(root, namespace, access).map_err(|e| e.to_string())
 }
 
-fn execute(command: &ShmCommand, root: &Path, access: Access) -> Result<(), String> {
+/// Runs one command; `Ok` holds what to print on standard output. `ls` streams its
+/// lines instead (a namespace may hold many regions) and returns nothing more.
+fn execute(command: &ShmCommand, root: &Path, access: Access) -> Result<String, Failure> {
+    let mut text = String::new();
     match command {
         ShmCommand::Ls { namespace, json } => {
             let ns = open(root, namespace, access)?;
             let listed = ns.list().map_err(|e| e.to_string())?;
+            let mut out = std::io::stdout().lock();
+            let mut line = |line: String| writeln!(out, "{line}").map_err(Failure::Output);
             if !json {
-                println!(
+                line(format!(
                     "{:<20} {:<16} {:>10} {:<42} {:<10} {:>6} last access",
                     "handle", "name", "size", "owner", "lifetime", "commit"
-                );
+                ))?;
             }
             for entry in listed {
                 match &entry.status {
-                    Ok(status) if *json => println!("{}", status_json(status, &entry)),
-                    Ok(status) => println!("{}", status_line(status, &entry)),
-                    Err(e) => eprintln!("warning: {e}"),
+                    Ok(status) if *json => line(status_json(status, &entry).to_string())?,
+                    Ok(status) => line(status_line(status, &entry))?,
+                    Err(e) => output::eprintln(&format!("warning: {e}")),
                 }
             }
             if let Err(e) = ns.check_generations() {
-                eprintln!("warning: {e}");
+                output::eprintln(&format!("warning: {e}"));
             }
-            Ok(())
+            out.flush().map_err(Failure::Output)?;
+            Ok(text)
         }
         ShmCommand::Show {
             namespace,
@@ -163,9 +189,9 @@ fn execute(command: &ShmCommand, root: &Path, access: Access) -> Result<(), Stri
                 other => other.to_string(),
             })?;
             if rolled_back > 0 {
-                eprintln!(
+                output::eprintln(&format!(
                     "note: rolled back {rolled_back} pages of a transaction its dead process left open"
-                );
+                ));
             }
             let size = region.size();
             let start = (*offset).min(size);
@@ -177,8 +203,7 @@ fn execute(command: &ShmCommand, root: &Path, access: Access) -> Result<(), Stri
             let read = region.read_at(start, &mut bytes, wait);
             region.unlock(None).map_err(|e| e.to_string())?;
             read.map_err(|e| e.to_string())?;
-            print!("{}", hex_dump(start, &bytes));
-            Ok(())
+            Ok(hex_dump(start, &bytes))
         }
         ShmCommand::Rm {
             namespace,
@@ -187,8 +212,8 @@ fn execute(command: &ShmCommand, root: &Path, access: Access) -> Result<(), Stri
         } => {
             let ns = open(root, namespace, access)?;
             let path = ns.remove(region, *force).map_err(|e| e.to_string())?;
-            println!("removed {}", path.display());
-            Ok(())
+            let _ = writeln!(text, "removed {}", path.display());
+            Ok(text)
         }
         ShmCommand::Dump {
             namespace,
@@ -202,38 +227,63 @@ fn execute(command: &ShmCommand, root: &Path, access: Access) -> Result<(), Stri
                 .map_err(|_| "compression: expected none, lz4 or zstd".to_string())?;
             let ns = open(root, namespace, access)?;
             let report = dump_namespace(&ns, out, compression).map_err(|e| e.to_string())?;
-            println!(
+            let _ = writeln!(
+                text,
                 "dumped {} regions, {} bytes into {} ({} bytes)",
                 report.regions,
                 report.raw_bytes,
                 out.display(),
                 report.file_bytes
             );
-            Ok(())
+            Ok(text)
         }
         ShmCommand::Load { input, namespace } => {
-            let ns = Namespace::open_with(root, namespace, access).map_err(|e| e.to_string())?;
-            let report = load_snapshot(input, &ns).map_err(|e| e.to_string())?;
-            println!(
-                "loaded {} regions, {} bytes into namespace {namespace}",
-                report.regions, report.raw_bytes
-            );
-            Ok(())
+            // Read and check the whole snapshot before the namespace is touched, so that a
+            // bad file (or a device such as /dev/zero) creates nothing.
+            let bytes = shm_statetest::read_bytes_capped(input, MAX_SNAPSHOT_BYTES)
+                .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+            let snapshot = Snapshot::decode(&bytes, input).map_err(|e| e.to_string())?;
+            let dir = root.join(namespace);
+            let existed = dir.exists();
+            let loaded =
+                Namespace::open_with(root, namespace, access).and_then(|ns| snapshot.restore(&ns));
+            match loaded {
+                Ok(report) => {
+                    let _ = writeln!(
+                        text,
+                        "loaded {} regions, {} bytes into namespace {namespace}",
+                        report.regions, report.raw_bytes
+                    );
+                    Ok(text)
+                }
+                Err(e) => {
+                    // The load made no region (all or none); a namespace it created for
+                    // them goes too, so that nothing is left behind.
+                    if !existed && dir.is_dir() {
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                    Err(Failure::Usage(e.to_string()))
+                }
+            }
         }
         ShmCommand::Repair { namespace } => {
             let ns = open(root, namespace, access)?;
             if ns.check_generations().is_ok() {
-                println!("namespace {namespace}: the generations table is intact; nothing to do");
-                return Ok(());
+                let _ = writeln!(
+                    text,
+                    "namespace {namespace}: the generations table is intact; nothing to do"
+                );
+                return Ok(text);
             }
             let indexes = ns.rebuild_generations().map_err(|e| e.to_string())?;
-            println!(
+            let _ = writeln!(
+                text,
                 "namespace {namespace}: rebuilt the generations table ({indexes} indexes) from the region files"
             );
-            eprintln!(
-                "warning: handles of regions freed before the table was lost may be issued again"
+            output::eprintln(
+                "warning: handles of regions freed before the table was lost may be issued again",
             );
-            Ok(())
+            Ok(text)
         }
     }
 }

@@ -334,3 +334,215 @@ fn bench_with_shared_memory_gives_the_same_handle_every_run() {
         format!("0x{:064x}", (1u64 << 32) | 1)
     );
 }
+
+#[test]
+fn create_runs_initcode_and_prints_the_deployed_code_and_address() {
+    // Initcode: CODECOPY the 10 bytes after it (a runtime returning 42) and RETURN them.
+    let runtime = "602a60005260206000f3";
+    let initcode = format!("0x600a600c600039600a6000f3{runtime}");
+    let o = evm(&["run", &initcode, "--create", "--json", "--dump"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["output"], format!("0x{runtime}"));
+    let sender: alloy_primitives::Address = "0x000000000000000000000000000073656e646572"
+        .parse()
+        .unwrap();
+    let created = sender.create(0);
+    assert_eq!(v["created_address"], created.to_string().to_lowercase());
+    // The new account holds the runtime code; the receiver got none.
+    let post = &v["post_state"];
+    assert_eq!(
+        post[created.to_string().to_lowercase()]["code"],
+        format!("0x{runtime}")
+    );
+    assert!(post
+        .get("0x0000000000000000000000007265636569766572")
+        .is_none());
+    // Text form.
+    let o = evm(&["run", &initcode, "--create"]);
+    assert!(
+        stdout(&o).contains(&format!("created: {created}")),
+        "{}",
+        stdout(&o)
+    );
+    // --create and --receiver do not go together.
+    let o = evm(&[
+        "run",
+        &initcode,
+        "--create",
+        "--receiver",
+        "0x00000000000000000000000000000000000000aa",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn price_makes_the_sender_pay_for_gas() {
+    let dir = std::env::temp_dir().join(format!("evm-cli-price-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pre = |balance: u64| {
+        let path = dir.join(format!("pre-{balance}.json"));
+        std::fs::write(
+            &path,
+            format!(r#"{{"0x000000000000000000000000000073656e646572":{{"balance":"{balance:#x}","nonce":"0x0","code":"0x","storage":{{}}}}}}"#),
+        )
+        .unwrap();
+        path
+    };
+    // STOP costs the intrinsic 21,000 gas; at 10 wei a gas, 210,000 wei up front.
+    let enough = pre(210_000);
+    let o = evm(&[
+        "run",
+        "0x00",
+        "--gas",
+        "21000",
+        "--price",
+        "10",
+        "--prestate",
+        enough.to_str().unwrap(),
+        "--json",
+        "--dump",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The sender paid it all to the block's beneficiary (the zero address).
+    let post = &v["post_state"];
+    assert_eq!(
+        post["0x000000000000000000000000000073656e646572"]["balance"], "0x0",
+        "{v}"
+    );
+    assert_eq!(
+        post["0x0000000000000000000000000000000000000000"]["balance"], "0x33450",
+        "{v}"
+    );
+    let short = pre(209_999);
+    let o = evm(&[
+        "run",
+        "0x00",
+        "--gas",
+        "21000",
+        "--price",
+        "10",
+        "--prestate",
+        short.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    // Without a price the poorer sender is fine.
+    let o = evm(&[
+        "run",
+        "0x00",
+        "--gas",
+        "21000",
+        "--prestate",
+        short.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = evm(&["run", "0x00", "--price", "ten"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("price: `ten` is not a number"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The step lines of a `--trace` run's stderr (the summary line left out).
+fn trace_steps(o: &Output) -> Vec<serde_json::Value> {
+    stderr(o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("each trace line is JSON"))
+        .filter(|v| v.get("pc").is_some())
+        .collect()
+}
+
+#[test]
+fn trace_memory_nostack_and_returndata() {
+    let o = evm(&["run", ADD, "--trace.memory"]);
+    assert_eq!(o.status.code(), Some(0));
+    let steps = trace_steps(&o);
+    assert_eq!(steps.len(), 8);
+    // After MSTORE (step 5) memory holds the word 3.
+    assert_eq!(steps[5]["memory"], format!("0x{:064x}", 3));
+    assert!(steps.iter().all(|s| s.get("stack").is_some()));
+    let o = evm(&["run", ADD, "--trace.nostack"]);
+    assert!(trace_steps(&o)
+        .iter()
+        .all(|s| s.get("stack").is_none() && s.get("memory").is_none()));
+    // The identity precompile returns the word 42, then RETURNDATASIZE: the return data
+    // shows with the flag. PUSH1 42 PUSH1 0 MSTORE, PUSH1 32 PUSH1 0 PUSH1 32 PUSH1 0
+    // PUSH1 4 GAS STATICCALL, RETURNDATASIZE STOP.
+    let code = "0x602a600052 6020600060206000 6004 5afa 3d00".replace(' ', "");
+    let with = trace_steps(&evm(&["run", &code, "--trace.returndata"]));
+    let without = trace_steps(&evm(&["run", &code, "--trace"]));
+    let rds =
+        |steps: &[serde_json::Value]| steps.iter().find(|s| s["op"] == 0x3d).cloned().unwrap();
+    assert_eq!(rds(&without)["returnData"], "0x");
+    assert_eq!(rds(&with)["returnData"], format!("0x{:064x}", 42));
+}
+
+#[test]
+fn traces_and_halts_name_the_shared_memory_opcodes() {
+    // PUSH1 0 PUSH1 64 SHARED_ALLOC STOP
+    let code = "0x60006040e000";
+    let off = evm(&["run", code, "--trace", "--json"]);
+    assert_eq!(off.status.code(), Some(4));
+    let steps = trace_steps(&off);
+    assert_eq!(steps[2]["op"], 0xe0);
+    assert!(steps[2].get("opName").is_none());
+    let v: serde_json::Value = serde_json::from_slice(&off.stdout).unwrap();
+    assert_eq!(v["halt_reason"], "OpcodeNotFound");
+    assert_eq!(v["halt_site"]["op"], 0xe0);
+    assert_eq!(v["halt_site"]["pc"], 4);
+    assert!(v["halt_site"].get("op_name").is_none());
+
+    let on = evm(&["run", code, "--shm", "testing", "--trace"]);
+    assert_eq!(on.status.code(), Some(0), "{}", stderr(&on));
+    assert_eq!(trace_steps(&on)[2]["opName"], "SHARED_ALLOC");
+
+    // SHARED_WRITE under STATICCALL halts the inner frame; the report names it.
+    let o = evm(&[
+        "run",
+        "--shm",
+        "development",
+        "--asm",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/static.easm"),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["halt_site"]["op_name"], "SHARED_WRITE", "{v}");
+    assert_eq!(v["halt_site"]["depth"], 2);
+    let o = evm(&[
+        "run",
+        "--shm",
+        "development",
+        "--asm",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/static.easm"),
+    ]);
+    assert!(
+        stdout(&o).contains("last halt: SHARED_WRITE at pc"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn disasm_names_the_shared_memory_opcodes_and_reads_back() {
+    let o = evm(&["disasm", "0x6001e4fe"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "PUSH1 0x01           ; 0\nDATA 0xe4            ; 2: undefined\nINVALID              ; 3\n"
+    );
+    let o = evm(&["disasm", "0x6001e4fe", "--shm"]);
+    assert!(
+        stdout(&o).contains("SHARED_WRITE         ; 2\n"),
+        "{}",
+        stdout(&o)
+    );
+    // What disasm prints, asm reads back.
+    let o = evm_stdin(&["asm", "-"], &stdout(&o));
+    assert_eq!(stdout(&o).trim(), "0x6001e4fe");
+    let o = evm(&["disasm"]);
+    assert_eq!(o.status.code(), Some(2));
+}

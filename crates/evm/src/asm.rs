@@ -12,18 +12,10 @@
 //! DATA 0x6001        ; raw bytes
 //! ```
 
+use crate::names::{opcode_name, SHARED_OPCODES};
 use alloy_primitives::{Bytes, U256};
 use revm::bytecode::opcode::OpCode;
 use std::collections::HashMap;
-
-/// The shared-memory opcodes, which revm's opcode table does not name.
-const SHARED_OPCODES: [(&str, u8); 5] = [
-    ("SHARED_ALLOC", 0xE0),
-    ("SHARED_FREE", 0xE1),
-    ("SHARED_MAP", 0xE2),
-    ("SHARED_READ", 0xE3),
-    ("SHARED_WRITE", 0xE4),
-];
 
 /// An assembly error, with its 1-based line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -157,6 +149,54 @@ pub fn assemble(source: &str) -> Result<Bytes, AsmError> {
     Ok(code.into())
 }
 
+/// Disassembles `code`, one instruction per line, in the form [`assemble`] reads back
+/// (`assemble(disassemble(code))` is `code`): the mnemonic with its immediate, and the
+/// offset as a comment. With `shared_memory`, 0xE0–0xE4 are `SHARED_ALLOC` …
+/// `SHARED_WRITE`; undefined opcodes, and a PUSH cut short by the end of the code, are
+/// written as `DATA`.
+///
+/// ```
+/// let text = shm_evm::asm::disassemble(&[0x60, 0x01, 0xe4, 0x61, 0xff], true);
+/// assert_eq!(
+///     text,
+///     "PUSH1 0x01           ; 0\nSHARED_WRITE         ; 2\nDATA 0x61ff          ; 3: PUSH2 cut short\n"
+/// );
+/// ```
+pub fn disassemble(code: &[u8], shared_memory: bool) -> String {
+    let mut text = String::new();
+    let mut pc = 0;
+    while pc < code.len() {
+        let op = code[pc];
+        let immediate = if (0x60..=0x7f).contains(&op) {
+            usize::from(op - 0x5f)
+        } else {
+            0
+        };
+        let end = pc + 1 + immediate;
+        let (instruction, note) = match opcode_name(op, shared_memory) {
+            Some(name) if end <= code.len() && immediate > 0 => (
+                format!(
+                    "{name} {}",
+                    alloy_primitives::hex::encode_prefixed(&code[pc + 1..end])
+                ),
+                String::new(),
+            ),
+            Some(name) if end <= code.len() => (name.to_string(), String::new()),
+            Some(name) => (
+                format!(
+                    "DATA {}",
+                    alloy_primitives::hex::encode_prefixed(&code[pc..])
+                ),
+                format!(": {name} cut short"),
+            ),
+            None => (format!("DATA {op:#04x}"), ": undefined".to_string()),
+        };
+        text.push_str(&format!("{instruction:<20} ; {pc}{note}\n"));
+        pc = end.min(code.len()).max(pc + 1);
+    }
+    text
+}
+
 fn parse_value(text: &str) -> Option<U256> {
     match text.strip_prefix("0x") {
         Some(hex) => U256::from_str_radix(hex, 16).ok(),
@@ -178,6 +218,24 @@ mod tests {
             code.to_string(),
             "0x5b5f60ff610100610001610000_56_e0e4abcd".replace('_', "")
         );
+    }
+
+    #[test]
+    fn disassembly_reads_back_to_the_same_code() {
+        let programs: [&[u8]; 4] = [
+            &[0x60, 0x01, 0x60, 0x02, 0x01, 0x5f, 0x52, 0x00],
+            &[0xe0, 0xe1, 0xe2, 0xe3, 0xe4, 0xef, 0x7f],
+            &[0x7f; 40],
+            &[],
+        ];
+        for code in programs {
+            for shared_memory in [false, true] {
+                let text = disassemble(code, shared_memory);
+                assert_eq!(assemble(&text).unwrap().as_ref(), code, "{text}");
+            }
+        }
+        let off = disassemble(&[0xe4], false);
+        assert_eq!(off, "DATA 0xe4            ; 0: undefined\n");
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //! This is the library behind `evm run`: it turns a [`RunConfig`] (code, calldata,
 //! gas, value, fork, an optional [`Prestate`]) into an in-memory state with the code
 //! installed at the receiver, executes one transaction and returns a [`RunOutcome`]
-//! that renders as text or JSON ([`RunReport`]) and can dump the post state.
+//! that renders as text or JSON ([`RunReport`]) and can dump the post state. It also
+//! holds the EIP-3155 tracer that names the shared-memory opcodes ([`Eip3155Tracer`]),
+//! the state-test executors with shared memory on and with a trace
+//! ([`SharedMemoryExecutor`], [`TracingExecutor`]), and the assembler and disassembler
+//! ([`asm`]).
 //!
 //! ```
 //! use shm_evm::{RunConfig, execute};
@@ -20,19 +24,23 @@
 
 pub mod asm;
 mod dump;
+mod names;
 mod prestate;
 mod report;
 mod run;
 mod statetest;
+mod trace;
 
 pub use dump::{dump_state, AccountDump};
-pub use prestate::{Prestate, PrestateError};
+pub use names::{opcode_name, SHARED_OPCODES};
+pub use prestate::{Prestate, PrestateError, MAX_PRESTATE_BYTES};
 pub use report::{LogReport, RunReport, RunStatus};
 pub use run::{
     execute, execute_shared, prepare_db, RepeatRunner, RunConfig, RunError, RunOutcome, ShmReport,
-    DEFAULT_RECEIVER, DEFAULT_SENDER,
+    Trace, DEFAULT_RECEIVER, DEFAULT_SENDER,
 };
-pub use statetest::SharedMemoryExecutor;
+pub use statetest::{SharedMemoryExecutor, TracingExecutor};
+pub use trace::{Eip3155Tracer, HaltLocator, HaltSite, TraceOptions};
 
 /// The fork `evm run` uses unless told otherwise: revm 43's default (`Osaka`, the
 /// newest fork it treats as finished; `Amsterdam` is selectable but still in progress).

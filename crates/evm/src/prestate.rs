@@ -1,6 +1,10 @@
 use alloy_primitives::Address;
 use revm::statetest_types::AccountInfo;
+use shm_statetest::ReadError;
 use std::{collections::BTreeMap, path::Path};
+
+/// The largest prestate file read.
+pub const MAX_PRESTATE_BYTES: u64 = 256 << 20;
 
 /// Accounts to install before the transaction runs, in the state-test `pre` format:
 /// `{ "0xaddr": { "balance": "0x..", "nonce": "0x..", "code": "0x..", "storage": { "0x..": "0x.." } } }`.
@@ -26,8 +30,8 @@ pub enum PrestateError {
     Read {
         /// The file.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Why: an I/O error, a device, a file above [`MAX_PRESTATE_BYTES`].
+        source: ReadError,
     },
     /// The text is not a valid alloc.
     #[error("invalid prestate JSON{}: {}", .path.as_deref().map(|p| format!(" in {p}")).unwrap_or_default(), one_line(&source.to_string()))]
@@ -62,12 +66,15 @@ impl Prestate {
         Ok(Self { accounts })
     }
 
-    /// Reads and parses an alloc file.
+    /// Reads and parses an alloc file (at most [`MAX_PRESTATE_BYTES`]; devices such as
+    /// `/dev/zero` are refused).
     pub fn from_file(path: &Path) -> Result<Self, PrestateError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| PrestateError::Read {
-            path: shown.clone(),
-            source,
+        let text = shm_statetest::read_text_capped(path, MAX_PRESTATE_BYTES).map_err(|source| {
+            PrestateError::Read {
+                path: shown.clone(),
+                source,
+            }
         })?;
         Self::from_json_str(&text).map_err(|e| match e {
             PrestateError::Json { source, .. } => PrestateError::Json {
@@ -94,6 +101,15 @@ mod tests {
         assert!(
             err.to_string().starts_with("invalid prestate JSON"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn devices_are_refused() {
+        let err = Prestate::from_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read prestate file /dev/zero: not a regular file (a character device)"
         );
     }
 

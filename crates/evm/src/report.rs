@@ -1,4 +1,4 @@
-use crate::{AccountDump, RunOutcome, ShmReport};
+use crate::{AccountDump, HaltSite, RunOutcome, ShmReport};
 use alloy_primitives::{Address, Bytes, B256};
 use revm::context::result::{ExecutionResult, Output};
 use serde::Serialize;
@@ -35,8 +35,11 @@ pub struct RunReport {
     /// revm's halt reason, for a halt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub halt_reason: Option<String>,
-    /// Return data (or revert data).
+    /// Return data (or revert data); for a contract creation, the deployed code.
     pub output: Bytes,
+    /// The address of the contract a creation made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_address: Option<Address>,
     /// Gas used by the transaction, as revm reports it (intrinsic gas included, refund deducted).
     pub gas_used: u64,
     /// Gas refunded.
@@ -47,6 +50,10 @@ pub struct RunReport {
     /// its frames halted on a shared-memory check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_memory_halt: Option<String>,
+    /// The last instruction that halted a frame, at any depth (with its name, the
+    /// shared-memory ones included when shared memory is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halt_site: Option<HaltSite>,
     /// The post state, when asked for (`--dump`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post_state: Option<BTreeMap<Address, AccountDump>>,
@@ -59,6 +66,7 @@ impl RunReport {
     /// The report of `outcome`, with the post state when `dump` is set.
     pub fn new(outcome: &RunOutcome, dump: bool, shm_stats: bool) -> Self {
         let mut report = Self::from_result(&outcome.result);
+        report.halt_site = outcome.halt_site.clone();
         if dump {
             report.post_state = Some(outcome.post_state());
         }
@@ -73,15 +81,19 @@ impl RunReport {
 
     /// The report of a result alone.
     pub fn from_result(result: &ExecutionResult) -> Self {
+        let mut created_address = None;
         let (status, halt_reason, output) = match result {
             ExecutionResult::Success {
                 output: Output::Call(out),
                 ..
             } => (RunStatus::Success, None, out.clone()),
             ExecutionResult::Success {
-                output: Output::Create(out, _),
+                output: Output::Create(out, address),
                 ..
-            } => (RunStatus::Success, None, out.clone()),
+            } => {
+                created_address = *address;
+                (RunStatus::Success, None, out.clone())
+            }
             ExecutionResult::Revert { output, .. } => (RunStatus::Revert, None, output.clone()),
             ExecutionResult::Halt { reason, .. } => {
                 (RunStatus::Halt, Some(format!("{reason:?}")), Bytes::new())
@@ -100,10 +112,12 @@ impl RunReport {
             status,
             halt_reason,
             output,
+            created_address,
             gas_used: result.tx_gas_used(),
             gas_refunded: result.gas().inner_refunded(),
             logs,
             shared_memory_halt: None,
+            halt_site: None,
             post_state: None,
             shared_memory: None,
         }
@@ -113,6 +127,9 @@ impl RunReport {
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "output: {}", self.output)?;
+        if let Some(address) = &self.created_address {
+            writeln!(f, "created: {address}")?;
+        }
         writeln!(f, "gas used: {}", self.gas_used)?;
         match (&self.status, &self.halt_reason) {
             (RunStatus::Halt, Some(reason)) => writeln!(f, "status: halt ({reason})")?,
@@ -120,6 +137,9 @@ impl fmt::Display for RunReport {
         }
         if let Some(cause) = &self.shared_memory_halt {
             writeln!(f, "shared-memory halt: {cause}")?;
+        }
+        if let Some(site) = &self.halt_site {
+            writeln!(f, "last halt: {site}")?;
         }
         for (i, log) in self.logs.iter().enumerate() {
             write!(f, "log {i}: address {}", log.address)?;

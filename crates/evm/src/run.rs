@@ -1,11 +1,14 @@
-use crate::{dump::dump_state, AccountDump, Prestate, DEFAULT_SPEC};
+use crate::{
+    dump::dump_state, AccountDump, Eip3155Tracer, HaltLocator, HaltSite, Prestate, TraceOptions,
+    DEFAULT_SPEC,
+};
 use alloy_primitives::{address, Address, Bytes, U256};
 use revm::{
     bytecode::Bytecode,
     context::{result::ExecutionResult, BlockEnv, CfgEnv, TxEnv},
     database::{CacheDB, EmptyDB},
     handler::{MainnetContext, MainnetEvm},
-    inspector::{inspectors::TracerEip3155, InspectEvm},
+    inspector::InspectEvm,
     primitives::{hardfork::SpecId, TxKind},
     state::{AccountInfo, EvmState},
     Context, DatabaseCommit, ExecuteEvm, MainBuilder, MainContext,
@@ -25,13 +28,21 @@ pub const DEFAULT_RECEIVER: Address = address!("0x000000000000000000000000726563
 /// `--value` below it, and gas is free (gas price 0) so it pays for nothing else.
 const DEFAULT_SENDER_BALANCE: U256 = U256::from_limbs([0, 0, 0, 1 << 32]);
 
-/// One transaction to run: the code installed at `receiver`, called by `sender`.
+/// One transaction to run: the code installed at `receiver`, called by `sender`
+/// (or, with `create`, run as initcode by a contract-creation transaction).
 #[derive(Clone, Debug)]
 pub struct RunConfig {
-    /// Runtime code installed at `receiver` (replacing any code the prestate gives it).
+    /// Runtime code installed at `receiver` (replacing any code the prestate gives
+    /// it); with `create`, the initcode.
     pub code: Bytes,
-    /// Calldata.
+    /// Calldata; with `create`, appended to the initcode (as constructor arguments).
     pub input: Bytes,
+    /// Run `code` as initcode in a contract-creation transaction (geth's `--create`):
+    /// the output is the deployed code, and nothing is installed at `receiver`.
+    pub create: bool,
+    /// Gas price in wei (the block's base fee is 0): the sender pays
+    /// `gas used × gas_price` to the block's beneficiary.
+    pub gas_price: u128,
     /// Transaction gas limit; EIP-7825's per-transaction cap is lifted.
     pub gas_limit: u64,
     /// Wei sent with the call.
@@ -57,6 +68,8 @@ impl RunConfig {
             input: Bytes::new(),
             gas_limit: 10_000_000_000,
             value: U256::ZERO,
+            create: false,
+            gas_price: 0,
             sender: DEFAULT_SENDER,
             receiver: DEFAULT_RECEIVER,
             spec: DEFAULT_SPEC,
@@ -84,15 +97,24 @@ impl RunConfig {
         }
     }
 
-    /// The transaction: a call from `sender` to `receiver` at gas price 0.
+    /// The transaction: a call from `sender` to `receiver`, or with `create` a
+    /// contract creation whose data is the initcode followed by the input.
     pub fn tx_env(&self) -> Result<TxEnv, RunError> {
+        let (kind, data) = if self.create {
+            let mut initcode = Vec::with_capacity(self.code.len() + self.input.len());
+            initcode.extend_from_slice(&self.code);
+            initcode.extend_from_slice(&self.input);
+            (TxKind::Create, Bytes::from(initcode))
+        } else {
+            (TxKind::Call(self.receiver), self.input.clone())
+        };
         TxEnv::builder()
             .caller(self.sender)
-            .kind(TxKind::Call(self.receiver))
-            .data(self.input.clone())
+            .kind(kind)
+            .data(data)
             .value(self.value)
             .gas_limit(self.gas_limit)
-            .gas_price(0)
+            .gas_price(self.gas_price)
             .build()
             .map_err(|e| RunError::Transaction(format!("{e:?}")))
     }
@@ -129,6 +151,11 @@ pub struct ShmReport {
 pub struct RunOutcome {
     /// revm's result: success, revert or halt, with gas, output and logs.
     pub result: ExecutionResult,
+    /// The last instruction that halted a frame (any depth), if one did.
+    pub halt_site: Option<HaltSite>,
+    /// Why the trace could not be written in full, when a trace was asked for and
+    /// writing it failed (the run itself went on).
+    pub trace_error: Option<std::io::Error>,
     /// The accounts the transaction touched, as revm reports them.
     pub state: EvmState,
     /// The database after the transaction was committed.
@@ -144,8 +171,8 @@ impl RunOutcome {
     }
 }
 
-/// The in-memory state a run starts from: the prestate, the code at the receiver and a
-/// funded sender.
+/// The in-memory state a run starts from: the prestate, the code at the receiver
+/// (unless the run creates a contract) and a funded sender.
 pub fn prepare_db(config: &RunConfig) -> CacheDB<EmptyDB> {
     let mut db = CacheDB::new(EmptyDB::default());
     for (address, account) in &config.prestate.accounts {
@@ -162,6 +189,9 @@ pub fn prepare_db(config: &RunConfig) -> CacheDB<EmptyDB> {
     if !config.prestate.accounts.contains_key(&config.sender) {
         let balance = config.value.saturating_add(DEFAULT_SENDER_BALANCE);
         db.insert_account_info(config.sender, AccountInfo::default().with_balance(balance));
+    }
+    if config.create {
+        return db;
     }
     let mut receiver = db
         .cache
@@ -258,9 +288,32 @@ impl RepeatRunner {
     }
 }
 
+/// Where and how to write an EIP-3155 trace of a run.
+pub struct Trace<'a> {
+    /// The writer (wrap a slow one in a `BufWriter`).
+    pub out: &'a mut dyn Write,
+    /// What each line holds. `shared_memory` is set by the run itself.
+    pub options: TraceOptions,
+}
+
+impl std::fmt::Debug for Trace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Trace<'a> {
+    /// A trace with `options` to `out`.
+    pub fn new(out: &'a mut dyn Write, options: TraceOptions) -> Self {
+        Self { out, options }
+    }
+}
+
 /// Runs the transaction over a fresh state built from `config`, optionally writing an
-/// EIP-3155 trace (one JSON object per line) to `trace`, and commits it.
-pub fn execute(config: &RunConfig, trace: Option<Box<dyn Write>>) -> Result<RunOutcome, RunError> {
+/// EIP-3155 trace (one JSON object per line), and commits it.
+pub fn execute(config: &RunConfig, trace: Option<Trace<'_>>) -> Result<RunOutcome, RunError> {
     match &config.shared_memory {
         None => execute_stock(config, trace),
         Some(shm) => {
@@ -270,31 +323,51 @@ pub fn execute(config: &RunConfig, trace: Option<Box<dyn Write>>) -> Result<RunO
     }
 }
 
-fn execute_stock(
-    config: &RunConfig,
-    trace: Option<Box<dyn Write>>,
-) -> Result<RunOutcome, RunError> {
+/// What the inspectors of a run found besides revm's result.
+struct Inspected {
+    halt_site: Option<HaltSite>,
+    trace_error: Option<std::io::Error>,
+}
+
+fn inspected(
+    locator: &mut HaltLocator,
+    tracer: Option<Eip3155Tracer<&mut dyn Write>>,
+) -> Inspected {
+    Inspected {
+        halt_site: locator.take(),
+        trace_error: tracer.and_then(|tracer| tracer.finish().err()),
+    }
+}
+
+fn execute_stock(config: &RunConfig, trace: Option<Trace<'_>>) -> Result<RunOutcome, RunError> {
     let tx = config.tx_env()?;
     let ctx = Context::mainnet()
         .with_cfg(config.cfg_env())
         .with_block(config.block_env())
         .with_db(prepare_db(config));
+    let locator = HaltLocator::new(false);
     match trace {
-        Some(writer) => {
-            let mut evm = ctx.build_mainnet_with_inspector(TracerEip3155::new(writer));
+        Some(trace) => {
+            let options = TraceOptions {
+                shared_memory: false,
+                ..trace.options
+            };
+            let tracer = Eip3155Tracer::new(trace.out, options);
+            let mut evm = ctx.build_mainnet_with_inspector((locator, tracer));
             let out = evm
                 .inspect_tx(tx)
                 .map_err(|e| RunError::Rejected(e.to_string()));
-            // Taking the database drops the tracer, which flushes a buffered writer
-            // before the caller prints the result.
-            finish(evm.ctx.journaled_state.database, out, None)
+            let (mut locator, tracer) = evm.inspector;
+            let found = inspected(&mut locator, Some(tracer));
+            finish(evm.ctx.journaled_state.database, out, None, found)
         }
         None => {
-            let mut evm = ctx.build_mainnet();
+            let mut evm = ctx.build_mainnet_with_inspector(locator);
             let out = evm
-                .transact(tx)
+                .inspect_tx(tx)
                 .map_err(|e| RunError::Rejected(e.to_string()));
-            finish(evm.ctx.journaled_state.database, out, None)
+            let found = inspected(&mut evm.inspector, None);
+            finish(evm.ctx.journaled_state.database, out, None, found)
         }
     }
 }
@@ -305,7 +378,7 @@ pub fn execute_shared(
     config: &RunConfig,
     manager: &Arc<SharedMemoryManager>,
     gas: GasSchedule,
-    trace: Option<Box<dyn Write>>,
+    trace: Option<Trace<'_>>,
 ) -> Result<RunOutcome, RunError> {
     let tx = config.tx_env()?;
     let builder = ShmEvmBuilder::new(manager.clone())
@@ -315,22 +388,31 @@ pub fn execute_shared(
         .context(prepare_db(config))
         .with_cfg(config.cfg_env())
         .with_block(config.block_env());
-    let (out, journal, session) = match trace {
-        Some(writer) => {
-            let mut evm = ShmEvmBuilder::build_from_with_inspector(ctx, TracerEip3155::new(writer));
+    let locator = HaltLocator::new(true);
+    let (out, journal, session, found) = match trace {
+        Some(trace) => {
+            let options = TraceOptions {
+                shared_memory: true,
+                ..trace.options
+            };
+            let tracer = Eip3155Tracer::new(trace.out, options);
+            let mut evm = ShmEvmBuilder::build_from_with_inspector(ctx, (locator, tracer));
             let out = evm
                 .inspect_tx(tx)
                 .map_err(|e| RunError::Rejected(e.to_string()));
+            let (mut locator, tracer) = evm.inspector;
+            let found = inspected(&mut locator, Some(tracer));
             let (journal, session) = evm.ctx.journaled_state.into_parts();
-            (out, journal, session)
+            (out, journal, session, found)
         }
         None => {
-            let mut evm = ShmEvmBuilder::build_from(ctx);
+            let mut evm = ShmEvmBuilder::build_from_with_inspector(ctx, locator);
             let out = evm
-                .transact(tx)
+                .inspect_tx(tx)
                 .map_err(|e| RunError::Rejected(e.to_string()));
+            let found = inspected(&mut evm.inspector, None);
             let (journal, session) = evm.ctx.journaled_state.into_parts();
-            (out, journal, session)
+            (out, journal, session, found)
         }
     };
     // `evm run` keeps the transaction's state, so its region effects are
@@ -347,6 +429,8 @@ pub fn execute_shared(
     drop(session);
     Ok(RunOutcome {
         result: out.result,
+        halt_site: found.halt_site,
+        trace_error: found.trace_error,
         state: out.state,
         db: db.into_inner(),
         shared_memory: Some(report),
@@ -357,11 +441,14 @@ fn finish(
     mut db: CacheDB<EmptyDB>,
     out: Result<revm::context::result::ResultAndState, RunError>,
     shared_memory: Option<ShmReport>,
+    found: Inspected,
 ) -> Result<RunOutcome, RunError> {
     let out = out?;
     db.commit(out.state.clone());
     Ok(RunOutcome {
         result: out.result,
+        halt_site: found.halt_site,
+        trace_error: found.trace_error,
         state: out.state,
         db,
         shared_memory,

@@ -1,6 +1,6 @@
 //! What to run and how: [`RunnerOptions`], the fork names, and the usage errors of a run.
 
-use crate::SkipList;
+use crate::{PathList, SkipList};
 use regex::Regex;
 use revm::statetest_types::SpecName;
 use std::path::PathBuf;
@@ -51,6 +51,41 @@ pub enum Progress {
     Off,
 }
 
+/// Which cases of a selected test and fork run, by their indexes. `None` selects all.
+///
+/// ```
+/// use shm_statetest::{CaseIndexes, IndexFilter};
+/// let filter = IndexFilter { data: Some(1), ..IndexFilter::default() };
+/// assert!(filter.selects(CaseIndexes { data: 1, gas: 0, value: 3 }, 7));
+/// assert!(!filter.selects(CaseIndexes { data: 0, gas: 0, value: 0 }, 0));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexFilter {
+    /// The index into `transaction.data` (revme's `d`).
+    pub data: Option<usize>,
+    /// The index into `transaction.gasLimit` (revme's `g`).
+    pub gas: Option<usize>,
+    /// The index into `transaction.value` (revme's `v`).
+    pub value: Option<usize>,
+    /// The case's position in its fork's list of cases (geth's `--statetest.index`).
+    pub position: Option<usize>,
+}
+
+impl IndexFilter {
+    /// Whether the case with `indexes` at `position` in its fork's list is selected.
+    pub fn selects(&self, indexes: crate::CaseIndexes, position: usize) -> bool {
+        self.data.is_none_or(|data| data == indexes.data)
+            && self.gas.is_none_or(|gas| gas == indexes.gas)
+            && self.value.is_none_or(|value| value == indexes.value)
+            && self.position.is_none_or(|wanted| wanted == position)
+    }
+
+    /// Whether every case is selected.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// What [`run`](crate::run) runs.
 ///
 /// ```
@@ -58,10 +93,12 @@ pub enum Progress {
 /// let mut options = RunnerOptions::new(["tests/GeneralStateTests"]);
 /// options.fork = Some("Cancun".into());
 /// options.name_filter = Some(regex::Regex::new("^add").unwrap());
+/// options.indexes.data = Some(0);
 /// options.progress = Progress::Off;
 /// assert_eq!(options.paths.len(), 1);
+/// assert!(!options.heavy_first.is_empty());
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunnerOptions {
     /// Fixture files, or folders searched recursively for `.json` files.
     pub paths: Vec<PathBuf>,
@@ -69,6 +106,8 @@ pub struct RunnerOptions {
     pub fork: Option<String>,
     /// Run only the tests whose name matches.
     pub name_filter: Option<Regex>,
+    /// Run only the cases with these indexes.
+    pub indexes: IndexFilter,
     /// How progress is shown.
     pub progress: Progress,
     /// Files (or folders) not to run, with reasons.
@@ -77,6 +116,29 @@ pub struct RunnerOptions {
     pub threads: Option<usize>,
     /// Stop taking new files after the first failure.
     pub fail_fast: bool,
+    /// Files started before all others, in the list's order: the slow ones, so that
+    /// the slowest case runs alongside the rest rather than alone at the end. By
+    /// default [`PathList::heavy_first`].
+    pub heavy_first: PathList,
+    /// Keep the time of the `slowest` slowest files in the report (0: none).
+    pub slowest: usize,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        Self {
+            paths: Vec::new(),
+            fork: None,
+            name_filter: None,
+            indexes: IndexFilter::default(),
+            progress: Progress::default(),
+            skip: SkipList::default(),
+            threads: None,
+            fail_fast: false,
+            heavy_first: PathList::heavy_first(),
+            slowest: 0,
+        }
+    }
 }
 
 impl RunnerOptions {

@@ -117,7 +117,7 @@ impl Tracker {
         // The last file's line is printed by `finish`.
         if let Some(throttle) = &self.lines {
             if files_done < self.total_files && throttle.ready() {
-                eprintln!("{}", self.line(files_done));
+                print_line(&self.line(files_done));
             }
         }
     }
@@ -128,7 +128,7 @@ impl Tracker {
             bar.finish_and_clear();
         }
         if self.lines.is_some() {
-            eprintln!("{}", self.line(self.files_done.load(Ordering::Relaxed)));
+            print_line(&self.line(self.files_done.load(Ordering::Relaxed)));
         }
     }
 
@@ -143,6 +143,12 @@ impl Tracker {
             self.started.elapsed().as_secs_f64()
         )
     }
+}
+
+/// Progress is best effort: a line that cannot be written (stderr on a full disk) is dropped.
+fn print_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 mod throttle {

@@ -22,6 +22,20 @@ pub struct Report {
     /// Wall time of the run.
     #[serde(with = "seconds")]
     pub elapsed: Duration,
+    /// The slowest files, slowest first, when asked for
+    /// ([`RunnerOptions::slowest`](crate::RunnerOptions::slowest)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slowest: Vec<FileTime>,
+}
+
+/// How long one fixture file took (every selected case of it, on one thread).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileTime {
+    /// The fixture file.
+    pub file: PathBuf,
+    /// Wall time spent on it.
+    #[serde(with = "seconds")]
+    pub elapsed: Duration,
 }
 
 impl Report {
@@ -52,10 +66,15 @@ impl Report {
         self.skips.extend(other.skips);
         self.failures.extend(other.failures);
         self.files += other.files;
+        self.slowest.extend(other.slowest);
     }
 
-    /// Puts skips and failures in a stable order, whatever order the threads finished in.
-    pub(crate) fn sort(&mut self) {
+    /// Puts skips and failures in a stable order, whatever order the threads finished in,
+    /// and keeps the `slowest` slowest files.
+    pub(crate) fn sort(&mut self, slowest: usize) {
+        self.slowest
+            .sort_by(|a, b| b.elapsed.cmp(&a.elapsed).then_with(|| a.file.cmp(&b.file)));
+        self.slowest.truncate(slowest);
         self.skips.sort_by(|a, b| {
             (&a.file, &a.test, &a.fork, &a.reason).cmp(&(&b.file, &b.test, &b.fork, &b.reason))
         });

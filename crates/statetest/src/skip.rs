@@ -1,4 +1,6 @@
-//! Fixture files the runner does not run, each with the reason why.
+//! Lists of fixture paths with a note each: the files the runner does not run, with
+//! the reason why ([`SkipList`]), and the files it starts first because they are
+//! slow, with their measured time ([`PathList::heavy_first`]).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -12,6 +14,14 @@ pub const SHARED_MEMORY_OPCODE_CONFLICTS: [&str; 6] = [
     "stBadOpcode/opcE4DiffPlaces.json",
     "stBadOpcode/undefinedOpcodeFirstByte.json",
 ];
+
+/// The fixtures that take longest (measured with `evm statetest --slowest`), heaviest
+/// first: the runner starts them before the rest so that the slowest case overlaps
+/// everything else instead of running alone at the end.
+const HEAVY_FIRST: &str = include_str!("../heavy-first.txt");
+
+/// The largest list file read (a list is a few kilobytes).
+const MAX_LIST_BYTES: u64 = 16 << 20;
 
 /// Why a skip list could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +46,12 @@ pub enum SkipListError {
     },
 }
 
-/// One skipped path: a fixture file or a folder, relative to `GeneralStateTests`.
+/// One listed path: a fixture file or a folder, relative to `GeneralStateTests`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkipEntry {
     /// The path's components (`stBadOpcode`, `opcE0DiffPlaces.json`).
     components: Vec<String>,
-    /// Why it is skipped.
+    /// The note: why it is skipped, or what it costs.
     pub reason: String,
 }
 
@@ -93,9 +103,10 @@ impl SkipEntry {
     }
 }
 
-/// A set of fixture paths to skip, with reasons.
+/// A list of fixture paths (files or folders), each with a note: the reason to skip
+/// it in a skip list, the measured time in the heavy-first list.
 ///
-/// The text form has one entry per line: `<path relative to GeneralStateTests>  # reason`;
+/// The text form has one entry per line: `<path relative to GeneralStateTests>  # note`;
 /// lines that are blank or start with `#` are ignored.
 ///
 /// ```
@@ -110,11 +121,14 @@ impl SkipEntry {
 /// assert_eq!(list.reason_for(file), Some("example reason"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SkipList {
+pub struct PathList {
     entries: Vec<SkipEntry>,
 }
 
-impl SkipList {
+/// The files a run does not run, with the reason why.
+pub type SkipList = PathList;
+
+impl PathList {
     /// An empty list.
     pub fn new() -> Self {
         Self::default()
@@ -123,9 +137,15 @@ impl SkipList {
     /// Reads a skip file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, SkipListError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| SkipListError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = crate::read_text_capped(path, MAX_LIST_BYTES).map_err(|error| {
+            let source = match error {
+                crate::ReadError::Io(source) => source,
+                other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+            };
+            SkipListError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         Self::parse(&text, &path.display().to_string())
     }
@@ -198,8 +218,27 @@ impl SkipList {
         self.entries.is_empty()
     }
 
-    /// The reason `file` is skipped, if an entry matches it.
+    /// The built-in heavy-first list: the slowest fixtures of
+    /// `ethereum/tests`' GeneralStateTests, heaviest first.
+    ///
+    /// ```
+    /// let heavy = shm_statetest::PathList::heavy_first();
+    /// let blake = std::path::Path::new("GeneralStateTests/stTimeConsuming/CALLBlake2f_MaxRounds.json");
+    /// assert_eq!(heavy.position(blake), Some(0));
+    /// ```
+    pub fn heavy_first() -> Self {
+        Self::parse(HEAVY_FIRST, "heavy-first.txt").expect("the built-in list parses")
+    }
+
+    /// The note of the first entry that matches `file` (for a skip list: the reason it
+    /// is skipped).
     pub fn reason_for(&self, file: &Path) -> Option<&str> {
+        self.position(file)
+            .map(|index| self.entries[index].reason.as_str())
+    }
+
+    /// The index of the first entry that matches `file`.
+    pub fn position(&self, file: &Path) -> Option<usize> {
         if self.entries.is_empty() {
             return None;
         }
@@ -213,7 +252,6 @@ impl SkipList {
         let components: Vec<&str> = owned.iter().map(String::as_str).collect();
         self.entries
             .iter()
-            .find(|entry| entry.matches(&components))
-            .map(|entry| entry.reason.as_str())
+            .position(|entry| entry.matches(&components))
     }
 }

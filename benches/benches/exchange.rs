@@ -11,6 +11,12 @@
 //! transaction of each program that fits (the same EVM and state each time,
 //! nothing committed), and the tables after it give ratios against the
 //! scenario's calldata variant.
+//!
+//! `EXCHANGE_ONE=<scenario>/<size>/<medium>` (as the tables name them, e.g.
+//! `outside/1 MiB/region`) runs only that program, checked, then
+//! `EXCHANGE_RUNS` (default 1) more times on one EVM, and prints its gas:
+//! what `benches/exchange_instructions.sh` counts instructions of under
+//! callgrind, where the load of the machine does not matter.
 
 // `criterion_group!` makes an undocumented public function.
 #![allow(missing_docs)]
@@ -72,7 +78,38 @@ fn check(prepared: &Prepared) -> Fit {
     }
 }
 
+/// Child mode: one program, checked, then run `EXCHANGE_RUNS` times.
+fn run_one(name: &str) {
+    let Some(exchange) = all_exchanges().into_iter().find(|e| e.to_string() == name) else {
+        eprintln!("error: no exchange program named {name:?}");
+        std::process::exit(2);
+    };
+    let runs: u64 = match std::env::var("EXCHANGE_RUNS") {
+        Ok(text) => text.parse().unwrap_or_else(|_| {
+            eprintln!("error: EXCHANGE_RUNS={text:?} is not a count");
+            std::process::exit(2)
+        }),
+        Err(_) => 1,
+    };
+    let prepared = exchange.prepare().unwrap_or_else(|e| fail(e));
+    let gas_limit = match check(&prepared) {
+        Fit::Fits(_) => TX_GAS_CAP,
+        Fit::TooBig(_) => UNCAPPED_GAS,
+    };
+    let mut evm = prepared.evm();
+    let tx = prepared.tx(gas_limit);
+    let mut gas = 0;
+    for _ in 0..runs {
+        gas = black_box(evm.transact(tx.clone()).expect("runs")).result.tx_gas_used();
+    }
+    println!("{name}: {runs} runs, {gas} gas each");
+}
+
 fn main() {
+    if let Ok(name) = std::env::var("EXCHANGE_ONE") {
+        run_one(&name);
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
 
     let mut prepared: Vec<(Prepared, Fit)> = Vec::new();

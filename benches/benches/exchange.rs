@@ -100,7 +100,9 @@ fn run_one(name: &str) {
     let tx = prepared.tx(gas_limit);
     let mut gas = 0;
     for _ in 0..runs {
-        gas = black_box(evm.transact(tx.clone()).expect("runs")).result.tx_gas_used();
+        gas = black_box(evm.transact(tx.clone()).expect("runs"))
+            .result
+            .tx_gas_used();
     }
     println!("{name}: {runs} runs, {gas} gas each");
 }

@@ -18,7 +18,7 @@ use revm::{
     Database, ExecuteEvm,
 };
 use shm_benches::{
-    analysis, burntpix, estimator, hooked_evm, production_manager,
+    analysis, burntpix, estimator, hooked_evm, or_exit, production_manager,
     report::{duration, mean_ns, publish, ratio, Table},
     shm_evm, snailtracer, stock_evm, Workload,
 };
@@ -154,15 +154,20 @@ fn main() {
         names.push(name.clone());
         checks.push((name, best));
     };
-    add(workload(&mut c, snailtracer(), Some(20)));
-    add(workload(&mut c, analysis(), None));
-    add(workload(&mut c, burntpix(), Some(10)));
-    for row in ESTIMATOR_ROWS {
-        add(workload(
-            &mut c,
-            estimator(row).expect("a row of the sample"),
-            None,
-        ));
+    // Read every program before the first measurement, so a missing file
+    // stops the run at once with its name.
+    let snailtracer = or_exit(snailtracer());
+    let analysis = or_exit(analysis());
+    let burntpix = or_exit(burntpix());
+    let rows: Vec<_> = ESTIMATOR_ROWS
+        .iter()
+        .map(|row| or_exit(estimator(row)))
+        .collect();
+    add(workload(&mut c, snailtracer, Some(20)));
+    add(workload(&mut c, analysis, None));
+    add(workload(&mut c, burntpix, Some(10)));
+    for row in rows {
+        add(workload(&mut c, row, None));
     }
     c.final_summary();
 

@@ -3,6 +3,10 @@
 //! the gas-cost-estimator sample), the three EVM variants they run on, loop
 //! programs that time one operation, and the tables the benches print.
 //!
+//! The bench programs are read in place from `../shared/bench-data` beside the
+//! workspace (or `$SHM_BENCH_DATA`), never copied into the repository; a
+//! missing or damaged file is a [`BenchDataError`] naming it.
+//!
 //! The three variants are:
 //!
 //! | variant | what it is |
@@ -15,18 +19,20 @@
 //! use revm::ExecuteEvm;
 //! use shm_benches::{analysis, shm_evm, stock_evm, production_manager};
 //!
-//! let work = analysis();
+//! let work = analysis()?;
 //! let mut stock = stock_evm(work.db.clone());
 //! let mut shm = shm_evm(&production_manager(), work.db.clone());
 //! let a = stock.transact(work.tx.clone()).unwrap().result;
 //! let b = shm.transact(work.tx.clone()).unwrap().result;
 //! assert_eq!(a.tx_gas_used(), work.expected_gas.unwrap());
 //! assert_eq!(a, b);
+//! # Ok::<(), shm_benches::BenchDataError>(())
 //! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod adversarial;
+pub mod exchange;
 pub mod programs;
 pub mod report;
 
@@ -42,18 +48,67 @@ use revm::{
 };
 use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
 use shm_opcodes::{hooked_context, HookedEvm, ShmEvm, ShmEvmBuilder};
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 /// The gas limit revm's benches give their transactions (1e9).
 pub const BENCH_GAS_LIMIT: u64 = 1_000_000_000;
 
-const SNAILTRACER_HEX: &str = include_str!("../data/snailtracer.hex");
-const ANALYSIS_HEX: &str = include_str!("../data/analysis.hex");
-const ESTIMATOR_CSV: &str = include_str!("../data/gas_cost_estimator_sample.csv");
-const BURNTPIX_ONE: &str = include_str!("../data/burntpix/bytecode_one.hex");
-const BURNTPIX_TWO: &str = include_str!("../data/burntpix/bytecode_two.hex");
-const BURNTPIX_THREE: &str = include_str!("../data/burntpix/bytecode_three.hex");
-const BURNTPIX_FOUR: &str = include_str!("../data/burntpix/bytecode_four.hex");
+/// Why a bench program could not be read from the bench data.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchDataError {
+    /// The file is missing or unreadable.
+    #[error("bench data {path}: {source} (the bench programs are read in place from ../shared/bench-data beside the workspace, or from $SHM_BENCH_DATA)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The file is not one hex string.
+    #[error("bench data {path}: not valid hex ({source})")]
+    Hex {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        source: hex::FromHexError,
+    },
+    /// The estimator sample has no row of that name.
+    #[error("bench data {path}: no row {row}")]
+    NoRow {
+        /// The CSV file.
+        path: PathBuf,
+        /// The `program_id` asked for.
+        row: String,
+    },
+}
+
+/// Where the bench programs are read from: `$SHM_BENCH_DATA` when set, else
+/// `../shared/bench-data` beside the workspace.
+pub fn bench_data_dir() -> PathBuf {
+    match std::env::var_os("SHM_BENCH_DATA") {
+        Some(dir) => dir.into(),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench-data"),
+    }
+}
+
+/// The text of `file` (relative to [`bench_data_dir`]).
+///
+/// # Errors
+/// [`BenchDataError::Read`] when it cannot be read.
+pub fn bench_data_text(file: &str) -> Result<String, BenchDataError> {
+    let path = bench_data_dir().join(file);
+    std::fs::read_to_string(&path).map_err(|source| BenchDataError::Read { path, source })
+}
+
+fn bench_data_hex(file: &str) -> Result<Bytes, BenchDataError> {
+    let text = bench_data_text(file)?;
+    hex::decode(text.trim())
+        .map(Bytes::from)
+        .map_err(|source| BenchDataError::Hex {
+            path: bench_data_dir().join(file),
+            source,
+        })
+}
 
 /// One transaction over one state, with the gas it must use when known.
 #[derive(Clone, Debug)]
@@ -123,64 +178,67 @@ pub fn bench_tx(data: Bytes, gas_limit: u64) -> TxEnv {
         .expect("a valid transaction")
 }
 
-fn decode(hex_text: &str) -> Bytes {
-    hex::decode(hex_text.trim())
-        .expect("bench data is valid hex")
-        .into()
-}
-
 /// SnailTracer's `Benchmark()`, set up as revm's `revme bench snailtracer`.
-pub fn snailtracer() -> Workload<BenchmarkDB> {
-    Workload {
+///
+/// # Errors
+/// When `snailtracer.hex` cannot be read or decoded.
+pub fn snailtracer() -> Result<Workload<BenchmarkDB>, BenchDataError> {
+    Ok(Workload {
         name: "snailtracer".into(),
-        db: BenchmarkDB::new_bytecode(Bytecode::new_raw(decode(SNAILTRACER_HEX))),
+        db: BenchmarkDB::new_bytecode(Bytecode::new_raw(bench_data_hex("snailtracer.hex")?)),
         tx: bench_tx(hex!("30627b7c").into(), BENCH_GAS_LIMIT),
         expected_gas: Some(161_088_532),
-    }
+    })
 }
 
 /// The jump-analysis contract, set up as `revme bench analysis` (default gas limit).
-pub fn analysis() -> Workload<BenchmarkDB> {
+///
+/// # Errors
+/// When `analysis.hex` cannot be read or decoded.
+pub fn analysis() -> Result<Workload<BenchmarkDB>, BenchDataError> {
     let tx = TxEnv::builder()
         .caller(BENCH_CALLER)
         .kind(TxKind::Call(BENCH_TARGET))
         .data(hex!("8035F0CE").into())
         .build()
         .expect("a valid transaction");
-    Workload {
+    Ok(Workload {
         name: "analysis".into(),
-        db: BenchmarkDB::new_bytecode(Bytecode::new_raw(decode(ANALYSIS_HEX))),
+        db: BenchmarkDB::new_bytecode(Bytecode::new_raw(bench_data_hex("analysis.hex")?)),
         tx,
         expected_gas: Some(33_749),
-    }
+    })
 }
 
 /// BurntPix `run(0, 20000)`, set up as `revme bench burntpix`.
-pub fn burntpix() -> Workload<CacheDB<EmptyDB>> {
+///
+/// # Errors
+/// When one of `burntpix/bytecode_*.hex` cannot be read or decoded.
+pub fn burntpix() -> Result<Workload<CacheDB<EmptyDB>>, BenchDataError> {
     let main = Address::from(hex!("49206861766520746f6f206d7563682074696d65"));
     let accounts = [
         (
             hex!("0a743ba7304efcc9e384ece9be7631e2470e401e"),
-            BURNTPIX_ONE,
+            "burntpix/bytecode_one.hex",
         ),
         (
             hex!("49206861766520746f6f206d7563682074696d65"),
-            BURNTPIX_TWO,
+            "burntpix/bytecode_two.hex",
         ),
         (
             hex!("c917e98213a05d271adc5d93d2fee6c1f1006f75"),
-            BURNTPIX_THREE,
+            "burntpix/bytecode_three.hex",
         ),
         (
             hex!("f529c70db0800449ebd81fbc6e4221523a989f05"),
-            BURNTPIX_FOUR,
+            "burntpix/bytecode_four.hex",
         ),
     ];
     let mut db = CacheDB::new(EmptyDB::default());
-    for (address, code) in accounts {
+    for (address, file) in accounts {
         db.insert_account_info(
             Address::from(address),
-            AccountInfo::default().with_code(Bytecode::new_raw(decode(code))),
+            AccountInfo::default().with_code(Bytecode::new_raw(bench_data_hex(file)?)),
         );
     }
     let slots = [
@@ -207,28 +265,55 @@ pub fn burntpix() -> Workload<CacheDB<EmptyDB>> {
         .gas_limit(u64::MAX)
         .build()
         .expect("a valid transaction");
-    Workload {
+    Ok(Workload {
         name: "burntpix".into(),
         db,
         tx,
         expected_gas: Some(159_033_567),
-    }
+    })
 }
 
 /// A row of revm's `gas_cost_estimator_sample.csv` by `program_id` (e.g.
 /// `"MSTORE_50"`), set up as `revme bench gas-cost-estimator`.
-pub fn estimator(program_id: &str) -> Option<Workload<BenchmarkDB>> {
-    ESTIMATOR_CSV.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [id, _opcode, _count, code] = fields[..] else {
-            return None;
-        };
-        (id == program_id).then(|| Workload {
-            name: id.to_string(),
-            db: BenchmarkDB::new_bytecode(Bytecode::new_raw(decode(code))),
-            tx: bench_tx(Bytes::new(), BENCH_GAS_LIMIT),
-            expected_gas: None,
+///
+/// # Errors
+/// When the sample cannot be read, has no such row, or its code is not hex.
+pub fn estimator(program_id: &str) -> Result<Workload<BenchmarkDB>, BenchDataError> {
+    const FILE: &str = "gas_cost_estimator_sample.csv";
+    let csv = bench_data_text(FILE)?;
+    let path = || bench_data_dir().join(FILE);
+    let code = csv
+        .lines()
+        .skip(1)
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            match fields[..] {
+                [id, _opcode, _count, code] if id == program_id => Some(code),
+                _ => None,
+            }
         })
+        .ok_or_else(|| BenchDataError::NoRow {
+            path: path(),
+            row: program_id.to_string(),
+        })?;
+    let code = hex::decode(code).map_err(|source| BenchDataError::Hex {
+        path: path(),
+        source,
+    })?;
+    Ok(Workload {
+        name: program_id.to_string(),
+        db: BenchmarkDB::new_bytecode(Bytecode::new_raw(code.into())),
+        tx: bench_tx(Bytes::new(), BENCH_GAS_LIMIT),
+        expected_gas: None,
+    })
+}
+
+/// The value, or — for a bench binary — the error on one line of stderr and
+/// exit status 2.
+pub fn or_exit<T>(result: Result<T, BenchDataError>) -> T {
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        std::process::exit(2)
     })
 }
 

@@ -273,7 +273,7 @@ impl<'a> Replay<'a> {
                     }
                     overlay.recreated.push((plan.table[*r].0, new));
                 }
-                Op::Spin { .. } => {}
+                Op::Spin { .. } | Op::Log { .. } | Op::Store { .. } => {}
             }
         }
         if let Some(extra) = recs.next() {

@@ -100,6 +100,10 @@ pub(crate) enum Op {
     Recreate { r: usize, slot: u16, tag: u16 },
     /// A loop of `n` iterations (holds the locks longer).
     Spin { n: u32 },
+    /// LOG1 of the scratch words (what the last READ saw), topic `topic`.
+    Log { topic: u16 },
+    /// SSTORE of the first scratch word at `key`.
+    Store { key: u16 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +131,26 @@ pub(crate) enum Decision {
     Forget,
 }
 
+/// What kinds of transactions to draw.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mix {
+    /// ALLOC (transaction-scoped regions, recreating shared ones). Off for
+    /// transactions that must touch only their own regions: handles are one
+    /// namespace for all transactions.
+    pub(crate) alloc: bool,
+    /// Simulations (abandoned, forgotten) and inspected runs besides
+    /// committed ones.
+    pub(crate) embedder: bool,
+}
+
+impl Mix {
+    /// Everything.
+    pub(crate) const SOAK: Mix = Mix {
+        alloc: true,
+        embedder: true,
+    };
+}
+
 /// One transaction.
 #[derive(Clone, Debug)]
 pub(crate) struct Plan {
@@ -142,7 +166,12 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// A random plan over `regions` (directory index, handle) — at least one.
-    pub(crate) fn random(rng: &mut Rng, writer: Writer, regions: &[(usize, u64)]) -> Self {
+    pub(crate) fn random(
+        rng: &mut Rng,
+        mix: Mix,
+        writer: Writer,
+        regions: &[(usize, u64)],
+    ) -> Self {
         assert!(!regions.is_empty());
         let table = (0..TABLE)
             .map(|_| regions[rng.below(regions.len() as u64) as usize])
@@ -154,15 +183,17 @@ impl Plan {
             frames: Vec::new(),
             tag: 1,
             writes: 0,
+            alloc: mix.alloc,
         };
         gen.frame(0);
         let frames = gen.frames;
         let decision = match rng.below(100) {
+            _ if !mix.embedder => Decision::Commit,
             0..=79 => Decision::Commit,
             80..=89 => Decision::Abandon,
             _ => Decision::Forget,
         };
-        let inspect = rng.chance(50);
+        let inspect = mix.embedder && rng.chance(50);
         Self {
             writer,
             table,
@@ -232,6 +263,7 @@ struct Gen<'a> {
     frames: Vec<Frame>,
     tag: u16,
     writes: u8,
+    alloc: bool,
 }
 
 impl Gen<'_> {
@@ -330,7 +362,7 @@ impl Gen<'_> {
                     let tag = self.tag(1);
                     ops.push(Op::Call { frame, tag });
                 }
-                70..=79 => {
+                70..=79 if self.alloc => {
                     let size = 64 + self.rng.below(5000);
                     let grow = self.rng.chance(30);
                     let at = self.rng.below(size - 63);
@@ -360,11 +392,17 @@ impl Gen<'_> {
                         None => ops.push(self.read()),
                     }
                 }
-                88..=95 => ops.push(self.spin()),
+                88..=91 => ops.push(self.spin()),
+                92..=93 => ops.push(Op::Log {
+                    topic: self.rng.below(1000) as u16,
+                }),
+                94..=95 => ops.push(Op::Store {
+                    key: self.rng.below(8) as u16,
+                }),
                 _ => ops.push(self.read()),
             }
         }
-        if self.rng.chance(if depth == 0 { 3 } else { 2 }) {
+        if self.alloc && self.rng.chance(if depth == 0 { 3 } else { 2 }) {
             let r = self.r();
             let slot = self.slot();
             ops.push(Op::Recreate {
@@ -473,6 +511,12 @@ fn op_asm(op: &Op, asm: &mut String, spins: &mut usize) {
                 u64::from(*slot) * 64,
                 tag + 1,
             ));
+        }
+        Op::Log { topic } => {
+            asm.push_str(&format!("PUSH {topic} PUSH 64 PUSH {SCRATCH} LOG1\n"));
+        }
+        Op::Store { key } => {
+            asm.push_str(&format!("PUSH {SCRATCH} MLOAD PUSH {key} SSTORE\n"));
         }
         Op::Spin { n } => {
             let k = *spins;

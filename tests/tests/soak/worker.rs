@@ -27,7 +27,7 @@ use shm_tests::{GAS_LIMIT, SENDER};
 
 use crate::check::{writer_of, Replay};
 use crate::ledger::{Ledger, Seen, Stamp, Writer};
-use crate::program::{Decision, Plan, Rng, CONTRACT, REGION_SIZE, SLOTS};
+use crate::program::{Decision, Mix, Plan, Rng, CONTRACT, REGION_SIZE, SLOTS};
 
 /// Entries of the directory of shared regions.
 pub(crate) const DIRECTORY_ENTRIES: usize = 8;
@@ -272,7 +272,7 @@ impl Worker {
                 break;
             }
             let writer = db_writer(ledger.process(), thread, seq);
-            let plan = Plan::random(&mut rng, writer, &regions);
+            let plan = Plan::random(&mut rng, Mix::SOAK, writer, &regions);
             let code = shm_evm::asm::assemble(&plan.assembly())
                 .unwrap_or_else(|e| panic!("assembly of {plan:?}: {e}"));
             {

@@ -161,8 +161,11 @@ fn run_cluster(evm: &mut ShmEvm<CacheDB<EmptyDB>>, c: usize, plans: &[Plan]) -> 
         .collect()
 }
 
-/// Every live region: handle, size, owner, name, bytes.
-fn regions_of(manager: &SharedMemoryManager) -> Vec<(u64, u64, Address, Option<String>, Vec<u8>)> {
+/// A live region as compared: handle, size, owner, name, bytes.
+type RegionView = (u64, u64, Address, Option<String>, Vec<u8>);
+
+/// Every live region.
+fn regions_of(manager: &SharedMemoryManager) -> Vec<RegionView> {
     let mut all: Vec<_> = manager
         .list_regions()
         .unwrap()

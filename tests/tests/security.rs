@@ -1,12 +1,238 @@
 //! Tests for the rows of `docs/security.md`'s threat model that no other test
 //! covered. Each test names the threat it stands for.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use shm_manager::{RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError};
-use shm_primitives::RegionOptions;
+use alloy_primitives::{Address, U256};
+use common::*;
+use shm_manager::{HaltCause, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError};
+use shm_primitives::{RegionHandle, RegionOptions};
+
+const OWNER: Address = Address::repeat_byte(0xa1);
+const STRANGER: Address = Address::repeat_byte(0xb1);
+
+// ----- leaks through freed, recycled or cut memory -----
+
+/// Threat: a region's bytes outliving it. A region freed by its owner gives
+/// its pool block back; the next region made from that block — by another
+/// contract, in another transaction — reads zero, at every level (Paranoid
+/// also scrubs at the free; the others clear what was written, lazily).
+#[test]
+fn a_new_region_never_shows_a_freed_regions_bytes() {
+    for (name, mut config) in level_configs() {
+        // One 4 KiB block: the second region must take the first one's.
+        config.pool_blocks[1] = 1;
+        let mut h = Harness::new(config);
+        let secret = region_owned_by(&mut h, OWNER, 4096, 1);
+        host_write(&h, secret, 0, &[0x5e; 4096]);
+        h.deploy_asm_at(OWNER, &(free(&arg(0)) + "STOP"));
+        assert_ok(&h.call(OWNER, &arg_word(secret)));
+        let stats = h.manager.get_memory_stats().unwrap();
+        assert_eq!(
+            stats.pool_classes[1].allocated, 0,
+            "{name}: the block is back"
+        );
+        // A stranger's new (persistent) region, read whole.
+        h.deploy_asm_at(
+            STRANGER,
+            &(alloc_to(0x2000, 4096, 1) + &read(&mem(0x2000), 0, 4096, 0) + "POP " + &ret(0, 4096)),
+        );
+        let out = h.call(STRANGER, &[]);
+        assert_ok(&out);
+        assert_eq!(
+            h.manager.get_memory_stats().unwrap().pool_classes[1].allocated,
+            1,
+            "{name}: the new region has the freed region's block"
+        );
+        assert!(
+            out.output().iter().all(|&b| b == 0),
+            "{name}: the new region shows the freed region's bytes"
+        );
+    }
+}
+
+/// Threat: bytes written past a region's end by a frame whose growth was
+/// undone. The revert cuts the size back and zeroes what was cut, so growing
+/// the region again shows zeros — in the same transaction, and after it.
+#[test]
+fn growth_after_a_reverted_growth_reads_zero() {
+    for ((name, config), end) in level_configs()
+        .into_iter()
+        .flat_map(|c| [(c.clone(), "REVERT"), (c, "RETURN")])
+    {
+        let mut h = Harness::new(config);
+        // Persistent, auto-growing, 64 bytes.
+        let region = region_owned_by(&mut h, OWNER, 64, 0b11);
+        // Called with calldata (handle, 1): grows the region to 4032 bytes
+        // with 0xdd… at 4000 and reverts. Called with (handle): calls itself
+        // so, then grows the region to 5001 bytes and returns 4000..4032.
+        let code = format!(
+            "PUSH 32 CALLDATALOAD PUSH @inner JUMPI\n\
+             {map}POP\n\
+             PUSH 0 PUSH 0x20 MSTORE {handle} PUSH 0 MSTORE PUSH 1 PUSH 0x20 MSTORE\n\
+             PUSH 0 PUSH 0 PUSH 64 PUSH 0 PUSH 0 ADDRESS GAS CALL POP\n\
+             PUSH 0xee PUSH 0x100 MSTORE8 {grow}POP\n\
+             {read}POP {ret}\n\
+             inner:\nJUMPDEST\n{map}POP {secret}{write}POP PUSH 0 PUSH 0 {end}\n",
+            map = map(&arg(0), 0),
+            handle = arg(0),
+            grow = write(&arg(0), 5000, 1, 0x100),
+            read = read(&arg(0), 4000, 32, 0x200),
+            ret = ret(0x200, 32),
+            secret = mstore(0x300, fill(0xdd)),
+            write = write(&arg(0), 4000, 32, 0x300),
+        );
+        h.deploy_asm_at(OWNER, &code);
+        let out = h.call(OWNER, &arg_word(region));
+        assert_ok(&out);
+        // (The control: when the frame returns, its bytes are there.)
+        let seen = if end == "REVERT" { 0 } else { 0xdd };
+        assert_eq!(out.word(0), filled(seen), "{name} {end}: same transaction");
+        let size = h
+            .manager
+            .region_info(RegionHandle::from_u256(region).unwrap())
+            .unwrap()
+            .meta
+            .size();
+        assert_eq!(size, 5001, "{name}: the outer growth stayed");
+        assert_eq!(
+            host_read(&h, region, 4000, 32),
+            vec![seen; 32],
+            "{name} {end}"
+        );
+    }
+}
+
+// ----- re-entrancy through shared regions -----
+
+/// Threat: re-entrancy. A contract writes its region, calls out, and reads
+/// it back: what the callee could do to the region in between is exactly
+/// what its rights allow — nothing to a private region, anything to a
+/// public-write one (the caller must re-read after calls, as with storage),
+/// nothing under STATICCALL, and everything the caller may under
+/// DELEGATECALL (the callee runs as the caller).
+#[test]
+fn a_callee_changes_its_callers_region_only_as_its_rights_allow() {
+    // The callee maps the region (Strict needs it) and writes 0x02….
+    let callee = format!(
+        "{}POP {}{}POP STOP",
+        map(&arg(0), 0),
+        mstore(0, fill(0x02)),
+        write(&arg(0), 0, 32, 0)
+    );
+    // The caller writes 0x01…, calls the callee with the handle, reads back.
+    let caller = |call: &str| {
+        format!(
+            "{map}POP {one}{write}POP {handle} PUSH 0x80 MSTORE\n{call}PUSH 0x20 MSTORE\n\
+             {read}POP {ret}",
+            map = map(&arg(0), 0),
+            one = mstore(0, fill(0x01)),
+            write = write(&arg(0), 0, 32, 0),
+            handle = arg(0),
+            read = read(&arg(0), 0, 32, 0x40),
+            ret = ret(0x20, 64),
+        )
+    };
+    for (name, config) in level_configs().into_iter().skip(1) {
+        let cases = [
+            (
+                "CALL, private region",
+                1,
+                call(STRANGER, 0x80, 32, 0, 0),
+                0x01,
+                false,
+            ),
+            (
+                "CALL, public-write region",
+                0b1001,
+                call(STRANGER, 0x80, 32, 0, 0),
+                0x02,
+                true,
+            ),
+            (
+                "STATICCALL, public-write region",
+                0b1001,
+                staticcall(STRANGER, 0x80, 32, 0, 0),
+                0x01,
+                false,
+            ),
+            (
+                "DELEGATECALL, private region",
+                1,
+                delegatecall(STRANGER, 0x80, 32, 0, 0),
+                0x02,
+                true,
+            ),
+        ];
+        for (what, flags, call, seen, callee_ok) in cases {
+            let mut h = Harness::new(config.clone());
+            let region = region_owned_by(&mut h, OWNER, 64, flags);
+            h.deploy_asm_at(STRANGER, &callee);
+            h.deploy_asm_at(OWNER, &caller(&call));
+            let (out, frames) = call_inspected(&mut h, OWNER, &arg_word(region));
+            assert_ok(&out);
+            assert_eq!(
+                out.word(0),
+                U256::from(u8::from(callee_ok)),
+                "{name}, {what}: callee"
+            );
+            assert_eq!(
+                out.word(1),
+                filled(seen),
+                "{name}, {what}: what the caller reads"
+            );
+            if !callee_ok {
+                let cause = if what.starts_with("STATIC") {
+                    HaltCause::StaticWrite
+                } else {
+                    HaltCause::PermissionDenied
+                };
+                assert_frame_halted(&frames, STRANGER, cause);
+            }
+        }
+    }
+}
+
+// ----- consensus -----
+
+/// Threat: treating regions as chain state. Regions are not in the state
+/// root, so an embedder that rolls the state back (a reorg, a discarded
+/// block) does not roll a region back: a committed write stays.
+#[test]
+fn regions_do_not_follow_a_rollback_of_the_state() {
+    let mut h = Harness::new(SharedMemoryConfig::development());
+    let region = region_owned_by(&mut h, OWNER, 64, 1);
+    h.deploy_asm_at(
+        OWNER,
+        &format!(
+            "{}{}POP PUSH 1 PUSH 0 SSTORE STOP",
+            mstore(0, fill(0xaa)),
+            write(&arg(0), 0, 32, 0)
+        ),
+    );
+    let before = h.db.clone();
+    assert_ok(&h.call(OWNER, &arg_word(region)));
+    let storage = |h: &Harness| {
+        h.db.cache.accounts[&OWNER]
+            .storage
+            .get(&U256::ZERO)
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(storage(&h), U256::from(1));
+    // The "reorg": the state goes back to before the block.
+    h.db = before;
+    assert_eq!(storage(&h), U256::ZERO, "the state rolled back");
+    assert_eq!(
+        host_read(&h, region, 0, 32),
+        vec![0xaa; 32],
+        "the region did not"
+    );
+}
 
 // ----- cross-process attachment -----
 

@@ -278,6 +278,12 @@ impl Worker {
             {
                 let db = &mut evm.ctx.journaled_state.journal_mut().database;
                 db.current = writer;
+                // Each transaction has code of its own: the last one's goes
+                // (or the test's own state would grow with every transaction).
+                if let Some(old) = db.inner.cache.accounts.get(&CONTRACT) {
+                    let old = old.info.code_hash;
+                    db.inner.cache.contracts.remove(&old);
+                }
                 db.inner.insert_account_info(
                     CONTRACT,
                     AccountInfo::default().with_code(Bytecode::new_raw(code)),

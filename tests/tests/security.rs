@@ -491,3 +491,46 @@ fn metrics_follow_regions_another_process_frees() {
         "the gauge still counts the freed region"
     );
 }
+
+// ----- resource exhaustion -----
+
+/// Threat: one context taking a shared resource from everybody. Persistent
+/// regions are priced like new storage slots (20,000 gas a word), yet their
+/// *number* is a manager-wide limit (`max_persistent_regions`, 768 in
+/// `production`): one transaction under the EIP-7825 cap (16,777,216 gas)
+/// takes every persistent slot with 1-byte regions, and from then on every
+/// other context's persistent ALLOC pushes 0 until the owner or the host
+/// frees some (collection never does). Transaction-scoped ALLOCs keep
+/// working (the reserve of spec §4).
+#[test]
+fn one_transaction_can_take_every_persistent_slot() {
+    const CAP: u64 = 16_777_216;
+    let mut h = Harness::new(SharedMemoryConfig::production());
+    let hog = h.deploy_asm(
+        "PUSH 0 loop: JUMPDEST
+         PUSH 1 PUSH 1 SHARED_ALLOC
+         ISZERO PUSH @done JUMPI
+         PUSH 1 ADD PUSH @loop JUMP
+         done: JUMPDEST PUSH 0 MSTORE PUSH 32 PUSH 0 RETURN",
+    );
+    let out = h.call_with_gas(hog, &[], CAP);
+    assert!(out.is_success(), "{:?}", out.result);
+    let taken = out.word(0);
+    assert_eq!(
+        taken,
+        U256::from(768),
+        "every persistent slot, in one transaction"
+    );
+    assert!(out.gas_used() <= CAP);
+    println!("768 persistent regions for {} gas", out.gas_used());
+    // Anybody else: no persistent region; transaction-scoped ones still.
+    let other = h.deploy_asm(&format!(
+        "{} PUSH 0 MSTORE {} PUSH 32 MSTORE PUSH 64 PUSH 0 RETURN",
+        alloc(32, 1),
+        alloc(32, 0)
+    ));
+    let out = h.call(other, &[]);
+    assert_ok(&out);
+    assert_eq!(out.word(0), U256::ZERO, "a persistent ALLOC pushes 0");
+    assert_ne!(out.word(1), U256::ZERO, "a transaction-scoped ALLOC works");
+}

@@ -80,7 +80,10 @@ impl MappedBacking {
             attach_wait: config.lock_wait.min(ATTACH_WAIT),
         });
         for path in backing.ns.region_paths()? {
-            backing.attach_file(&path)?;
+            // Refused: the regions attached so far keep their files.
+            backing
+                .attach_file(&path)
+                .inspect_err(|_| backing.detach())?;
         }
         Ok(backing)
     }

@@ -433,7 +433,7 @@ impl Repeater {
                     "--input",
                     handle,
                     "--repeat",
-                    "1000000000",
+                    "1000000", // the cap: far more runs than any test needs
                     "--shm-lock-wait-ms",
                     "10000",
                 ],

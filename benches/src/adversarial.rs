@@ -75,8 +75,8 @@ pub struct Hostile {
     pub side: Side,
     /// The manager's preset (shared programs).
     pub preset: &'static str,
-    /// Whether regions live in a mapped namespace (files in a temp dir).
-    pub mapped: bool,
+    /// Whether regions live in a mapped namespace, and on what file system.
+    pub mapped: Option<Backing>,
     /// Host regions made before the run.
     pub regions: Regions,
     /// Calldata words after the region handles.
@@ -84,6 +84,20 @@ pub struct Hostile {
     /// The contract, in the project's assembly.
     pub source: String,
 }
+
+/// Where a mapped program's namespace lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// Under the default root (`/dev/shm`, tmpfs): what a node uses.
+    Memory,
+    /// In the checkout (a disk file system, as `/tmp` often is): file work
+    /// costs far more there, and ALLOC is priced for it.
+    Disk,
+}
+
+/// ALLOC until it pushes 0 (or the gas runs out).
+const NAMESPACE_ALLOC: &str =
+    "loop: JUMPDEST PUSH 0 PUSH 32 SHARED_ALLOC ISZERO PUSH @done JUMPI PUSH @loop JUMP done: JUMPDEST STOP";
 
 /// A program set up to run once: its manager (shared programs), state and
 /// transaction. Keeps the namespace directory (mapped programs) alive.
@@ -119,7 +133,7 @@ impl Hostile {
             what,
             side,
             preset: "production",
-            mapped: false,
+            mapped: None,
             regions,
             args,
             source: source.into(),
@@ -131,8 +145,8 @@ impl Hostile {
         self
     }
 
-    fn mapped(mut self) -> Self {
-        self.mapped = true;
+    fn mapped(mut self, backing: Backing) -> Self {
+        self.mapped = Some(backing);
         self
     }
 
@@ -165,8 +179,12 @@ impl Hostile {
             Side::Mainnet => (None, None),
             Side::Shared => {
                 let mut config = self.config();
-                let namespace = self.mapped.then(|| {
-                    let dir = tempfile::tempdir().expect("a temp dir");
+                let namespace = self.mapped.map(|backing| {
+                    let dir = match backing {
+                        Backing::Memory => tempfile::tempdir_in(shm_mapped::default_root()),
+                        Backing::Disk => tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")),
+                    }
+                    .expect("a temp dir");
                     config = SharedMemoryConfig {
                         namespace_root: Some(dir.path().to_path_buf()),
                         ..config.clone().with_namespace("hostile")
@@ -313,13 +331,22 @@ pub fn hostile_programs() -> Vec<Hostile> {
         ),
         Hostile::new(
             "namespace_alloc",
-            "transaction-scoped ALLOC in a mapped namespace until the regions run out: one region file each (issue 8 #3)",
+            "transaction-scoped ALLOC in a mapped namespace on tmpfs until the regions or the gas run out: one region file each (issue 8 #3)",
             Shared,
             &[],
             &[],
-            "loop: JUMPDEST PUSH 0 PUSH 32 SHARED_ALLOC ISZERO PUSH @done JUMPI PUSH @loop JUMP done: JUMPDEST STOP",
+            NAMESPACE_ALLOC,
         )
-        .mapped(),
+        .mapped(Backing::Memory),
+        Hostile::new(
+            "namespace_alloc_disk",
+            "the same with the namespace on a disk file system (the checkout's): each file also costs the file system's journal",
+            Shared,
+            &[],
+            &[],
+            NAMESPACE_ALLOC,
+        )
+        .mapped(Backing::Disk),
         Hostile::new(
             "frames_save_again",
             "a dive where every frame writes the same 256 pages (1 MiB) before calling deeper: each frame saves them again (issue 8 #5)",

@@ -314,11 +314,12 @@ fn a_refused_attach_destroys_no_region() {
 /// attaching while another makes and frees regions (transaction-scoped
 /// files come and go all the time) must attach, every time.
 ///
-/// Fails today (core defect, `docs/security.md`): a file removed between the
+/// Failed before the fix (1 attach in 200): a file removed between the
 /// directory listing and its opening (ENOENT), or met between its creation
-/// and its header write (truncated, bad magic), refuses the attach.
+/// and its header write (truncated, bad magic), refused the attach. Region
+/// files are now made whole under a hidden name and moved into place, and a
+/// file gone since the listing is skipped.
 #[test]
-#[ignore = "core defect: attaching races region files being made and removed by another process"]
 fn attaching_while_another_process_makes_and_frees_regions() {
     let root = TempRoot::new("attach");
     let first = SharedMemoryManager::new(mapped(&root.0)).unwrap();
@@ -404,12 +405,12 @@ fn churn_helper_process() {
 /// this one at once. Every one of them must find the region (never
 /// "invalid handle" for a handle the namespace issued).
 ///
-/// Fails today (core defect, `docs/security.md`): `MappedBacking::refresh`
-/// answers "unknown" to every thread but the one that attaches the region
-/// (it finds the slot taken — by the region itself, attached meanwhile — and
-/// nothing stale there), so the others halt "invalid region handle".
+/// Failed before the fix: `MappedBacking::refresh` answered "unknown" to
+/// every thread but the one that attached the region (it found the slot
+/// taken — by the region itself, attached meanwhile — and nothing stale
+/// there), so the others halted "invalid region handle". Refreshes are now
+/// one at a time, and a handle another thread attached meanwhile is found.
 #[test]
-#[ignore = "core defect: concurrent first uses of another process's handle race in refresh"]
 fn threads_meeting_a_new_handle_at_once_all_find_it() {
     const THREADS: usize = 4;
     let root = TempRoot::new("refresh");
@@ -458,12 +459,12 @@ fn threads_meeting_a_new_handle_at_once_all_find_it() {
 /// drives `gc_threshold_mb` and what Prometheus shows, so it must follow
 /// every region this process maps — also those another process frees.
 ///
-/// Fails today (core defect, `docs/security.md`): a region another process
-/// freed leaves this process's registry (`MappedBacking::forget`) without
-/// being counted as destroyed, so `created − destroyed` stays above the live
-/// regions and the gauge above their bytes.
+/// Failed before the fix: a region another process freed left this
+/// process's registry (`MappedBacking::forget`) without being counted as
+/// destroyed, so `created − destroyed` stayed above the live regions and the
+/// gauge above their bytes. The mapped backing now moves the manager's
+/// metrics itself (also for growth another process committed).
 #[test]
-#[ignore = "core defect: regions freed by another process are not counted as destroyed"]
 fn metrics_follow_regions_another_process_frees() {
     let root = TempRoot::new("metrics");
     let maker = SharedMemoryManager::new(mapped(&root.0)).unwrap();

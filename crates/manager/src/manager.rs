@@ -94,7 +94,7 @@ pub struct SharedMemoryManager {
     /// The mapped namespace, when the config names one.
     mapped: Option<Arc<MappedBacking>>,
     pub(crate) locks: RegionLockTable,
-    pub(crate) metrics: MetricsRecorder,
+    pub(crate) metrics: Arc<MetricsRecorder>,
     next_tx: AtomicU64,
     next_host_call: AtomicU64,
     cow_pages: AtomicU64,
@@ -134,8 +134,13 @@ impl SharedMemoryManager {
             BlockPool::new(config.pool_config()),
             config.registry_config(),
         ));
+        let metrics = Arc::new(MetricsRecorder::new());
         let mapped = if config.is_mapped() {
-            Some(MappedBacking::open(&config, registry.clone())?)
+            Some(MappedBacking::open(
+                &config,
+                registry.clone(),
+                metrics.clone(),
+            )?)
         } else {
             None
         };
@@ -143,7 +148,6 @@ impl SharedMemoryManager {
             Some(backing) => RegionLockTable::with_cross_process(backing.clone()),
             None => RegionLockTable::new(),
         };
-        let metrics = MetricsRecorder::new();
         for info in registry.infos() {
             metrics.record_region_created(info.meta.handle(), info.meta.size());
         }
@@ -237,6 +241,13 @@ impl SharedMemoryManager {
         self.mapped.is_some()
     }
 
+    /// Whether regions live in a mapped namespace on a file system that is
+    /// not memory-backed (not tmpfs or ramfs): making a region file there is
+    /// disk work, priced higher again.
+    pub fn is_mapped_on_disk(&self) -> bool {
+        self.mapped.as_ref().is_some_and(|m| !m.memory_backed())
+    }
+
     // ----- mapped namespaces (IPC) -----
 
     /// A manager over the mapped namespace `namespace` under `/dev/shm`
@@ -292,15 +303,7 @@ impl SharedMemoryManager {
     /// the namespace after this manager attached; whether it did. The
     /// transaction layer calls this when a handle is unknown.
     pub(crate) fn refresh_handle(&self, handle: RegionHandle) -> bool {
-        self.mapped.as_ref().is_some_and(|m| {
-            let attached = m.refresh(handle);
-            if attached {
-                if let Ok(info) = self.registry.info(handle) {
-                    self.metrics.record_region_created(handle, info.meta.size());
-                }
-            }
-            attached
-        })
+        self.mapped.as_ref().is_some_and(|m| m.refresh(handle))
     }
 
     pub(crate) fn create_in_registry(&self, spec: RegionSpec) -> Result<RegionHandle, ShmError> {

@@ -14,8 +14,9 @@ use parking_lot::Mutex;
 use shm_mapped::{
     process_alive, region_file_name, Access, MappedError, MappedRegion, Namespace, RegionHeader,
 };
+use shm_metrics::MetricsRecorder;
 use shm_primitives::{RegionHandle, SecurityLevel};
-use shm_region::{RegionRegistry, RegionSpec};
+use shm_region::{RegionError, RegionRegistry, RegionSpec};
 
 use crate::{CrossLock, CrossProcessLock, SharedMemoryConfig, ShmError};
 
@@ -27,6 +28,12 @@ const ATTACH_WAIT: Duration = Duration::from_millis(200);
 pub(crate) struct MappedBacking {
     ns: Namespace,
     registry: Arc<RegionRegistry>,
+    /// The manager's metrics: regions this process learns another process
+    /// made, freed or resized move its gauge too.
+    metrics: Arc<MetricsRecorder>,
+    /// Serialises [`refresh`](Self::refresh): threads meeting the same new
+    /// handle at once must all find it, not race to attach it.
+    refreshing: Mutex<()>,
     /// Every region file this process has mapped, by handle. Weak: the
     /// registry's block owns the mapping, so a freed region's file goes with it.
     regions: Mutex<HashMap<RegionHandle, Weak<MappedRegion>>>,
@@ -55,6 +62,7 @@ impl MappedBacking {
     pub(crate) fn open(
         config: &SharedMemoryConfig,
         registry: Arc<RegionRegistry>,
+        metrics: Arc<MetricsRecorder>,
     ) -> Result<Arc<Self>, ShmError> {
         let name = config.namespace.as_deref().unwrap_or_default();
         let root = config
@@ -73,6 +81,8 @@ impl MappedBacking {
         let backing = Arc::new(Self {
             ns,
             registry,
+            metrics,
+            refreshing: Mutex::new(()),
             regions: Mutex::new(HashMap::new()),
             creating: Mutex::new(()),
             checksummed: config.security_level == SecurityLevel::Paranoid,
@@ -92,12 +102,25 @@ impl MappedBacking {
         self.ns.dir()
     }
 
+    pub(crate) fn memory_backed(&self) -> bool {
+        self.ns.memory_backed()
+    }
+
     /// Attaches one region file: persistent regions join the registry under
     /// their handle; a transaction-scoped file whose process is gone is
     /// removed; one of a live process is left alone. Returns the handle
     /// attached, if any.
     fn attach_file(&self, path: &Path) -> Result<Option<RegionHandle>, ShmError> {
-        let region = MappedRegion::open(path)?;
+        let region = match MappedRegion::open(path) {
+            Ok(region) => region,
+            // Freed by another process since the directory was listed.
+            Err(MappedError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.into()),
+        };
         let header = region.header().clone();
         if !header.options.persistent {
             let own = header.creator_pid == std::process::id();
@@ -157,8 +180,17 @@ impl MappedBacking {
     /// process freed it; and a handle the namespace issued whose region is
     /// gone is marked freed here too, so it halts as freed, exactly as in the
     /// process that freed it. Whether the registry knows `handle` now (live
-    /// or freed).
+    /// or freed). A region attached here is counted in the metrics.
     pub(crate) fn refresh(&self, handle: RegionHandle) -> bool {
+        let _one_at_a_time = self.refreshing.lock();
+        // Another thread met the same handle first and attached it (or
+        // marked it freed).
+        if matches!(
+            self.registry.check(handle),
+            Ok(()) | Err(RegionError::RegionFreed(_))
+        ) {
+            return true;
+        }
         let (occupied, issued) = self.registry.slot_use(handle.index());
         if occupied {
             // What this process maps at that index may be stale.
@@ -177,7 +209,13 @@ impl MappedBacking {
         let path = self.ns.dir().join(region_file_name(handle.index()));
         let is_it = MappedRegion::open(&path).is_ok_and(|r| r.header().handle == handle);
         if is_it {
-            return matches!(self.attach_file(&path), Ok(Some(h)) if h == handle);
+            let attached = matches!(self.attach_file(&path), Ok(Some(h)) if h == handle);
+            if attached {
+                if let Ok(info) = self.registry.info(handle) {
+                    self.metrics.record_region_created(handle, info.meta.size());
+                }
+            }
+            return attached;
         }
         // Issued here once, and its file is gone: it was freed.
         if handle.generation() > issued && self.ns.was_issued(handle) {
@@ -187,11 +225,15 @@ impl MappedBacking {
     }
 
     /// Drops a region another process freed from this process's registry,
-    /// leaving the files alone (they are gone, or another region's now).
+    /// leaving the files alone (they are gone, or another region's now), and
+    /// counts it destroyed.
     fn forget(&self, handle: RegionHandle, region: &MappedRegion) {
         region.set_keep(true);
         self.regions.lock().remove(&handle);
-        let _ = self.registry.free(handle);
+        let size = self.registry.info(handle).map(|info| info.meta.size());
+        if let (Ok(size), Ok(())) = (size, self.registry.free(handle)) {
+            self.metrics.record_region_destroyed(handle, size);
+        }
     }
 
     /// Makes the registry know `handle` as freed: its slot issues nothing at
@@ -316,8 +358,9 @@ impl CrossProcessLock for MappedBacking {
             // its committed size is the one to use.
             let committed = region.size();
             if let Ok(Some(mut guard)) = self.registry.try_lock_write_for(handle, wait) {
-                if guard.size() != committed && committed > 0 {
-                    let _ = guard.set_size(committed);
+                let old = guard.size();
+                if old != committed && committed > 0 && guard.set_size(committed).is_ok() {
+                    self.metrics.record_region_resized(handle, old, committed);
                 }
             }
         }

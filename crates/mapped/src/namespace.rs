@@ -105,6 +105,8 @@ pub struct Namespace {
     file_mode: u32,
     alloc_lock: File,
     use_lock: File,
+    /// Whether its file system keeps files in memory ([`memory_backed`](Self::memory_backed)).
+    memory_backed: bool,
 }
 
 /// Whether `name` is a safe single path component.
@@ -185,6 +187,7 @@ impl Namespace {
         let _ = fs::remove_file(&probe);
         let ns = Self {
             name: name.to_string(),
+            memory_backed: sys::memory_backed(&dir),
             dir,
             file_mode,
             alloc_lock,
@@ -217,6 +220,14 @@ impl Namespace {
     /// Its directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether the namespace's file system keeps its files in memory (tmpfs
+    /// or ramfs, as `/dev/shm`): making a region file there costs a few
+    /// microseconds; on a disk file system it can cost milliseconds (a
+    /// journal, a flush on rename), which the gas schedule prices apart.
+    pub fn memory_backed(&self) -> bool {
+        self.memory_backed
     }
 
     /// Permission bits of the files made in it: 0600, or 0660 in a group namespace.

@@ -146,13 +146,28 @@ impl MappedRegion {
             .capacity
             .checked_add(HEADER_LEN as u64)
             .ok_or(MappedError::TooLarge(header.capacity))?;
+        if path.exists() {
+            return Err(MappedError::io(&path)(std::io::Error::from(
+                std::io::ErrorKind::AlreadyExists,
+            )));
+        }
+        // Made whole under a name no listing picks up, then moved into
+        // place: a process attaching meanwhile never meets a file without
+        // its header (it would refuse the namespace as damaged).
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let building = dir.join(format!(
+            ".{}.{}.{}.new",
+            region_file_name(header.handle.index()),
+            std::process::id(),
+            MADE.fetch_add(1, Ordering::Relaxed)
+        ));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(&path)
-            .map_err(MappedError::io(&path))?;
+            .open(&building)
+            .map_err(MappedError::io(&building))?;
         let made = (|| {
             sys::set_mode(&file, mode).map_err(MappedError::io(&path))?;
             file.set_len(total).map_err(MappedError::io(&path))?;
@@ -171,10 +186,11 @@ impl MappedRegion {
                     .word(OFF_CHECKSUM)
                     .store(u64::from(crc), Ordering::Relaxed);
             }
+            sys::rename_no_replace(&building, &path).map_err(MappedError::io(&path))?;
             Ok(region)
         })();
         if made.is_err() {
-            let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(&building);
         }
         made
     }

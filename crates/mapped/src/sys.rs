@@ -200,6 +200,37 @@ pub(crate) fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether the file system holding `dir` keeps its files in memory (tmpfs,
+/// ramfs): creating, sizing and removing a file there is a few microseconds
+/// of kernel work, where a disk file system may write a journal and flush
+/// data on rename. Unknown file systems count as disks.
+pub(crate) fn memory_backed(dir: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `path` is a valid NUL-terminated string and `stat` a
+        // zeroed buffer of the type `statfs` fills.
+        let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; the kernel writes only within `stat`.
+        if unsafe { libc::statfs(path.as_ptr(), &mut stat) } != 0 {
+            return false;
+        }
+        #[allow(clippy::unnecessary_cast)] // the field's type differs by target
+        let kind = stat.f_type as i64;
+        kind == TMPFS_MAGIC || kind == RAMFS_MAGIC
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
 /// Whether `path` still names the file open as `file` (same device and inode):
 /// a region file that was freed and re-made under the same name is another file.
 pub(crate) fn same_file(file: &File, path: &Path) -> bool {

@@ -45,6 +45,13 @@ pub struct GasSchedule {
     /// so that it costs no more host time per gas than the slowest mainnet
     /// loop (`docs/gas.md`).
     pub mapped_alloc: u64,
+    /// The same surcharge when the namespace's file system is not
+    /// memory-backed (not tmpfs or ramfs, e.g. ext4 under `/tmp`): there the
+    /// same file work took ≈ 1.9 ms per ALLOC under a sustained attack (a
+    /// journal, data flushed on rename), 7× the slowest mainnet loop's time
+    /// per gas at 32,000. Ten times CREATE brings it back under
+    /// (`docs/gas.md`).
+    pub mapped_alloc_on_disk: u64,
     /// Divisor of the quadratic term of region memory, `f(w) = 3w + w²/quad`:
     /// EVM memory's own formula (512), applied to all region memory a transaction
     /// allocates, so that region memory is never cheaper than EVM memory.
@@ -65,6 +72,7 @@ impl Default for GasSchedule {
             journal_page: 200,
             journal_page_quad_divisor: 16,
             mapped_alloc: 32_000,
+            mapped_alloc_on_disk: 320_000,
             memory_quad_divisor: 512,
             memory_word: 3,
         }

@@ -184,7 +184,12 @@ impl ActiveSession {
             .gas
             .growth_cost(self.journal.words_allocated(), added, persistent);
         if self.manager.is_mapped() {
-            growth = growth.saturating_add(self.gas.mapped_alloc);
+            let file_work = if self.manager.is_mapped_on_disk() {
+                self.gas.mapped_alloc_on_disk
+            } else {
+                self.gas.mapped_alloc
+            };
+            growth = growth.saturating_add(file_work);
         }
         charge(gas, self.gas.alloc_base.saturating_add(growth))?;
         let spec = RegionSpec::new(size, context)

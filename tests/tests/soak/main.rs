@@ -405,23 +405,16 @@ fn soak_mapped_namespace_with_a_second_process() {
 
     assert_released(&manager);
     let entries = read_directory(&manager, directory);
-    // Known defect: regions the other process freed leave this process's
-    // registry uncounted (`security.rs`
-    // `metrics_follow_regions_another_process_frees`, ignored until fixed):
-    // reported here, asserted once fixed.
-    let metrics = manager.metrics_snapshot();
-    let stats = manager.get_memory_stats().unwrap();
-    let drift =
-        (metrics.regions_created - metrics.regions_destroyed) as i64 - stats.active_regions as i64;
-    if KNOWN_CROSS_PROCESS_METRICS_DEFECT {
-        println!(
-            "  known defect: this process's metrics count {drift} region(s) the other process freed \
-             as live (gauge {} bytes, live {} bytes)",
-            metrics.memory_bytes, stats.total_bytes
-        );
-    } else {
-        assert_metrics_agree(&manager);
-    }
+    // Regions the other process made, grew and freed move this process's
+    // metrics too (`security.rs` `metrics_follow_regions_another_process_frees`).
+    assert_metrics_agree(&manager);
+    assert_eq!(
+        ran.counters
+            .invalid_handle
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a handle the directory gave was called invalid (threads meeting the other process's new handle at once)"
+    );
     assert_eq!(
         region_files(&root.0).len(),
         entries.len() + 1,
@@ -445,9 +438,6 @@ fn soak_mapped_namespace_with_a_second_process() {
     free_everything(&fresh, directory);
     assert_eq!(region_files(&root.0), Vec::<String>::new());
 }
-
-/// `metrics_follow_regions_another_process_frees` fails on this build.
-const KNOWN_CROSS_PROCESS_METRICS_DEFECT: bool = true;
 
 /// The second process of the mapped soak: attaches to the namespace its
 /// parent names, runs its own workers and host thread, and leaves its

@@ -111,11 +111,10 @@ pub(crate) struct Counters {
     pub(crate) halted: AtomicU64,
     pub(crate) busy: AtomicU64,
     pub(crate) freed: AtomicU64,
-    /// "Invalid handle" for a handle the directory gave: a known defect of
-    /// mapped namespaces (threads of one process meeting another process's
-    /// new handle at once; `security.rs`
-    /// `threads_meeting_a_new_handle_at_once_all_find_it`). Must stay 0
-    /// heap-backed.
+    /// "Invalid handle" for a handle the directory gave. Must stay 0, heap
+    /// or mapped (in a namespace it once came from threads meeting another
+    /// process's new handle at once; `security.rs`
+    /// `threads_meeting_a_new_handle_at_once_all_find_it`).
     pub(crate) invalid_handle: AtomicU64,
     pub(crate) abandoned: AtomicU64,
     pub(crate) inspected: AtomicU64,

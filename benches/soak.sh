@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SOAK_SECS="${SOAK_SECS:-3600}"
-export SOAK_OUT="${SOAK_OUT:-target/soak}"
+# Absolute: the test runs in tests/, the plot from the root.
+export SOAK_OUT="$(realpath -m "${SOAK_OUT:-target/soak}")"
 echo "== load before: $(uptime)"
 cargo test --profile ci --locked -p shm-tests --test soak -- \
     --nocapture --test-threads=1 --exact soak_heap_backed soak_mapped_namespace_with_a_second_process

@@ -6,6 +6,7 @@ use shm_primitives::{Address, ContextId, MapOptions, Permissions, RegionHandle, 
 use shm_region::{Grant, Liveness, RegionInfo, RegionSpec};
 
 use crate::manager::HostLock;
+use crate::mapped::Refreshed;
 use crate::{LockMode, SharedMemoryManager, ShmError};
 
 /// The context that owns regions made through the host API unless a
@@ -359,8 +360,11 @@ impl SharedMemoryManager {
         match self.registry.liveness(handle) {
             Liveness::Live | Liveness::PendingFree => {}
             Liveness::Freed => return Err(ShmError::RegionFreed(handle)),
-            Liveness::Invalid if self.refresh_handle(handle) => {}
-            Liveness::Invalid => return Err(ShmError::InvalidRegionHandle(handle)),
+            Liveness::Invalid => match self.refresh_handle(handle) {
+                Refreshed::Known => {}
+                Refreshed::Busy => return Err(ShmError::RegionBusy { handle }),
+                Refreshed::Unknown => return Err(ShmError::InvalidRegionHandle(handle)),
+            },
         }
         let lock = self.host_lock(handle, mode)?;
         self.registry.check(handle)?;

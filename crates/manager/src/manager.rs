@@ -14,7 +14,7 @@ use shm_region::{RegionRegistry, RegionSpec};
 
 use shm_mapped::MappedRegion;
 
-use crate::mapped::MappedBacking;
+use crate::mapped::{MappedBacking, Refreshed};
 use crate::{LockMode, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
 
 /// The shared-memory subsystem of one node: the facade a node embeds
@@ -302,8 +302,11 @@ impl SharedMemoryManager {
     /// Attaches the region `handle` names if another process created it in
     /// the namespace after this manager attached; whether it did. The
     /// transaction layer calls this when a handle is unknown.
-    pub(crate) fn refresh_handle(&self, handle: RegionHandle) -> bool {
-        self.mapped.as_ref().is_some_and(|m| m.refresh(handle))
+    pub(crate) fn refresh_handle(&self, handle: RegionHandle) -> Refreshed {
+        match &self.mapped {
+            Some(mapped) => mapped.refresh(handle),
+            None => Refreshed::Unknown,
+        }
     }
 
     pub(crate) fn create_in_registry(&self, spec: RegionSpec) -> Result<RegionHandle, ShmError> {

@@ -24,6 +24,24 @@ use crate::{CrossLock, CrossProcessLock, SharedMemoryConfig, ShmError};
 /// process may be finishing a transaction).
 const ATTACH_WAIT: Duration = Duration::from_millis(200);
 
+/// What [`MappedBacking::refresh`] learnt about a handle this process did
+/// not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refreshed {
+    /// The registry knows it now (attached, or marked freed).
+    Known,
+    /// Its slot still holds an older region of the same index that this
+    /// process cannot let go of yet (a transaction of this process is freeing
+    /// it): a transient state, answered like a busy lock.
+    Busy,
+    /// The namespace never issued it.
+    Unknown,
+}
+
+/// Dead entries of the mapping table are dropped once it holds this many
+/// (and then at twice what is left): amortised O(1) per region made.
+const MIN_PRUNE: usize = 64;
+
 /// The mapped side of one manager.
 pub(crate) struct MappedBacking {
     ns: Namespace,
@@ -37,6 +55,8 @@ pub(crate) struct MappedBacking {
     /// Every region file this process has mapped, by handle. Weak: the
     /// registry's block owns the mapping, so a freed region's file goes with it.
     regions: Mutex<HashMap<RegionHandle, Weak<MappedRegion>>>,
+    /// Size of `regions` at which its dead entries are dropped next.
+    prune_at: std::sync::atomic::AtomicUsize,
     /// Serialises this process's creations (the namespace's `flock` is per
     /// open file, so it does not exclude threads of one process).
     creating: Mutex<()>,
@@ -84,6 +104,7 @@ impl MappedBacking {
             metrics,
             refreshing: Mutex::new(()),
             regions: Mutex::new(HashMap::new()),
+            prune_at: std::sync::atomic::AtomicUsize::new(MIN_PRUNE),
             creating: Mutex::new(()),
             checksummed: config.security_level == SecurityLevel::Paranoid,
             max_region_size: config.max_region_size,
@@ -168,9 +189,7 @@ impl MappedBacking {
         self.registry
             .create_at(header.handle, spec, region.clone().block())?;
         region.set_keep(false);
-        self.regions
-            .lock()
-            .insert(header.handle, Arc::downgrade(&region));
+        self.remember(header.handle, &region);
         Ok(Some(header.handle))
     }
 
@@ -181,15 +200,18 @@ impl MappedBacking {
     /// gone is marked freed here too, so it halts as freed, exactly as in the
     /// process that freed it. Whether the registry knows `handle` now (live
     /// or freed). A region attached here is counted in the metrics.
-    pub(crate) fn refresh(&self, handle: RegionHandle) -> bool {
+    pub(crate) fn refresh(&self, handle: RegionHandle) -> Refreshed {
         let _one_at_a_time = self.refreshing.lock();
         // Another thread met the same handle first and attached it (or
         // marked it freed).
-        if matches!(
-            self.registry.check(handle),
-            Ok(()) | Err(RegionError::RegionFreed(_))
-        ) {
-            return true;
+        let known = |registry: &RegionRegistry| {
+            matches!(
+                registry.check(handle),
+                Ok(()) | Err(RegionError::RegionFreed(_))
+            )
+        };
+        if known(&self.registry) {
+            return Refreshed::Known;
         }
         let (occupied, issued) = self.registry.slot_use(handle.index());
         if occupied {
@@ -201,9 +223,20 @@ impl MappedBacking {
                 .find(|h| h.index() == handle.index())
                 .and_then(|h| self.region(h).map(|r| (h, r)))
                 .filter(|(_, r)| r.freed());
-            match stale {
-                Some((old, region)) => self.forget(old, &region),
-                None => return false,
+            if let Some((old, region)) = stale {
+                self.forget(old, &region);
+            }
+            if self.registry.slot_use(handle.index()).0 {
+                // An older region still holds the slot here (a transaction
+                // of this process is freeing it, or its free in the other
+                // process is not visible yet) while the namespace issued a
+                // newer one: not invalid, only not ready.
+                let newer = handle.generation() > issued && self.ns.was_issued(handle);
+                return if newer {
+                    Refreshed::Busy
+                } else {
+                    Refreshed::Unknown
+                };
             }
         }
         let path = self.ns.dir().join(region_file_name(handle.index()));
@@ -214,14 +247,30 @@ impl MappedBacking {
                 if let Ok(info) = self.registry.info(handle) {
                     self.metrics.record_region_created(handle, info.meta.size());
                 }
+                return Refreshed::Known;
             }
-            return attached;
+            return Refreshed::Unknown;
         }
         // Issued here once, and its file is gone: it was freed.
-        if handle.generation() > issued && self.ns.was_issued(handle) {
-            return self.mark_freed(handle);
+        if handle.generation() > issued && self.ns.was_issued(handle) && self.mark_freed(handle) {
+            return Refreshed::Known;
         }
-        false
+        Refreshed::Unknown
+    }
+
+    /// Remembers `region`'s mapping under `handle`, and every so often lets
+    /// go of the entries of regions that are gone (a `Weak` keeps its
+    /// allocation alive: without this, every region ever made here would
+    /// leave one behind).
+    fn remember(&self, handle: RegionHandle, region: &Arc<MappedRegion>) {
+        let mut regions = self.regions.lock();
+        regions.insert(handle, Arc::downgrade(region));
+        if regions.len() >= self.prune_at.load(std::sync::atomic::Ordering::Relaxed) {
+            regions.retain(|_, weak| weak.strong_count() > 0);
+            let next = (regions.len() * 2).max(MIN_PRUNE);
+            self.prune_at
+                .store(next, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Drops a region another process freed from this process's registry,
@@ -312,7 +361,7 @@ impl MappedBacking {
         // On refusal the region is dropped here, and its file with it.
         self.registry
             .create_at(handle, spec, region.clone().block())?;
-        self.regions.lock().insert(handle, Arc::downgrade(&region));
+        self.remember(handle, &region);
         Ok(handle)
     }
 
@@ -388,5 +437,37 @@ impl CrossProcessLock for MappedBacking {
         if let Err(e) = region.unlock(size) {
             tracing::warn!(target: "shm::mapped", %e, "commit failed: the next lock holder rolls back");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shm_pool::BlockPool;
+
+    /// Counts, not time: the table of mappings holds what lives plus a
+    /// bounded slack, however many regions were made and freed.
+    #[test]
+    fn the_mapping_table_does_not_grow_with_regions_made() {
+        let root = tempfile::tempdir().unwrap();
+        let config = SharedMemoryConfig {
+            namespace_root: Some(root.path().to_path_buf()),
+            ..SharedMemoryConfig::testing().with_namespace("prune")
+        };
+        let registry = Arc::new(RegionRegistry::new(
+            BlockPool::new(config.pool_config()),
+            config.registry_config(),
+        ));
+        let backing =
+            MappedBacking::open(&config, registry.clone(), Arc::new(MetricsRecorder::new()))
+                .unwrap();
+        for _ in 0..1_000 {
+            let handle = backing
+                .create(RegionSpec::new(64, shm_primitives::Address::ZERO))
+                .unwrap();
+            registry.free(handle).unwrap();
+        }
+        let kept = backing.regions.lock().len();
+        assert!(kept < 2 * MIN_PRUNE, "{kept} entries for no live region");
     }
 }

@@ -11,6 +11,7 @@ use shm_primitives::{
 };
 use shm_region::{Liveness, PageObserver, RegionSpec, WriteOutcome};
 
+use crate::mapped::Refreshed;
 use crate::{LockMode, SharedMemoryManager, ShmError, TxId};
 
 /// What a transaction means to do with a region; it decides the lock mode
@@ -171,8 +172,11 @@ impl TxRegions {
             // Gone for good: nothing to wait for.
             Liveness::Freed => return Err(ShmError::RegionFreed(handle)),
             // In a mapped namespace another process may have made it since.
-            Liveness::Invalid if manager.refresh_handle(handle) => {}
-            Liveness::Invalid => return Err(ShmError::InvalidRegionHandle(handle)),
+            Liveness::Invalid => match manager.refresh_handle(handle) {
+                Refreshed::Known => {}
+                Refreshed::Busy => return Err(ShmError::RegionBusy { handle }),
+                Refreshed::Unknown => return Err(ShmError::InvalidRegionHandle(handle)),
+            },
         }
         let mut mode = match intent {
             Intent::Read | Intent::Map => LockMode::Shared,

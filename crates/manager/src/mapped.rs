@@ -240,8 +240,10 @@ impl MappedBacking {
             }
         }
         let path = self.ns.dir().join(region_file_name(handle.index()));
-        let is_it = MappedRegion::open(&path).is_ok_and(|r| r.header().handle == handle);
-        if is_it {
+        let file = MappedRegion::open(&path)
+            .ok()
+            .filter(|r| r.header().handle == handle);
+        if let Some(file) = &file {
             let attached = matches!(self.attach_file(&path), Ok(Some(h)) if h == handle);
             if attached {
                 if let Ok(info) = self.registry.info(handle) {
@@ -249,9 +251,14 @@ impl MappedBacking {
                 }
                 return Refreshed::Known;
             }
-            return Refreshed::Unknown;
+            if !file.freed() {
+                // Another live process's transaction-scoped region, or a file
+                // that could not be attached: not this process's to use.
+                return Refreshed::Unknown;
+            }
         }
-        // Issued here once, and its file is gone: it was freed.
+        // Issued here once, and its file is gone, another region's, or
+        // marked freed by its last holder: it was freed.
         if handle.generation() > issued && self.ns.was_issued(handle) && self.mark_freed(handle) {
             return Refreshed::Known;
         }

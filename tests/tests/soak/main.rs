@@ -480,6 +480,15 @@ fn soak_helper_process() {
             .collect(),
     );
     write("foreign.txt", seen_lines(&ran.ledger.take_foreign()));
+    let invalid = ran
+        .counters
+        .invalid_handle
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if invalid > 0 {
+        ran.ledger.violation(format!(
+            "{invalid} handles the directory gave were called invalid in the second process"
+        ));
+    }
     write("violations.txt", ran.ledger.violations().join("\n"));
     write(
         "summary.txt",

@@ -21,7 +21,7 @@ pub struct Report {
     /// Blocks imported or rejected, over every test that ran.
     pub blocks: usize,
     /// Wall time of the run.
-    #[serde(with = "seconds")]
+    #[serde(with = "shm_statetest::json_seconds")]
     pub elapsed: Duration,
 }
 
@@ -124,25 +124,5 @@ impl fmt::Display for Failure {
             write!(f, " block {block}")?;
         }
         write!(f, ": {}", self.message)
-    }
-}
-
-/// A [`Duration`] as seconds (a float) in JSON.
-mod seconds {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: Serializer>(
-        value: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(value.as_secs_f64())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(deserializer)?;
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
     }
 }

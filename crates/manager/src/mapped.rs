@@ -42,6 +42,16 @@ pub(crate) enum Refreshed {
 /// (and then at twice what is left): amortised O(1) per region made.
 const MIN_PRUNE: usize = 64;
 
+/// Every region file this process has mapped, by handle.
+#[derive(Default)]
+struct Mappings {
+    /// Weak: the registry's block owns the mapping, so a freed region's file
+    /// goes with it.
+    by_handle: HashMap<RegionHandle, Weak<MappedRegion>>,
+    /// Size at which the dead entries are dropped next.
+    prune_at: usize,
+}
+
 /// The mapped side of one manager.
 pub(crate) struct MappedBacking {
     ns: Namespace,
@@ -52,11 +62,8 @@ pub(crate) struct MappedBacking {
     /// Serialises [`refresh`](Self::refresh): threads meeting the same new
     /// handle at once must all find it, not race to attach it.
     refreshing: Mutex<()>,
-    /// Every region file this process has mapped, by handle. Weak: the
-    /// registry's block owns the mapping, so a freed region's file goes with it.
-    regions: Mutex<HashMap<RegionHandle, Weak<MappedRegion>>>,
-    /// Size of `regions` at which its dead entries are dropped next.
-    prune_at: std::sync::atomic::AtomicUsize,
+    /// Every region file this process has mapped.
+    regions: Mutex<Mappings>,
     /// Serialises this process's creations (the namespace's `flock` is per
     /// open file, so it does not exclude threads of one process).
     creating: Mutex<()>,
@@ -103,8 +110,7 @@ impl MappedBacking {
             registry,
             metrics,
             refreshing: Mutex::new(()),
-            regions: Mutex::new(HashMap::new()),
-            prune_at: std::sync::atomic::AtomicUsize::new(MIN_PRUNE),
+            regions: Mutex::new(Mappings::default()),
             creating: Mutex::new(()),
             checksummed: config.security_level == SecurityLevel::Paranoid,
             max_region_size: config.max_region_size,
@@ -204,16 +210,15 @@ impl MappedBacking {
         let _one_at_a_time = self.refreshing.lock();
         // Another thread met the same handle first and attached it (or
         // marked it freed).
-        let known = |registry: &RegionRegistry| {
-            matches!(
-                registry.check(handle),
-                Ok(()) | Err(RegionError::RegionFreed(_))
-            )
-        };
-        if known(&self.registry) {
+        if matches!(
+            self.registry.check(handle),
+            Ok(()) | Err(RegionError::RegionFreed(_))
+        ) {
             return Refreshed::Known;
         }
         let (occupied, issued) = self.registry.slot_use(handle.index());
+        // The namespace issued it after anything this process saw at its index.
+        let issued_since = || handle.generation() > issued && self.ns.was_issued(handle);
         if occupied {
             // What this process maps at that index may be stale.
             let stale = self
@@ -231,8 +236,7 @@ impl MappedBacking {
                 // of this process is freeing it, or its free in the other
                 // process is not visible yet) while the namespace issued a
                 // newer one: not invalid, only not ready.
-                let newer = handle.generation() > issued && self.ns.was_issued(handle);
-                return if newer {
+                return if issued_since() {
                     Refreshed::Busy
                 } else {
                     Refreshed::Unknown
@@ -259,7 +263,7 @@ impl MappedBacking {
         }
         // Issued here once, and its file is gone, another region's, or
         // marked freed by its last holder: it was freed.
-        if handle.generation() > issued && self.ns.was_issued(handle) && self.mark_freed(handle) {
+        if issued_since() && self.mark_freed(handle) {
             return Refreshed::Known;
         }
         Refreshed::Unknown
@@ -271,12 +275,10 @@ impl MappedBacking {
     /// leave one behind).
     fn remember(&self, handle: RegionHandle, region: &Arc<MappedRegion>) {
         let mut regions = self.regions.lock();
-        regions.insert(handle, Arc::downgrade(region));
-        if regions.len() >= self.prune_at.load(std::sync::atomic::Ordering::Relaxed) {
-            regions.retain(|_, weak| weak.strong_count() > 0);
-            let next = (regions.len() * 2).max(MIN_PRUNE);
-            self.prune_at
-                .store(next, std::sync::atomic::Ordering::Relaxed);
+        regions.by_handle.insert(handle, Arc::downgrade(region));
+        if regions.by_handle.len() >= regions.prune_at.max(MIN_PRUNE) {
+            regions.by_handle.retain(|_, weak| weak.strong_count() > 0);
+            regions.prune_at = regions.by_handle.len() * 2;
         }
     }
 
@@ -285,7 +287,7 @@ impl MappedBacking {
     /// counts it destroyed.
     fn forget(&self, handle: RegionHandle, region: &MappedRegion) {
         region.set_keep(true);
-        self.regions.lock().remove(&handle);
+        self.regions.lock().by_handle.remove(&handle);
         let size = self.registry.info(handle).map(|info| info.meta.size());
         if let (Ok(size), Ok(())) = (size, self.registry.free(handle)) {
             self.metrics.record_region_destroyed(handle, size);
@@ -374,19 +376,23 @@ impl MappedBacking {
 
     /// The mapped file behind `handle`, if this process maps it.
     pub(crate) fn region(&self, handle: RegionHandle) -> Option<Arc<MappedRegion>> {
-        self.regions.lock().get(&handle).and_then(Weak::upgrade)
+        self.regions
+            .lock()
+            .by_handle
+            .get(&handle)
+            .and_then(Weak::upgrade)
     }
 
     /// The process is letting go (manager dropped): persistent regions keep
     /// their files; transaction-scoped ones still go.
     pub(crate) fn detach(&self) {
         let mut regions = self.regions.lock();
-        for region in regions.values().filter_map(Weak::upgrade) {
+        for region in regions.by_handle.values().filter_map(Weak::upgrade) {
             if region.header().options.persistent {
                 region.set_keep(true);
             }
         }
-        regions.clear();
+        regions.by_handle.clear();
     }
 }
 
@@ -474,7 +480,7 @@ mod tests {
                 .unwrap();
             registry.free(handle).unwrap();
         }
-        let kept = backing.regions.lock().len();
+        let kept = backing.regions.lock().by_handle.len();
         assert!(kept < 2 * MIN_PRUNE, "{kept} entries for no live region");
     }
 }

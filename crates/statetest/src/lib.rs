@@ -40,6 +40,7 @@ pub use options::{
 pub use outcome::{CaseOutcome, OutcomeSink};
 pub use progress::Tracker;
 pub use read::{check_kind, read_bytes_capped, read_capped, read_text_capped, ReadError};
+pub use report::seconds as json_seconds;
 pub use report::{
     AccountDivergence, CaseIndexes, CaseValues, Failure, FailureKind, FileTime, Report, Skip,
 };

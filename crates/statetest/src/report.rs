@@ -221,21 +221,26 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Serialises a [`Duration`] as seconds (a float), which reads better in JSON reports.
-mod seconds {
+/// Serialises a [`Duration`] as seconds (a float), which reads better in JSON
+/// reports: `#[serde(with = "shm_statetest::json_seconds")]` (the block-test
+/// report uses it too).
+pub mod seconds {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub(super) fn serialize<S: Serializer>(
-        value: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    /// Writes `value` as seconds.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_f64(value.as_secs_f64())
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
+    /// Reads seconds into a [`Duration`].
+    ///
+    /// # Errors
+    /// The deserializer's, or a negative or non-finite number.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(deserializer)?;
         Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
     }

@@ -1,13 +1,11 @@
 //! One transaction's log of shared-memory effects, and its undo.
 
-use std::collections::{HashMap, HashSet};
-
 use shm_primitives::{ContextId, MapOptions, RegionHandle, WritePlan, PAGE_SIZE};
 
 use crate::frames::Frames;
 use crate::pending::{PendingEffects, PendingEntry};
 use crate::private::{PrivatePages, PrivateViews};
-use crate::{Page, RegionOps};
+use crate::{Map, Page, RegionOps, Set};
 
 /// Names a page that the journal can save: a page of a region's live bytes, or a
 /// context's private copy-on-write copy of it.
@@ -116,10 +114,10 @@ pub struct TxJournal {
     frames: Frames,
     /// The frame tag of the latest save of each page (older saves are linked
     /// through the entries' `previous_tag`).
-    saved: HashMap<PageKey, u32>,
-    warm: HashSet<RegionHandle>,
+    saved: Map<PageKey, u32>,
+    warm: Set<RegionHandle>,
     /// Mappings made by bytecode in this transaction (they end with it).
-    mappings: HashMap<(RegionHandle, ContextId), MapOptions>,
+    mappings: Map<(RegionHandle, ContextId), MapOptions>,
     private: PrivateViews,
     /// Words of region memory allocated by this transaction (spec §8's `W`).
     words: u64,
@@ -281,7 +279,7 @@ impl TxJournal {
         if !committed {
             end.undone = self.undo_from(0, undo).undone;
         }
-        let scoped: HashSet<RegionHandle> = self
+        let scoped: Set<RegionHandle> = self
             .entries
             .iter()
             .filter_map(|e| match e {
@@ -293,7 +291,7 @@ impl TxJournal {
                 _ => None,
             })
             .collect();
-        let mut freed: HashSet<RegionHandle> = HashSet::new();
+        let mut freed: Set<RegionHandle> = Set::default();
         for entry in self.entries.drain(..) {
             match entry {
                 Entry::Created {

@@ -62,6 +62,15 @@ pub use journal::{PageKey, Reverted, TxEnd, TxJournal};
 pub use pending::{Abandoned, PendingEffects, Published};
 use shm_primitives::{RegionHandle, PAGE_SIZE};
 
+/// The hash maps of the journal. Their keys are page indexes and handles that
+/// bytecode chooses, so the hasher is seeded at random per map (HashDoS), and it
+/// is foldhash rather than the standard library's SipHash: a page save looks its
+/// page up once, and SipHash was about a tenth of a page save's instructions.
+/// revm keys its own state (addresses, storage slots) the same way.
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// A set with [`Map`]'s hasher.
+type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// One 4 KiB page of bytes.
 pub type Page = [u8; PAGE_SIZE];
 

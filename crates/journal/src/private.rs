@@ -1,19 +1,17 @@
 //! Copy-on-write views: the private pages each (region, context) mapping
 //! holds, and reads through them.
 
-use std::collections::HashMap;
-
 use shm_primitives::{ContextId, RegionHandle, PAGE_SIZE};
 
-use crate::Page;
+use crate::{Map, Page};
 
 /// One mapping's private pages, by page index.
-pub(crate) type PrivatePages = HashMap<u64, Box<Page>>;
+pub(crate) type PrivatePages = Map<u64, Box<Page>>;
 
 /// Every copy-on-write mapping's private pages in one transaction.
 #[derive(Default)]
 pub(crate) struct PrivateViews {
-    views: HashMap<(RegionHandle, ContextId), PrivatePages>,
+    views: Map<(RegionHandle, ContextId), PrivatePages>,
     /// Pages held in `views`.
     pages: usize,
 }

@@ -3,7 +3,7 @@
 //! mapping → permission → offsets → gas → effect (spec §5).
 
 use revm::interpreter::Gas;
-use shm_manager::{Intent, Resolved, ShmError};
+use shm_manager::{Intent, ShmError, TxRegions};
 use shm_primitives::{
     region_offset, words, AllocFlags, ContextId, HaltCause, MapOptions, Permissions, RegionHandle,
     RegionOptions, WritePlan, PAGE_SIZE, U256,
@@ -13,20 +13,22 @@ use shm_region::RegionSpec;
 use crate::session::{ActiveSession, OpError};
 use crate::table::{hint_covers, Entry};
 
-/// What an operation needs of a region it found in the table (or resolved).
+/// A region the transaction's table holds an entry for (found there, or just
+/// resolved and inserted), allowing the operation's intent. Only the handle and
+/// warmth are copied out: the operation reads the rest in place, because
+/// copying a whole entry per warm access was a fifth of READ's time (a store
+/// forwarding stall on the copy, in `perf annotate`).
 #[derive(Clone, Copy, Debug)]
 struct Hit {
-    region: Resolved,
+    handle: RegionHandle,
     warm: bool,
-    tx_mapping: Option<MapOptions>,
-    saved_hint: Option<(u64, u64)>,
 }
 
 /// A READ that passed its checks and paid its price; the instruction expands
 /// memory and then calls [`ActiveSession::finish_read`].
 #[derive(Clone, Copy, Debug)]
 pub struct ReadAccess {
-    region: Resolved,
+    handle: RegionHandle,
     offset: u64,
     /// Bytes to copy into memory.
     pub len: usize,
@@ -36,7 +38,7 @@ pub struct ReadAccess {
 /// expands memory and then calls [`ActiveSession::finish_write`].
 #[derive(Clone, Copy, Debug)]
 pub struct WriteAccess {
-    region: Resolved,
+    handle: RegionHandle,
     plan: WritePlan,
     /// Gas paid for growth, given back if the pool refuses it.
     growth_cost: u64,
@@ -73,13 +75,28 @@ impl ActiveSession {
         };
         match self.table.get(handle) {
             Some(entry) if entry.allows(context, intent) => Ok(Hit {
-                region: entry.region,
+                handle,
                 warm: entry.warm,
-                tx_mapping: entry.tx_mapping,
-                saved_hint: entry.saved_hint,
             }),
             _ => self.resolve(handle, context, intent, gas_left),
         }
+    }
+
+    /// The transaction a prepared region belongs to.
+    #[inline]
+    fn held(&self) -> &TxRegions {
+        self.tx
+            .as_ref()
+            .expect("a resolved region has a transaction")
+    }
+
+    /// The table's entry for a region [`prepare`](Self::prepare) returned (it
+    /// stays until the next resolution, FREE, remap, revert or transaction end).
+    #[inline]
+    fn entry(&self, handle: RegionHandle) -> &Entry {
+        self.table
+            .get(handle)
+            .expect("a prepared region has a table entry")
     }
 
     /// The slow path: resolve through the manager (lock with a bounded wait,
@@ -110,12 +127,7 @@ impl ActiveSession {
                 let warm = self.journal.is_warm(handle);
                 self.table
                     .insert(Entry::uncached(region, context, intent, warm, tx_mapping));
-                Ok(Hit {
-                    region,
-                    warm,
-                    tx_mapping,
-                    saved_hint: None,
-                })
+                Ok(Hit { handle, warm })
             }
             Err(error) => Err(self.halt_for(error)),
         }
@@ -125,8 +137,8 @@ impl ActiveSession {
     #[inline]
     fn warm(&mut self, hit: &Hit) {
         if !hit.warm {
-            self.journal.warm(hit.region.handle);
-            if let Some(cached) = self.table.get_mut(hit.region.handle) {
+            self.journal.warm(hit.handle);
+            if let Some(cached) = self.table.get_mut(hit.handle) {
                 cached.warm = true;
             }
         }
@@ -214,7 +226,7 @@ impl ActiveSession {
     pub fn free(&mut self, context: ContextId, word: U256, gas: &mut Gas) -> Result<(), OpError> {
         let hit = self.prepare(context, word, Intent::Free, gas.remaining())?;
         charge(gas, self.gas.free)?;
-        let handle = hit.region.handle;
+        let handle = hit.handle;
         let size = match self.tx().begin_free(handle) {
             Ok(size) => size,
             Err(error) => return Err(self.halt_for(error)),
@@ -240,9 +252,10 @@ impl ActiveSession {
         let hit = self.prepare(context, word, Intent::Map, gas.remaining())?;
         charge(gas, self.access_cost(&hit))?;
         self.warm(&hit);
-        let handle = hit.region.handle;
+        let handle = hit.handle;
         let options = self.manager.effective_map_options(options);
-        if hit.tx_mapping == Some(options) && !self.journal.has_private_view(handle, context) {
+        let tx_mapping = self.entry(handle).tx_mapping;
+        if tx_mapping == Some(options) && !self.journal.has_private_view(handle, context) {
             return Ok(());
         }
         self.journal.map(handle, context, options);
@@ -274,7 +287,7 @@ impl ActiveSession {
         )?;
         self.warm(&hit);
         Ok(ReadAccess {
-            region: hit.region,
+            handle: hit.handle,
             offset,
             // `len` ≤ what the gas paid for, so far below `usize::MAX`.
             len: len as usize,
@@ -290,21 +303,21 @@ impl ActiveSession {
         access: &ReadAccess,
         buf: &mut [u8],
     ) -> Result<usize, OpError> {
-        let tx = self
-            .tx
-            .as_ref()
-            .expect("a resolved region has a transaction");
-        let n = match tx.read(&access.region, access.offset, buf) {
+        let handle = access.handle;
+        let read = self
+            .held()
+            .read(&self.entry(handle).region, access.offset, buf);
+        let n = match read {
             Ok(n) => n,
             Err(ShmError::StaleResolution(_)) => {
-                let hit = self.reresolve(context, access.region.handle, Intent::Read)?;
-                let tx = self.tx.as_ref().expect("resolved above");
-                tx.read(&hit.region, access.offset, buf)
-                    .map_err(|e| self.halt_for(e))?
+                self.reresolve(context, handle, Intent::Read)?;
+                let read = self
+                    .held()
+                    .read(&self.entry(handle).region, access.offset, buf);
+                read.map_err(|e| self.halt_for(e))?
             }
             Err(error) => return Err(self.halt_for(error)),
         };
-        let handle = access.region.handle;
         if self.journal.has_private_view(handle, context) {
             self.journal
                 .overlay(handle, context, access.offset, &mut buf[..n]);
@@ -340,20 +353,18 @@ impl ActiveSession {
     ) -> Result<WriteAccess, OpError> {
         let hit = self.prepare(context, word, Intent::Write, gas.remaining())?;
         let (offset, len) = self.range(offset, size)?;
-        let region = &hit.region;
-        let handle = region.handle;
+        let handle = hit.handle;
+        let entry = self.entry(handle);
+        let region = &entry.region;
+        let cow = region.copy_on_write;
         // Copy-on-write writes never grow the region (spec §5).
-        let grows = region.options.auto_grow && !region.copy_on_write;
+        let grows = region.options.auto_grow && !cow;
+        let persistent = region.options.persistent;
         let plan = WritePlan::new(region.size, region.max_size, grows, offset, len);
-        let pages = if hint_covers(
-            hit.saved_hint,
-            &plan,
-            self.journal.epoch(),
-            region.copy_on_write,
-        ) {
+        let pages = if hint_covers(entry.saved_hint, &plan, self.journal.epoch(), cow) {
             0
         } else {
-            let private = region.copy_on_write.then_some(context);
+            let private = cow.then_some(context);
             self.journal.unsaved_pages(handle, private, &plan)
         };
         let held = self.journal.pages_held();
@@ -365,7 +376,7 @@ impl ActiveSession {
             self.gas.growth_cost(
                 self.journal.words_allocated(),
                 plan.added_words(),
-                region.options.persistent,
+                persistent,
             )
         } else {
             0
@@ -379,7 +390,7 @@ impl ActiveSession {
         self.journal.charge_pages(pages);
         self.warm(&hit);
         Ok(WriteAccess {
-            region: hit.region,
+            handle,
             plan,
             growth_cost,
             all_saved: pages == 0,
@@ -397,9 +408,8 @@ impl ActiveSession {
         data: &[u8],
         gas: &mut Gas,
     ) -> Result<usize, OpError> {
-        let region = &access.region;
-        let handle = region.handle;
-        if region.copy_on_write {
+        let handle = access.handle;
+        if self.entry(handle).region.copy_on_write {
             let plan = access.plan;
             let tx = self
                 .tx
@@ -417,11 +427,17 @@ impl ActiveSession {
             return Ok(plan.written as usize);
         }
         let epoch = self.journal.epoch();
+        let size_priced = self.entry(handle).region.size;
         let result = {
             let tx = self
                 .tx
                 .as_ref()
                 .expect("a resolved region has a transaction");
+            let region = &self
+                .table
+                .get(handle)
+                .expect("a prepared region has a table entry")
+                .region;
             let journal = &mut self.journal;
             if access.all_saved {
                 tx.write_saved(region, access.plan, data)
@@ -436,16 +452,21 @@ impl ActiveSession {
             Err(ShmError::StaleResolution(_)) => {
                 // The host changed the region's rights meanwhile: check again,
                 // then write as priced (the size only changes by our writes).
-                let fresh = self.reresolve(context, handle, Intent::Write)?;
-                if fresh.region.size != region.size {
+                self.reresolve(context, handle, Intent::Write)?;
+                if self.entry(handle).region.size != size_priced {
                     return Err(self.halt(HaltCause::InvalidHandle));
                 }
                 let tx = self.tx.as_ref().expect("resolved above");
+                let region = &self
+                    .table
+                    .get(handle)
+                    .expect("a prepared region has a table entry")
+                    .region;
                 let journal = &mut self.journal;
-                tx.write(&fresh.region, access.plan, data, &mut |page, bytes| {
+                let written = tx.write(region, access.plan, data, &mut |page, bytes| {
                     journal.save_page(handle, page, bytes)
-                })
-                .map_err(|e| self.halt_for(e))?
+                });
+                written.map_err(|e| self.halt_for(e))?
             }
             // A mapped region's undo record could not be written: nothing
             // changed, and the transaction must not report success.

@@ -95,8 +95,8 @@ impl Entry {
     }
 }
 
-/// Slot indexes above this are not cached (a mapped namespace could name
-/// any index; the table must not grow with hostile handles).
+/// Slot indexes above this share one entry, `overflow` (a mapped namespace
+/// could name any index; the table must not grow with hostile handles).
 const MAX_CACHED_INDEX: usize = 1 << 16;
 
 /// Resolved handles, by slot index.
@@ -109,6 +109,9 @@ const MAX_CACHED_INDEX: usize = 1 << 16;
 #[derive(Debug, Default)]
 pub(crate) struct ResolvedTable {
     entries: Vec<Option<Entry>>,
+    /// The one entry of an index above `MAX_CACHED_INDEX`: the latest
+    /// resolved region is always in the table, which the operations rely on.
+    overflow: Option<Entry>,
     /// Indexes in use, to clear in O(entries) at transaction end.
     used: Vec<u32>,
 }
@@ -117,18 +120,34 @@ impl ResolvedTable {
     /// The entry for `handle`, when one is cached.
     #[inline]
     pub(crate) fn get(&self, handle: RegionHandle) -> Option<&Entry> {
-        self.entries
-            .get(handle.index() as usize)?
+        self.slot(handle.index() as usize)?
             .as_ref()
             .filter(|e| e.region.handle == handle)
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, handle: RegionHandle) -> Option<&mut Entry> {
-        self.entries
-            .get_mut(handle.index() as usize)?
+        self.slot_mut(handle.index() as usize)?
             .as_mut()
             .filter(|e| e.region.handle == handle)
+    }
+
+    #[inline]
+    fn slot(&self, index: usize) -> Option<&Option<Entry>> {
+        if index > MAX_CACHED_INDEX {
+            Some(&self.overflow)
+        } else {
+            self.entries.get(index)
+        }
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, index: usize) -> Option<&mut Option<Entry>> {
+        if index > MAX_CACHED_INDEX {
+            Some(&mut self.overflow)
+        } else {
+            self.entries.get_mut(index)
+        }
     }
 
     /// Records that `region` passed the check of `intent` for `context`.
@@ -142,13 +161,13 @@ impl ResolvedTable {
             ..
         } = entry;
         let index = region.handle.index() as usize;
-        if index > MAX_CACHED_INDEX {
-            return;
-        }
-        if self.entries.len() <= index {
+        if index <= MAX_CACHED_INDEX && self.entries.len() <= index {
             self.entries.resize(index + 1, None);
         }
-        let slot = &mut self.entries[index];
+        let was_empty = index <= MAX_CACHED_INDEX && self.entries[index].is_none();
+        let slot = self
+            .slot_mut(index)
+            .expect("the entries were resized to the index");
         let mut region = region;
         let (allowed, saved_hint) = match slot {
             // Same region and context: the earlier checks still hold (the
@@ -160,9 +179,6 @@ impl ResolvedTable {
             }
             _ => (intent_bit, None),
         };
-        if slot.is_none() {
-            self.used.push(index as u32);
-        }
         *slot = Some(Entry {
             region,
             context,
@@ -171,11 +187,14 @@ impl ResolvedTable {
             tx_mapping,
             saved_hint,
         });
+        if was_empty {
+            self.used.push(index as u32);
+        }
     }
 
     /// Forgets `handle`.
     pub(crate) fn remove(&mut self, handle: RegionHandle) {
-        if let Some(slot) = self.entries.get_mut(handle.index() as usize) {
+        if let Some(slot) = self.slot_mut(handle.index() as usize) {
             if slot.is_some_and(|e| e.region.handle == handle) {
                 *slot = None;
             }
@@ -187,6 +206,7 @@ impl ResolvedTable {
         for index in self.used.drain(..) {
             self.entries[index as usize] = None;
         }
+        self.overflow = None;
     }
 }
 
@@ -222,6 +242,39 @@ mod tests {
         assert!(table.get(h).is_some());
         table.clear();
         assert!(table.get(h).is_none());
+        tx.release();
+    }
+
+    #[test]
+    fn an_index_past_the_cache_keeps_its_latest_entry() {
+        let manager = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+        let h = manager
+            .create_shared_region("t", 64, Permissions::read_write(), RegionOptions::default())
+            .unwrap();
+        let mut tx = manager.begin_transaction();
+        let me = Address::repeat_byte(1);
+        let region = tx
+            .resolve(h, me, Intent::Read, None, Duration::ZERO)
+            .unwrap();
+        // Indexes a hostile namespace could name: the table does not grow to them.
+        let far = |index: u32| {
+            let mut far = region;
+            far.handle = RegionHandle::new(index, 1).unwrap();
+            far
+        };
+        let (a, b) = (far(1 << 20), far(u32::MAX));
+        let mut table = ResolvedTable::default();
+        table.insert(Entry::uncached(a, me, Intent::Read, true, None));
+        assert!(table.get(a.handle).unwrap().allows(me, Intent::Read));
+        assert!(table.entries.len() <= MAX_CACHED_INDEX + 1);
+        table.insert(Entry::uncached(b, me, Intent::Read, true, None));
+        assert!(table.get(a.handle).is_none(), "one entry past the cache");
+        assert!(table.get(b.handle).is_some());
+        table.remove(b.handle);
+        assert!(table.get(b.handle).is_none());
+        table.insert(Entry::uncached(b, me, Intent::Read, true, None));
+        table.clear();
+        assert!(table.get(b.handle).is_none() && table.used.is_empty());
         tx.release();
     }
 }

@@ -1,6 +1,8 @@
 //! The transaction layer's one entry point: [`TxRegions`], a transaction's
 //! door to the regions it touches.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +11,7 @@ use shm_journal::{Page, RegionOps};
 use shm_primitives::{
     AccessKind, ContextId, HaltCause, MapOptions, RegionHandle, RegionOptions, WritePlan, PAGE_SIZE,
 };
-use shm_region::{Liveness, PageObserver, RegionSpec, WriteOutcome};
+use shm_region::{Liveness, PageObserver, RawRegionBytes, RegionSpec, WriteOutcome};
 
 use crate::mapped::Refreshed;
 use crate::{LockMode, SharedMemoryManager, ShmError, TxId};
@@ -54,6 +56,13 @@ pub struct Resolved {
     /// Whether the context's writes go to its private copy-on-write view.
     pub copy_on_write: bool,
     access_version: u64,
+    /// The live bytes at resolution, for [`TxRegions::read`] to read without
+    /// the slot lock while `stamp` says nothing moved them (heap-backed
+    /// regions only: a mapped namespace's files can change under another
+    /// process's lock).
+    raw: Option<RawRegionBytes>,
+    /// The resolving `TxRegions`' stamp at resolution.
+    stamp: u64,
 }
 
 /// One transaction's door to the regions: it resolves handles (check,
@@ -89,6 +98,21 @@ pub struct TxRegions {
     manager: Arc<SharedMemoryManager>,
     id: TxId,
     released: bool,
+    /// Drawn afresh from [`STAMPS`] whenever this transaction does anything
+    /// that can move, shrink or release a region's bytes (growth, a free, a
+    /// size restore, the release of its locks). A [`Resolved`] carrying the
+    /// current stamp was resolved by this transaction, which still holds the
+    /// region's lock, and its raw bytes are still the region's. A `Cell`: it
+    /// also keeps `TxRegions` from being shared between threads (`!Sync`), so
+    /// no other thread can grow a region through it during a raw read.
+    stamp: Cell<u64>,
+}
+
+/// Stamps for [`TxRegions`], unique in the process (0 is never drawn).
+static STAMPS: AtomicU64 = AtomicU64::new(1);
+
+fn next_stamp() -> u64 {
+    STAMPS.fetch_add(1, Ordering::Relaxed)
 }
 
 impl SharedMemoryManager {
@@ -99,11 +123,17 @@ impl SharedMemoryManager {
             manager: Arc::clone(self),
             id: self.next_transaction_id(),
             released: false,
+            stamp: Cell::new(next_stamp()),
         }
     }
 }
 
 impl TxRegions {
+    /// Invalidates the raw bytes of every [`Resolved`] made so far.
+    fn restamp(&self) {
+        self.stamp.set(next_stamp());
+    }
+
     /// The transaction's id in the lock table.
     pub fn id(&self) -> TxId {
         self.id
@@ -243,6 +273,7 @@ impl TxRegions {
                 drop(guard);
                 return Err(self.denied(denied));
             }
+            let raw = (!manager.is_mapped()).then(|| guard.raw_bytes());
             return Ok(Resolved {
                 handle,
                 mode,
@@ -251,7 +282,9 @@ impl TxRegions {
                 options: *meta.options(),
                 mapping,
                 copy_on_write,
-                access_version: meta.access_version(),
+                access_version: guard.access_version(),
+                raw,
+                stamp: self.stamp.get(),
             });
         }
     }
@@ -295,9 +328,30 @@ impl TxRegions {
     /// [`ShmError::StaleResolution`] when the host changed the region's
     /// grants or mappings since it was resolved; handle errors.
     #[inline]
+    #[allow(unsafe_code)]
     pub fn read(&self, region: &Resolved, offset: u64, buf: &mut [u8]) -> Result<usize, ShmError> {
+        if let Some(raw) = region.raw {
+            let registry = &self.manager.registry;
+            if region.stamp == self.stamp.get()
+                && registry.access_version(region.handle) == Some(region.access_version)
+            {
+                // SAFETY: the stamp matches, so this transaction resolved the
+                // region and has not released its locks since: it holds the
+                // region's two-phase lock, which keeps every other party from
+                // writing, resizing or freeing it; and it has not grown, freed
+                // or resized it itself since (each restamps). Nor can it during
+                // this call: `TxRegions` is not `Sync`, and this borrow is shared.
+                // Its own page restores and writes change bytes in place,
+                // never while this call runs. So the captured bytes are live.
+                let read = unsafe { raw.read(offset, buf) };
+                return read.ok_or(ShmError::OffsetOverflow {
+                    offset,
+                    len: buf.len() as u64,
+                });
+            }
+        }
         let guard = self.manager.registry.lock_read(region.handle)?;
-        if guard.meta().access_version() != region.access_version {
+        if guard.access_version() != region.access_version {
             return Err(ShmError::StaleResolution(region.handle));
         }
         Ok(guard.read(offset, buf)?)
@@ -365,7 +419,7 @@ impl TxRegions {
         observer: Option<&mut PageObserver<'_>>,
     ) -> Result<WriteOutcome, ShmError> {
         let mut guard = self.manager.registry.lock_write(region.handle)?;
-        if guard.meta().access_version() != region.access_version {
+        if guard.access_version() != region.access_version {
             return Err(ShmError::StaleResolution(region.handle));
         }
         let written = match observer {
@@ -377,6 +431,8 @@ impl TxRegions {
             other => other.into(),
         })?;
         if outcome.grew() {
+            // Growth may have moved the bytes to another block.
+            self.restamp();
             self.manager.metrics.record_region_resized(
                 region.handle,
                 outcome.old_size,
@@ -417,6 +473,7 @@ impl TxRegions {
     /// # Errors
     /// Handle errors.
     pub fn begin_free(&self, handle: RegionHandle) -> Result<u64, ShmError> {
+        self.restamp();
         let registry = &self.manager.registry;
         let size = registry.lock_read(handle)?.size();
         registry.begin_free(handle)?;
@@ -431,6 +488,7 @@ impl TxRegions {
     }
 
     fn free_now(&self, handle: RegionHandle) {
+        self.restamp();
         let manager = &*self.manager;
         let size = match manager.registry.lock_read(handle) {
             Ok(guard) => guard.size(),
@@ -489,6 +547,7 @@ impl TxRegions {
             return 0;
         }
         self.released = true;
+        self.restamp();
         let released = self.manager.locks.release_transaction(self.id);
         self.manager.maybe_collect();
         released
@@ -544,6 +603,7 @@ impl RegionOps for TxRegions {
     }
 
     fn set_size(&mut self, handle: RegionHandle, size: u64) {
+        self.restamp();
         let result = self
             .manager
             .registry
@@ -565,12 +625,14 @@ impl RegionOps for TxRegions {
     }
 
     fn cancel_free(&mut self, handle: RegionHandle) {
+        self.restamp();
         if let Err(error) = self.manager.registry.cancel_free(handle) {
             tracing::error!(target: "shm::transaction", %error, %handle, "free not undone");
         }
     }
 
     fn finish_free(&mut self, handle: RegionHandle) {
+        self.restamp();
         let registry = &self.manager.registry;
         let size = registry.pending_size(handle);
         match registry.finish_free(handle) {

@@ -372,3 +372,88 @@ fn invalid_config_is_refused() {
         Err(ShmError::InvalidConfig(_))
     ));
 }
+
+/// `TxRegions::read` reads a resolved region without its slot lock while the
+/// transaction's bookkeeping says the bytes are still the region's; every
+/// change that may move or retire them sends it back to the locked path, which
+/// reports what happened instead of reading stale memory.
+#[test]
+fn reads_without_the_slot_lock_stop_at_every_change_of_the_bytes() {
+    let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
+    let growing = RegionOptions {
+        auto_grow: true,
+        ..RegionOptions::default()
+    };
+    let h = m
+        .create_region(RegionRequest::new(64).owner(alice()).options(growing))
+        .unwrap();
+    m.write_region(h, 0, b"before").unwrap();
+    let mut tx = m.begin_transaction();
+    let region = tx
+        .resolve(h, alice(), Intent::Write, None, Duration::ZERO)
+        .unwrap();
+    let mut buf = [0u8; 6];
+    assert_eq!(tx.read(&region, 0, &mut buf), Ok(6));
+    assert_eq!(&buf, b"before");
+    // Past the end: zeros, as under the lock.
+    let mut tail = [0xffu8; 8];
+    assert_eq!(tx.read(&region, 60, &mut tail), Ok(4));
+    assert_eq!(tail[4..], [0; 4]);
+    // Offsets that overflow are refused, not wrapped.
+    assert!(matches!(
+        tx.read(&region, u64::MAX, &mut buf),
+        Err(ShmError::OffsetOverflow { .. })
+    ));
+
+    // Growth past the block moves the bytes: the old resolution must not be
+    // read raw any more (the plan it made is stale too).
+    let data = vec![7u8; 64 * 1024];
+    let plan =
+        shm_primitives::WritePlan::new(region.size, region.max_size, true, 0, data.len() as u64);
+    let outcome = tx.write(&region, plan, &data, &mut |_, _| {}).unwrap();
+    assert!(outcome.grew());
+    let mut after = [0u8; 4];
+    assert_eq!(tx.read(&region, 1000, &mut after), Ok(4));
+    assert_eq!(after, [7; 4], "read through the lock, from the new block");
+
+    // A host change of grants: the resolution is stale, raw or not.
+    let fresh = tx
+        .resolve(h, alice(), Intent::Read, None, Duration::ZERO)
+        .unwrap();
+    assert_eq!(tx.read(&fresh, 0, &mut after), Ok(4));
+    m.grant(h, bob(), Grant::new(Permissions::read_only()))
+        .unwrap();
+    assert_eq!(
+        tx.read(&fresh, 0, &mut after),
+        Err(ShmError::StaleResolution(h))
+    );
+
+    // The transaction's own free: the handle stops working at once.
+    let fresh = tx
+        .resolve(h, alice(), Intent::Free, None, Duration::ZERO)
+        .unwrap();
+    tx.begin_free(h).unwrap();
+    assert_eq!(
+        tx.read(&fresh, 0, &mut after),
+        Err(ShmError::RegionFreed(h))
+    );
+    tx.release();
+
+    // A resolution kept past its transaction, used by another after the region
+    // is gone: an error, never the old bytes.
+    let other = m
+        .create_region(RegionRequest::new(64).owner(alice()))
+        .unwrap();
+    let mut first = m.begin_transaction();
+    let kept = first
+        .resolve(other, alice(), Intent::Read, None, Duration::ZERO)
+        .unwrap();
+    first.release();
+    m.free_region(other).unwrap();
+    let second = m.begin_transaction();
+    assert!(matches!(
+        second.read(&kept, 0, &mut after),
+        Err(ShmError::RegionFreed(_))
+    ));
+    second.release();
+}

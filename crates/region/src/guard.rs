@@ -2,11 +2,13 @@
 //! page restores and metadata changes.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard};
 use shm_pool::BlockPool;
 use shm_primitives::{ContextId, MapOptions, WritePlan, PAGE_SIZE};
 
+use crate::raw::RawRegionBytes;
 use crate::slot::Occupant;
 use crate::{Grant, MappingInfo, RegionError, RegionMeta, WriteOutcome};
 
@@ -16,7 +18,7 @@ use crate::{Grant, MappingInfo, RegionError, RegionMeta, WriteOutcome};
 /// # Errors
 /// [`RegionError::OffsetOverflow`] when `offset + len` does not fit in 64 bits.
 #[inline]
-fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionError> {
+pub(crate) fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionError> {
     let len64 = len as u64;
     if offset.checked_add(len64).is_none() {
         return Err(RegionError::OffsetOverflow { offset, len: len64 });
@@ -55,6 +57,7 @@ fn read_into(occupant: &Occupant, offset: u64, buf: &mut [u8]) -> Result<usize, 
 /// [`RegionRegistry::lock_read`](crate::RegionRegistry::lock_read).
 pub struct RegionReadGuard<'a> {
     pub(crate) occupant: MappedRwLockReadGuard<'a, Occupant>,
+    pub(crate) access_version: &'a AtomicU64,
 }
 
 impl std::fmt::Debug for RegionReadGuard<'_> {
@@ -106,6 +109,21 @@ impl RegionReadGuard<'_> {
     pub fn capacity(&self) -> usize {
         self.occupant.block.len()
     }
+
+    /// Changes with every grant, revoke, host map and host unmap of the
+    /// region's slot: equal versions mean equal access rights for every
+    /// context.
+    #[inline]
+    pub fn access_version(&self) -> u64 {
+        self.access_version.load(Ordering::Acquire)
+    }
+
+    /// Where the region's live bytes are, for a reader that will hold the
+    /// region by other means than this guard (see [`RawRegionBytes::read`]).
+    #[inline]
+    pub fn raw_bytes(&self) -> RawRegionBytes {
+        RawRegionBytes::new(live_bytes(&self.occupant))
+    }
 }
 
 /// Called with `(page_index, page_bytes)` for every page a write is about to
@@ -118,6 +136,7 @@ pub type PageObserver<'f> = dyn FnMut(u64, &[u8]) + 'f;
 pub struct RegionWriteGuard<'a> {
     pub(crate) pool: &'a BlockPool,
     pub(crate) occupant: MappedRwLockWriteGuard<'a, Occupant>,
+    pub(crate) access_version: &'a AtomicU64,
 }
 
 impl std::fmt::Debug for RegionWriteGuard<'_> {
@@ -144,6 +163,17 @@ impl RegionWriteGuard<'_> {
     /// The region's live bytes (exactly its size).
     pub fn bytes(&self) -> &[u8] {
         live_bytes(&self.occupant)
+    }
+
+    /// As [`RegionReadGuard::access_version`].
+    #[inline]
+    pub fn access_version(&self) -> u64 {
+        self.access_version.load(Ordering::Acquire)
+    }
+
+    /// Bumps the access version (the write lock is held).
+    fn access_changed(&self) {
+        self.access_version.fetch_add(1, Ordering::Release);
     }
 
     /// As [`RegionReadGuard::read`].
@@ -376,9 +406,11 @@ impl RegionWriteGuard<'_> {
     /// Gives `context` a host mapping with `options`, replacing any it had;
     /// returns the replaced one. Permission checks are `shm-access`'s job.
     pub fn map(&mut self, context: ContextId, options: MapOptions) -> Option<MappingInfo> {
-        let meta = &mut self.occupant.meta;
-        meta.access_version += 1;
-        meta.mappings.insert(context, MappingInfo::new(options))
+        self.access_changed();
+        self.occupant
+            .meta
+            .mappings
+            .insert(context, MappingInfo::new(options))
     }
 
     /// Removes the host mapping of `context` and returns it.
@@ -392,22 +424,20 @@ impl RegionWriteGuard<'_> {
             .mappings
             .remove(&context)
             .ok_or(RegionError::MappingNotFound { handle, context })?;
-        meta.access_version += 1;
+        self.access_changed();
         Ok(mapping)
     }
 
     /// Grants `context` rights on the region; returns the grant it replaces.
     pub fn grant(&mut self, context: ContextId, grant: Grant) -> Option<Grant> {
-        let meta = &mut self.occupant.meta;
-        meta.access_version += 1;
-        meta.grants.insert(context, grant)
+        self.access_changed();
+        self.occupant.meta.grants.insert(context, grant)
     }
 
     /// Withdraws the grant of `context`; returns it.
     pub fn revoke(&mut self, context: ContextId) -> Option<Grant> {
-        let meta = &mut self.occupant.meta;
-        meta.access_version += 1;
-        meta.grants.remove(&context)
+        self.access_changed();
+        self.occupant.meta.grants.remove(&context)
     }
 
     /// Takes a host reference; returns the new count of host references.

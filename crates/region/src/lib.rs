@@ -38,17 +38,20 @@
 //! # Ok::<(), shm_region::RegionError>(())
 //! ```
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// Only `raw` has unsafe code (it allows it there, with its invariant).
+#![deny(unsafe_code)]
 
 mod error;
 mod guard;
 mod meta;
+mod raw;
 mod registry;
 mod slot;
 
 pub use error::RegionError;
 pub use guard::{PageObserver, RegionReadGuard, RegionWriteGuard};
 pub use meta::{Grant, MappingInfo, RegionInfo, RegionMeta, WriteOutcome};
+pub use raw::RawRegionBytes;
 pub use registry::{RegionRegistry, RegionSpec, RegistryConfig};
 pub use slot::Liveness;
 

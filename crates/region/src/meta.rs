@@ -80,9 +80,6 @@ pub struct RegionMeta {
     pub(crate) mappings: BTreeMap<ContextId, MappingInfo>,
     pub(crate) host_refs: u32,
     pub(crate) created_at: SystemTime,
-    /// Bumped by every change of grants or host mappings: what a transaction
-    /// compares to know that its cached access verdicts still hold.
-    pub(crate) access_version: u64,
 }
 
 impl RegionMeta {
@@ -146,12 +143,6 @@ impl RegionMeta {
     /// When it was created.
     pub fn created_at(&self) -> SystemTime {
         self.created_at
-    }
-    /// Changes with every grant, revoke, host map and host unmap: equal
-    /// versions mean equal access rights for every context.
-    #[inline]
-    pub fn access_version(&self) -> u64 {
-        self.access_version
     }
 }
 

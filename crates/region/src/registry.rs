@@ -384,7 +384,8 @@ impl RegionRegistry {
     /// [`RegionError::RegionFreed`] if its region was freed.
     #[inline]
     pub fn lock_read(&self, handle: RegionHandle) -> Result<RegionReadGuard<'_>, RegionError> {
-        read_guard(handle, self.slot(handle)?.state.read())
+        let slot = self.slot(handle)?;
+        read_guard(handle, slot, slot.state.read())
     }
 
     /// Locks the region `handle` names exclusively.
@@ -393,7 +394,21 @@ impl RegionRegistry {
     /// As [`lock_read`](Self::lock_read).
     #[inline]
     pub fn lock_write(&self, handle: RegionHandle) -> Result<RegionWriteGuard<'_>, RegionError> {
-        write_guard(handle, &self.pool, self.slot(handle)?.state.write())
+        let slot = self.slot(handle)?;
+        write_guard(handle, &self.pool, slot, slot.state.write())
+    }
+
+    /// The access version of the slot `handle` names (see
+    /// [`RegionReadGuard::access_version`]), read without its lock: `None` when
+    /// no slot is there. It tells nothing about liveness; a caller that holds
+    /// the region by other means compares it with the version it resolved.
+    #[inline]
+    pub fn access_version(&self, handle: RegionHandle) -> Option<u64> {
+        let slot = self.slot(handle).ok()?;
+        Some(
+            slot.access_version
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
     }
 
     /// As [`lock_read`](Self::lock_read), waiting at most `timeout`;
@@ -407,10 +422,10 @@ impl RegionRegistry {
         handle: RegionHandle,
         timeout: Duration,
     ) -> Result<Option<RegionReadGuard<'_>>, RegionError> {
-        self.slot(handle)?
-            .state
+        let slot = self.slot(handle)?;
+        slot.state
             .try_read_for(timeout)
-            .map(|state| read_guard(handle, state))
+            .map(|state| read_guard(handle, slot, state))
             .transpose()
     }
 
@@ -424,10 +439,10 @@ impl RegionRegistry {
         handle: RegionHandle,
         timeout: Duration,
     ) -> Result<Option<RegionWriteGuard<'_>>, RegionError> {
-        self.slot(handle)?
-            .state
+        let slot = self.slot(handle)?;
+        slot.state
             .try_write_for(timeout)
-            .map(|state| write_guard(handle, &self.pool, state))
+            .map(|state| write_guard(handle, &self.pool, slot, state))
             .transpose()
     }
 
@@ -625,12 +640,16 @@ impl RegionRegistry {
 }
 
 #[inline]
-fn read_guard(
+fn read_guard<'a>(
     handle: RegionHandle,
-    state: RwLockReadGuard<'_, SlotState>,
-) -> Result<RegionReadGuard<'_>, RegionError> {
+    slot: &'a Slot,
+    state: RwLockReadGuard<'a, SlotState>,
+) -> Result<RegionReadGuard<'a>, RegionError> {
     RwLockReadGuard::try_map(state, |s| s.occupant.as_ref().filter(|o| o.is_live(handle)))
-        .map(|occupant| RegionReadGuard { occupant })
+        .map(|occupant| RegionReadGuard {
+            occupant,
+            access_version: &slot.access_version,
+        })
         .map_err(|state| state.dead(handle))
 }
 
@@ -638,9 +657,14 @@ fn read_guard(
 fn write_guard<'a>(
     handle: RegionHandle,
     pool: &'a BlockPool,
+    slot: &'a Slot,
     state: RwLockWriteGuard<'a, SlotState>,
 ) -> Result<RegionWriteGuard<'a>, RegionError> {
     RwLockWriteGuard::try_map(state, |s| s.occupant.as_mut().filter(|o| o.is_live(handle)))
-        .map(|occupant| RegionWriteGuard { pool, occupant })
+        .map(|occupant| RegionWriteGuard {
+            pool,
+            occupant,
+            access_version: &slot.access_version,
+        })
         .map_err(|state| state.dead(handle))
 }

@@ -1,6 +1,7 @@
 //! The slot table: where each region lives, with the lock that guards it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
@@ -43,7 +44,6 @@ impl Occupant {
                 mappings: BTreeMap::new(),
                 host_refs: 0,
                 created_at: SystemTime::now(),
-                access_version: 0,
             },
             block,
             pending_free: false,
@@ -111,6 +111,12 @@ impl SlotState {
 /// reaching a region by handle takes only the slot's own lock.
 pub(crate) struct Slot {
     pub(crate) state: RwLock<SlotState>,
+    /// Bumped (under the write lock of `state`) by every change of the
+    /// occupant's grants or host mappings: what a transaction compares to know
+    /// that its cached access verdicts still hold. Outside `state`, so that a
+    /// holder of the region's transaction lock can check it without the slot
+    /// lock ([`RegionRegistry::access_version`](crate::RegionRegistry::access_version)).
+    pub(crate) access_version: AtomicU64,
 }
 
 impl Slot {
@@ -120,6 +126,7 @@ impl Slot {
                 issued: 0,
                 occupant: None,
             }),
+            access_version: AtomicU64::new(0),
         }
     }
 }

@@ -459,7 +459,7 @@ fn mappings_replace_unmap_and_restore() {
         let mapping = guard.meta().mapping(OTHER).unwrap();
         assert!(mapping.options.read_only());
         assert_eq!(guard.meta().ref_count(), 1);
-        guard.meta().access_version()
+        guard.access_version()
     };
     let current = registry
         .lock_read(h)
@@ -469,7 +469,7 @@ fn mappings_replace_unmap_and_restore() {
         .cloned();
     assert_eq!(registry.unmap(h, OTHER).ok(), current);
     // Every change of host mappings moves the access version.
-    assert!(registry.lock_read(h).unwrap().meta().access_version() > version);
+    assert!(registry.lock_read(h).unwrap().access_version() > version);
     assert_eq!(
         registry.unmap(h, OTHER),
         Err(RegionError::MappingNotFound {

@@ -14,14 +14,15 @@ use crate::session::{ActiveSession, OpError};
 use crate::table::{hint_covers, Entry};
 
 /// A region the transaction's table holds an entry for (found there, or just
-/// resolved and inserted), allowing the operation's intent. Only the handle and
-/// warmth are copied out: the operation reads the rest in place, because
+/// resolved and inserted), allowing the operation's intent. Only the handle,
+/// warmth and the transaction's mapping are copied out: the operation reads the rest in place, because
 /// copying a whole entry per warm access was a fifth of READ's time (a store
 /// forwarding stall on the copy, in `perf annotate`).
 #[derive(Clone, Copy, Debug)]
 struct Hit {
     handle: RegionHandle,
     warm: bool,
+    tx_mapping: Option<MapOptions>,
 }
 
 /// A READ that passed its checks and paid its price; the instruction expands
@@ -77,6 +78,7 @@ impl ActiveSession {
             Some(entry) if entry.allows(context, intent) => Ok(Hit {
                 handle,
                 warm: entry.warm,
+                tx_mapping: entry.tx_mapping,
             }),
             _ => self.resolve(handle, context, intent, gas_left),
         }
@@ -127,7 +129,11 @@ impl ActiveSession {
                 let warm = self.journal.is_warm(handle);
                 self.table
                     .insert(Entry::uncached(region, context, intent, warm, tx_mapping));
-                Ok(Hit { handle, warm })
+                Ok(Hit {
+                    handle,
+                    warm,
+                    tx_mapping,
+                })
             }
             Err(error) => Err(self.halt_for(error)),
         }
@@ -254,8 +260,7 @@ impl ActiveSession {
         self.warm(&hit);
         let handle = hit.handle;
         let options = self.manager.effective_map_options(options);
-        let tx_mapping = self.entry(handle).tx_mapping;
-        if tx_mapping == Some(options) && !self.journal.has_private_view(handle, context) {
+        if hit.tx_mapping == Some(options) && !self.journal.has_private_view(handle, context) {
             return Ok(());
         }
         self.journal.map(handle, context, options);

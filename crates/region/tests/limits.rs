@@ -27,8 +27,10 @@ fn registry() -> RegionRegistry {
 }
 
 fn spec(persistent: bool) -> RegionSpec {
-    let mut options = RegionOptions::default();
-    options.persistent = persistent;
+    let options = RegionOptions {
+        persistent,
+        ..RegionOptions::default()
+    };
     RegionSpec::new(64, Address::repeat_byte(3)).options(options)
 }
 

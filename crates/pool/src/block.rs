@@ -4,17 +4,18 @@ use std::fmt;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use crate::pool::PoolShared;
+use crate::pool::{PoolShared, Shard};
 use crate::raw::RawBlock;
 use crate::{PoolError, SizeClass};
 
-/// Where a block came from and where it goes back to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BlockKind {
-    /// A pooled block of a size class.
-    Classed(SizeClass),
+/// Where a pooled block came from and where it goes back to.
+pub(crate) enum Home {
+    /// A block of a size class, going back to the shard it was taken from.
+    /// The block holds that shard rather than the whole pool so that
+    /// threads on different shards never touch a common reference count.
+    Classed { class: SizeClass, shard: Arc<Shard> },
     /// A single allocation above 1 MiB, freed to the system on release.
-    Large,
+    Large(Arc<PoolShared>),
 }
 
 /// Memory a [`Block`] can own instead of pool memory: for example a
@@ -71,8 +72,7 @@ enum Memory {
     /// From a pool, and going back to it.
     Pooled {
         raw: ManuallyDrop<RawBlock>,
-        kind: BlockKind,
-        pool: Arc<PoolShared>,
+        home: Home,
     },
     /// Owned memory from elsewhere ([`Block::from_external`]).
     External(Box<dyn ExternalMemory>),
@@ -108,17 +108,11 @@ pub struct Block {
 }
 
 impl Block {
-    pub(crate) fn new(
-        raw: RawBlock,
-        kind: BlockKind,
-        requested: usize,
-        pool: Arc<PoolShared>,
-    ) -> Self {
+    pub(crate) fn new(raw: RawBlock, home: Home, requested: usize) -> Self {
         Self {
             memory: Memory::Pooled {
                 raw: ManuallyDrop::new(raw),
-                kind,
-                pool,
+                home,
             },
             dirty: 0,
             requested,
@@ -161,7 +155,7 @@ impl Block {
     pub fn class(&self) -> Option<SizeClass> {
         match self.memory {
             Memory::Pooled {
-                kind: BlockKind::Classed(class),
+                home: Home::Classed { class, .. },
                 ..
             } => Some(class),
             _ => None,
@@ -278,11 +272,14 @@ impl Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        if let Memory::Pooled { raw, kind, pool } = &mut self.memory {
+        if let Memory::Pooled { raw, home } = &mut self.memory {
             // SAFETY: `raw` is taken exactly once, here, and `self` is never used
             // again after `drop`, so it cannot be read or dropped twice.
             let raw = unsafe { ManuallyDrop::take(raw) };
-            pool.take_back(raw, *kind, self.dirty, self.requested);
+            match home {
+                Home::Classed { shard, .. } => shard.take_back(raw, self.dirty, self.requested),
+                Home::Large(pool) => pool.take_back_large(raw, self.dirty, self.requested),
+            }
         }
     }
 }

@@ -23,13 +23,17 @@
 //!   allocation of its size rounded up to 4 KiB, freed to the system on release.
 //!   Together these may hold at most [`PoolConfig::large_alloc_limit`] bytes
 //!   ([`PoolError::TooLarge`], [`PoolError::LargeLimitReached`]).
-//! - **Lock-light, O(1).** Each class has one `parking_lot` mutex over its
-//!   free list, held only for a push or pop and the few integer counters that
-//!   go with it (never while zeroing, copying or calling the system
-//!   allocator). Keeping the class counters under that lock, rather than in
-//!   separate atomics, halved the cost of an allocate + release and makes each
-//!   class's figures in [`BlockPool::stats`] consistent. The rare large
-//!   allocations are counted with atomics.
+//! - **Lock-light, O(1), sharded.** Each class's free list is split into
+//!   shards (as many as the machine has hardware threads, rounded up to a
+//!   power of two; [`BlockPool::with_shards`]), each under its own
+//!   `parking_lot` mutex held only for a push or pop and the few integer
+//!   counters that go with it (never while zeroing, copying or calling the
+//!   system allocator). A thread allocates from its own shard and a block
+//!   goes back to the shard it came from, so threads allocating at once do
+//!   not contend; a thread whose shard is empty moves blocks over from the
+//!   others. [`BlockPool::stats`] sums the shards under all their locks, so
+//!   each class's figures are consistent and exact, the high-water mark
+//!   included. The rare large allocations are counted with atomics.
 //! - **Released on drop.** Dropping a [`Block`] returns it to its pool just as
 //!   [`BlockPool::release`] does.
 //! - **Fragmentation** is internal fragmentation of what is handed out:

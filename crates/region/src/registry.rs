@@ -1,6 +1,7 @@
 //! The slot table: handles with generations, names, limits.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
@@ -100,11 +101,29 @@ struct Table {
     /// assignment depends only on the registry's history.
     free: BTreeSet<u32>,
     names: HashMap<String, RegionHandle>,
-    /// Live and pending-free regions.
-    occupied: usize,
-    /// Of those, the persistent ones.
-    persistent: usize,
 }
+
+/// The table and its counts. The counts are atomics so that `create` can
+/// refuse a doomed request and `len` can answer without the lock, but they
+/// change only under the lock, which keeps every limit exact. All of it sits
+/// on its own 128-byte line(s): a create or free takes the lock and bumps a
+/// count in one cache-line transfer, and slot or pool traffic never evicts it.
+#[repr(align(128))]
+#[derive(Default)]
+struct Book {
+    table: Mutex<Table>,
+    /// Live and pending-free regions.
+    occupied: AtomicUsize,
+    /// Of those, the persistent ones.
+    persistent: AtomicUsize,
+}
+
+/// Stands in for a new region's handle while the region is built outside the
+/// table lock; the real handle replaces it before the region enters its slot.
+const UNASSIGNED: RegionHandle = match RegionHandle::new(1, 1) {
+    Some(handle) => handle,
+    None => panic!("1/1 is a valid handle"),
+};
 
 #[inline]
 fn position(handle: RegionHandle) -> usize {
@@ -120,7 +139,9 @@ fn position(handle: RegionHandle) -> usize {
 /// parallel. Slots never move, so reaching a region by handle takes only that
 /// slot's lock (one atomic operation to lock, one to unlock); the bookkeeping
 /// table (free list, names, counts) sits behind a `Mutex` taken only by
-/// create, free and name lookups.
+/// create, free and name lookups, once per create or free of an anonymous
+/// region and only for the few integer and set updates that must be
+/// exact (the region's metadata is built and its block allocated outside it).
 ///
 /// Handles: a new region takes the lowest free slot index, at that slot's next
 /// generation. Freeing retires the generation for good; a slot whose
@@ -149,7 +170,7 @@ pub struct RegionRegistry {
     pool: BlockPool,
     config: RegistryConfig,
     slots: Slots,
-    table: Mutex<Table>,
+    book: Book,
 }
 
 impl RegionRegistry {
@@ -159,7 +180,7 @@ impl RegionRegistry {
             pool,
             config,
             slots: Slots::new(),
-            table: Mutex::new(Table::default()),
+            book: Book::default(),
         }
     }
 
@@ -175,7 +196,7 @@ impl RegionRegistry {
 
     /// Regions alive (including those awaiting a final free).
     pub fn len(&self) -> usize {
-        self.table.lock().occupied
+        self.book.occupied.load(Relaxed)
     }
 
     /// Whether no region is alive.
@@ -212,12 +233,18 @@ impl RegionRegistry {
         }
         let size = usize::try_from(spec.size).map_err(|_| too_large.clone())?;
         let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
-        // Cheap refusals first, so a doomed request does not churn the pool;
-        // the pool is asked outside the table lock.
-        self.check_room(&self.table.lock(), &spec)?;
+        // Cheap refusals first, so a doomed request does not churn the pool
+        // (and room errors come before pool errors). The counts can be read
+        // without the lock; only a name needs the table. The pool is asked
+        // outside the table lock, and the region is built outside it too.
+        match &spec.name {
+            Some(_) => self.check_room(&self.book.table.lock(), &spec)?,
+            None => self.check_counts(&spec)?,
+        }
         let block = self.pool.allocate(size)?;
+        let mut occupant = Occupant::new(UNASSIGNED, &spec, size, max_size, block);
 
-        let mut table = self.table.lock();
+        let mut table = self.book.table.lock();
         self.check_room(&table, &spec)?;
         let too_many = RegionError::TooManyRegions {
             limit: self.config.max_regions,
@@ -236,15 +263,15 @@ impl RegionRegistry {
         let generation = state.issued.checked_add(1).ok_or(too_many.clone())?;
         let handle = RegionHandle::new(position + 1, generation).ok_or(too_many)?;
         state.issued = generation;
-        state.occupant = Some(Occupant::new(handle, &spec, size, max_size, block));
+        occupant.meta.handle = handle;
+        state.occupant = Some(occupant);
         drop(state);
         if position == table.used {
             table.used += 1;
         } else {
             table.free.remove(&position);
         }
-        table.occupied += 1;
-        table.persistent += usize::from(spec.options.persistent);
+        self.count_in(&spec);
         if let Some(name) = spec.name {
             table.names.insert(name, handle);
         }
@@ -315,7 +342,7 @@ impl RegionRegistry {
             return Err(too_large);
         }
         let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
-        let mut table = self.table.lock();
+        let mut table = self.book.table.lock();
         self.check_room(&table, &spec)?;
         let position = handle.index() - 1;
         let unavailable = RegionError::HandleUnavailable(handle);
@@ -339,25 +366,43 @@ impl RegionRegistry {
         } else {
             table.free.remove(&position);
         }
-        table.occupied += 1;
-        table.persistent += usize::from(spec.options.persistent);
+        self.count_in(&spec);
         if let Some(name) = spec.name {
             table.names.insert(name, handle);
         }
         Ok(handle)
     }
 
-    fn check_room(&self, table: &Table, spec: &RegionSpec) -> Result<(), RegionError> {
-        if table.occupied >= self.config.max_regions {
+    /// Counts a region placed in its slot. Caller holds the table lock.
+    fn count_in(&self, spec: &RegionSpec) {
+        self.book.occupied.fetch_add(1, Relaxed);
+        if spec.options.persistent {
+            self.book.persistent.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Whether the counts leave room for `spec`. Exact when the caller holds
+    /// the table lock (the counts change only under it); without it, a hint.
+    fn check_counts(&self, spec: &RegionSpec) -> Result<(), RegionError> {
+        if self.book.occupied.load(Relaxed) >= self.config.max_regions {
             return Err(RegionError::TooManyRegions {
                 limit: self.config.max_regions,
             });
         }
-        if spec.options.persistent && table.persistent >= self.config.max_persistent_regions {
+        if spec.options.persistent
+            && self.book.persistent.load(Relaxed) >= self.config.max_persistent_regions
+        {
             return Err(RegionError::TooManyPersistentRegions {
                 limit: self.config.max_persistent_regions,
             });
         }
+        Ok(())
+    }
+
+    /// Whether there is room for `spec`: counts and name. `table` is the
+    /// locked table, which also makes the counts exact.
+    fn check_room(&self, table: &Table, spec: &RegionSpec) -> Result<(), RegionError> {
+        self.check_counts(spec)?;
         match spec.name.as_deref() {
             Some(name) if table.names.contains_key(name) => {
                 Err(RegionError::NameTaken(name.to_string()))
@@ -470,7 +515,13 @@ impl RegionRegistry {
     /// [`RegionError::NameNotFound`] (also while its region awaits a final free).
     pub fn lookup(&self, name: &str) -> Result<RegionHandle, RegionError> {
         let not_found = || RegionError::NameNotFound(name.to_string());
-        let handle = *self.table.lock().names.get(name).ok_or_else(not_found)?;
+        let handle = *self
+            .book
+            .table
+            .lock()
+            .names
+            .get(name)
+            .ok_or_else(not_found)?;
         self.check(handle).map(|()| handle).map_err(|_| not_found())
     }
 
@@ -488,7 +539,7 @@ impl RegionRegistry {
 
     /// Handles of all live regions, by slot index.
     pub fn handles(&self) -> Vec<RegionHandle> {
-        let used = self.table.lock().used as usize;
+        let used = self.book.table.lock().used as usize;
         (0..used)
             .filter_map(|position| {
                 let state = self.slots.get(position)?.state.read();
@@ -582,9 +633,11 @@ impl RegionRegistry {
             return Err(RegionError::RegionFreed(handle));
         };
         {
-            let mut table = self.table.lock();
-            table.occupied -= 1;
-            table.persistent -= usize::from(occupant.meta.options.persistent);
+            let mut table = self.book.table.lock();
+            self.book.occupied.fetch_sub(1, Relaxed);
+            if occupant.meta.options.persistent {
+                self.book.persistent.fetch_sub(1, Relaxed);
+            }
             if !retired {
                 table.free.insert(handle.index() - 1);
             }
@@ -609,7 +662,7 @@ impl RegionRegistry {
 
     /// Handles awaiting a final free, by slot index.
     pub fn pending_frees(&self) -> Vec<RegionHandle> {
-        let used = self.table.lock().used as usize;
+        let used = self.book.table.lock().used as usize;
         (0..used)
             .filter_map(|position| {
                 let state = self.slots.get(position)?.state.read();

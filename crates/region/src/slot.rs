@@ -108,7 +108,10 @@ impl SlotState {
 
 /// One slot of the registry: the home of successive regions, one at a time.
 /// Slots never move and are never dropped while the registry lives, so
-/// reaching a region by handle takes only the slot's own lock.
+/// reaching a region by handle takes only the slot's own lock. Aligned to 128
+/// bytes so that threads working on neighbouring slots (the lowest free
+/// indices, which concurrent creates take) never share a cache line.
+#[repr(align(128))]
 pub(crate) struct Slot {
     pub(crate) state: RwLock<SlotState>,
     /// Bumped (under the write lock of `state`) by every change of the

@@ -273,7 +273,11 @@ impl TxRegions {
                 drop(guard);
                 return Err(self.denied(denied));
             }
-            let raw = (!manager.is_mapped()).then(|| guard.raw_bytes());
+            let raw = if manager.is_mapped() {
+                None
+            } else {
+                guard.raw_bytes()
+            };
             return Ok(Resolved {
                 handle,
                 mode,

@@ -144,6 +144,30 @@ impl Block {
         self.as_slice().len()
     }
 
+    /// The address of a pooled block's first byte, as a raw pointer taken from
+    /// the allocation itself rather than from a borrow of it: a reader that is
+    /// kept from racing writers by other means (the transaction layer's
+    /// two-phase locks) may read through it while the block lives, whatever
+    /// borrows of the block come and go meanwhile. `None` for external memory
+    /// (a mapped file), which can be remapped. Reading through it is `unsafe`
+    /// and the reader's responsibility.
+    ///
+    /// ```
+    /// use shm_pool::{BlockPool, PoolConfig, SizeClass};
+    /// let pool = BlockPool::new(PoolConfig::with_blocks([1, 0, 0, 0]));
+    /// let block = pool.allocate_class(SizeClass::B64)?;
+    /// assert_eq!(block.pooled_base(), Some(block.as_slice().as_ptr()));
+    /// pool.release(block);
+    /// # Ok::<(), shm_pool::PoolError>(())
+    /// ```
+    #[inline]
+    pub fn pooled_base(&self) -> Option<*const u8> {
+        match &self.memory {
+            Memory::Pooled { raw, .. } => Some(raw.base()),
+            Memory::External(_) => None,
+        }
+    }
+
     /// Always `false`: the pool never hands out an empty block.
     #[inline]
     pub fn is_empty(&self) -> bool {

@@ -34,6 +34,14 @@ impl RawBlock {
         self.layout.size()
     }
 
+    /// The allocation's own address, as a raw pointer with the allocation's
+    /// provenance (not derived from a reference, so later borrows of the block
+    /// do not retire it).
+    #[inline]
+    pub(crate) fn base(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
     #[inline]
     pub(crate) fn as_slice(&self) -> &[u8] {
         // SAFETY: `ptr` points to `layout.size()` initialised bytes (zeroed at

@@ -119,10 +119,12 @@ impl RegionReadGuard<'_> {
     }
 
     /// Where the region's live bytes are, for a reader that will hold the
-    /// region by other means than this guard (see [`RawRegionBytes::read`]).
+    /// region by other means than this guard (see [`RawRegionBytes::read`]);
+    /// `None` for a region whose bytes are not a pooled block (a mapped file).
     #[inline]
-    pub fn raw_bytes(&self) -> RawRegionBytes {
-        RawRegionBytes::new(live_bytes(&self.occupant))
+    pub fn raw_bytes(&self) -> Option<RawRegionBytes> {
+        let base = self.occupant.block.pooled_base()?;
+        Some(RawRegionBytes::new(base, self.occupant.meta.size))
     }
 }
 

@@ -27,11 +27,10 @@ unsafe impl Send for RawRegionBytes {}
 unsafe impl Sync for RawRegionBytes {}
 
 impl RawRegionBytes {
-    pub(crate) fn new(bytes: &[u8]) -> Self {
-        Self {
-            ptr: bytes.as_ptr(),
-            len: bytes.len(),
-        }
+    /// `len` live bytes at `base`, the pooled block's own pointer (see
+    /// [`Block::pooled_base`](shm_pool::Block::pooled_base)).
+    pub(crate) fn new(base: *const u8, len: usize) -> Self {
+        Self { ptr: base, len }
     }
 
     /// The region's size when captured.
@@ -59,9 +58,10 @@ impl RawRegionBytes {
     #[inline]
     pub unsafe fn read(&self, offset: u64, buf: &mut [u8]) -> Option<usize> {
         let range = clip(offset, buf.len(), self.len).ok()?;
-        // SAFETY: `ptr..ptr + len` were the live bytes of a block at capture
-        // and, by the caller's contract, still are and are not being written;
-        // `u8` has no invalid values and any alignment.
+        // SAFETY: `ptr..ptr + len` were the live bytes of a pooled block at
+        // capture, `ptr` carrying the allocation's own provenance, and by the
+        // caller's contract they still are and nobody writes them during this
+        // call; `u8` has no invalid values and any alignment.
         let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
         let n = range.len();
         let (from_region, past_end) = buf.split_at_mut(n);

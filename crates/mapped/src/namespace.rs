@@ -11,7 +11,7 @@ use std::time::Duration;
 use shm_primitives::RegionHandle;
 
 use crate::generations::{self, GENERATIONS};
-use crate::region::{in_use, region_file_name};
+use crate::region::{builder_of, in_use, region_file_name};
 use crate::sys::{self, flock_within};
 use crate::{MappedError, MappedRegion, RegionHeader, RegionStatus};
 
@@ -185,6 +185,7 @@ impl Namespace {
         let probe = dir.join(format!(".probe.{}", std::process::id()));
         File::create(&probe).map_err(not_writable)?;
         let _ = fs::remove_file(&probe);
+        sweep_abandoned_builds(&dir);
         let ns = Self {
             name: name.to_string(),
             memory_backed: sys::memory_backed(&dir),
@@ -528,6 +529,36 @@ impl Namespace {
 /// empty generations table in it — under a temporary name, then moves it into
 /// place unless another process made `dir` first. So a namespace is never seen
 /// without its table (which would read as a lost one). Whether this call made it.
+/// How old a region file being built must be before another process may take
+/// it for abandoned. A build (create, size, header, rename) takes milliseconds;
+/// the age keeps a sweep from racing a live builder whose pid this process
+/// cannot see (another pid namespace).
+const ABANDONED_BUILD_AGE: Duration = Duration::from_secs(60);
+
+/// Removes region files a process died building (hidden `.….new` files, see
+/// `MappedRegion::create`): its process is gone and the file is older than
+/// [`ABANDONED_BUILD_AGE`]. Best effort: a file it cannot judge or remove stays.
+fn sweep_abandoned_builds(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(builder_of) else {
+            continue;
+        };
+        let old_enough = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age >= ABANDONED_BUILD_AGE);
+        if old_enough && !sys::process_alive(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn create_complete(root: &Path, dir: &Path, name: &str, access: Access) -> io::Result<bool> {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -118,6 +118,28 @@ pub fn region_file_name(index: u32) -> String {
     format!("r{index:08}.shm")
 }
 
+/// The hidden name a region file is built under before it is moved into place
+/// (see [`MappedRegion::create`]): `.{region file}.{pid}.{n}.new`.
+fn building_name(index: u32, pid: u32, n: u64) -> String {
+    format!(".{}.{pid}.{n}.new", region_file_name(index))
+}
+
+/// The process that was building the region file `name`, when `name` is one
+/// being built ([`building_name`]'s form).
+pub(crate) fn builder_of(name: &str) -> Option<u32> {
+    let fields: Vec<&str> = name
+        .strip_prefix('.')?
+        .strip_suffix(".new")?
+        .split('.')
+        .collect();
+    match fields.as_slice() {
+        [region, "shm", pid, n] if region.starts_with('r') && n.parse::<u64>().is_ok() => {
+            pid.parse().ok()
+        }
+        _ => None,
+    }
+}
+
 impl MappedRegion {
     /// Creates the region file for `header` in `dir` (refusing an existing one)
     /// with permission bits 0600, sized for its capacity (sparse: pages beyond
@@ -155,11 +177,10 @@ impl MappedRegion {
         // place: a process attaching meanwhile never meets a file without
         // its header (it would refuse the namespace as damaged).
         static MADE: AtomicU64 = AtomicU64::new(0);
-        let building = dir.join(format!(
-            ".{}.{}.{}.new",
-            region_file_name(header.handle.index()),
+        let building = dir.join(building_name(
+            header.handle.index(),
             std::process::id(),
-            MADE.fetch_add(1, Ordering::Relaxed)
+            MADE.fetch_add(1, Ordering::Relaxed),
         ));
         let file = OpenOptions::new()
             .read(true)

@@ -786,3 +786,41 @@ fn a_namespace_is_never_seen_without_its_generations_table() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A process that dies while building a region file (between creating it under
+/// its hidden name and moving it into place) leaves that file behind; the next
+/// open of the namespace removes it once its builder is gone and it is old
+/// enough, and leaves every other file alone.
+#[test]
+fn files_a_dead_process_was_building_are_swept_at_open() {
+    let root = tempfile::tempdir().unwrap();
+    let ns = Namespace::open(root.path(), "test").unwrap();
+    let dir = ns.dir().to_path_buf();
+    drop(ns);
+    // A real process, run to its end: its pid names nobody now.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let make = |name: String, modified: std::time::SystemTime| {
+        let path = dir.join(name);
+        let file = fs::File::create(&path).unwrap();
+        file.set_modified(modified).unwrap();
+        path
+    };
+    let abandoned = make(format!(".r00000007.shm.{dead}.0.new"), long_ago);
+    let fresh = make(
+        format!(".r00000008.shm.{dead}.1.new"),
+        std::time::SystemTime::now(),
+    );
+    let ours = make(
+        format!(".r00000009.shm.{}.2.new", std::process::id()),
+        long_ago,
+    );
+    let unrelated = make(format!(".r00000010.shm.{dead}.x.new"), long_ago);
+    let _ns = Namespace::open(root.path(), "test").unwrap();
+    assert!(!abandoned.exists(), "a dead builder's old file is removed");
+    assert!(fresh.exists(), "a recent one may still be moved into place");
+    assert!(ours.exists(), "a live builder's file stays");
+    assert!(unrelated.exists(), "a name not of the builder's form stays");
+}

@@ -18,7 +18,7 @@
 
 use criterion::{BatchSize, Criterion};
 use shm_benches::{
-    adversarial::{hostile_programs, Side, TX_GAS_CAP},
+    adversarial::{hostile_programs, Hostile, Side, TX_GAS_CAP},
     report::{mean_ns, publish, Table},
 };
 use std::collections::HashMap;
@@ -128,6 +128,18 @@ fn own_process(me: &std::path::Path, name: &str, gas: u64) -> Option<OwnProcess>
     })
 }
 
+/// The mainnet program with the most ns/gas by `per_gas`, and that figure.
+fn slowest_of_mainnet(
+    programs: &[Hostile],
+    per_gas: impl Fn(&str) -> Option<f64>,
+) -> Option<(&str, f64)> {
+    programs
+        .iter()
+        .filter(|p| p.side == Side::Mainnet)
+        .filter_map(|p| per_gas(p.name).map(|v| (p.name, v)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// Transactions per own-process run: the first is set-up's, the rest are averaged.
 const OWN_PROCESS_RUNS: u32 = 6;
 
@@ -190,14 +202,7 @@ fn main() {
     c.final_summary();
 
     let ns_per_gas = |name: &str| mean_ns(GROUP, name).map(|ns| ns / used[name].max(1) as f64);
-    let slowest_mainnet = programs
-        .iter()
-        .filter(|p| p.side == Side::Mainnet)
-        .filter_map(|p| ns_per_gas(p.name).map(|v| (p.name, v)))
-        .fold(None, |worst: Option<(&str, f64)>, (name, v)| match worst {
-            Some((_, w)) if w >= v => worst,
-            _ => Some((name, v)),
-        });
+    let slowest_mainnet = slowest_of_mainnet(&programs, ns_per_gas);
     let me = std::env::current_exe().expect("this binary");
     let own: HashMap<&str, OwnProcess> = programs
         .iter()
@@ -207,14 +212,7 @@ fn main() {
         own.get(name)
             .map(|o| o.ns_per_run / used[name].max(1) as f64)
     };
-    let own_slowest = programs
-        .iter()
-        .filter(|p| p.side == Side::Mainnet)
-        .filter_map(|p| own_per_gas(p.name).map(|v| (p.name, v)))
-        .fold(None, |worst: Option<(&str, f64)>, (name, v)| match worst {
-            Some((_, w)) if w >= v => worst,
-            _ => Some((name, v)),
-        });
+    let own_slowest = slowest_of_mainnet(&programs, own_per_gas);
     let ratio = |v: Option<f64>, worst: Option<(&str, f64)>| match (v, worst) {
         (Some(v), Some((_, w))) => format!("{:.3}", v / w),
         _ => "n/a".into(),

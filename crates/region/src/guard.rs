@@ -18,7 +18,7 @@ use crate::{Grant, MappingInfo, RegionError, RegionMeta, WriteOutcome};
 /// # Errors
 /// [`RegionError::OffsetOverflow`] when `offset + len` does not fit in 64 bits.
 #[inline]
-pub(crate) fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionError> {
+fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionError> {
     let len64 = len as u64;
     if offset.checked_add(len64).is_none() {
         return Err(RegionError::OffsetOverflow { offset, len: len64 });
@@ -42,7 +42,17 @@ fn live_bytes(occupant: &Occupant) -> &[u8] {
 
 #[inline]
 fn read_into(occupant: &Occupant, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
-    let bytes = live_bytes(occupant);
+    copy_out(live_bytes(occupant), offset, buf)
+}
+
+/// Copies the live `bytes` at `offset` into `buf`, zero past their end;
+/// returns how many came from `bytes`. Every read of a region ends here, with
+/// the slot lock or without it ([`RawRegionBytes`]).
+///
+/// # Errors
+/// [`RegionError::OffsetOverflow`] when `offset + buf.len()` overflows 64 bits.
+#[inline]
+pub(crate) fn copy_out(bytes: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
     let range = clip(offset, buf.len(), bytes.len())?;
     let n = range.len();
     let (from_region, past_end) = buf.split_at_mut(n);

@@ -8,7 +8,7 @@
 //! reads through it while its own bookkeeping proves the bytes are still there.
 #![allow(unsafe_code)]
 
-use crate::guard::clip;
+use crate::guard::copy_out;
 
 /// The address and length of a region's live bytes when they were captured
 /// ([`RegionReadGuard::raw_bytes`](crate::RegionReadGuard::raw_bytes)).
@@ -57,18 +57,11 @@ impl RawRegionBytes {
     /// written the region itself since the capture.
     #[inline]
     pub unsafe fn read(&self, offset: u64, buf: &mut [u8]) -> Option<usize> {
-        let range = clip(offset, buf.len(), self.len).ok()?;
         // SAFETY: `ptr..ptr + len` were the live bytes of a pooled block at
         // capture, `ptr` carrying the allocation's own provenance, and by the
         // caller's contract they still are and nobody writes them during this
         // call; `u8` has no invalid values and any alignment.
         let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
-        let n = range.len();
-        let (from_region, past_end) = buf.split_at_mut(n);
-        from_region.copy_from_slice(&bytes[range]);
-        if !past_end.is_empty() {
-            past_end.fill(0);
-        }
-        Some(n)
+        copy_out(bytes, offset, buf).ok()
     }
 }

@@ -3,10 +3,10 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLockWriteGuard;
 use shm_pool::SizeClass;
 use shm_primitives::RegionHandle;
 
+use crate::gate::ClosedGate;
 use crate::stats::ClassUsage;
 use crate::{GcReport, LockMode, MemoryStats, SharedMemoryManager, ShmError};
 
@@ -56,7 +56,7 @@ impl SharedMemoryManager {
     /// [`ShmError::SharedMemoryDisabled`].
     pub fn garbage_collect(&self) -> Result<GcReport, ShmError> {
         self.ensure_enabled()?;
-        Ok(self.collect(self.gc_gate.write()))
+        Ok(self.collect(self.gc_gate.close()))
     }
 
     /// Runs [`garbage_collect`](Self::garbage_collect) if it is due: when
@@ -80,7 +80,7 @@ impl SharedMemoryManager {
         if !(interval_due || threshold_due) {
             return None;
         }
-        let gate = self.gc_gate.try_write()?;
+        let gate = self.gc_gate.try_close()?;
         Some(self.collect(gate))
     }
 
@@ -89,7 +89,7 @@ impl SharedMemoryManager {
         elapsed.saturating_sub(Duration::from_nanos(self.last_gc_nanos.load(Relaxed)))
     }
 
-    fn collect(&self, _gate: RwLockWriteGuard<'_, ()>) -> GcReport {
+    fn collect(&self, _gate: ClosedGate<'_>) -> GcReport {
         let start = Instant::now();
         let mut regions_freed = Vec::new();
         let mut bytes_freed = 0;
@@ -117,7 +117,7 @@ impl SharedMemoryManager {
 
     /// Eager cleanup of one region (after an unmap or a release).
     pub(crate) fn collect_one(&self, handle: RegionHandle) {
-        let _gate = self.gc_gate.write();
+        let _gate = self.gc_gate.close();
         self.free_if_unreferenced(handle);
     }
 

@@ -136,7 +136,7 @@ impl SharedMemoryManager {
             options,
             max_size,
         };
-        let _gate = self.gc_gate.read();
+        let _gate = self.gc_gate.open();
         let handle = self.create_in_registry(spec)?;
         self.registry.lock_write(handle)?.add_host_ref();
         self.metrics.record_region_created(handle, size);
@@ -160,7 +160,7 @@ impl SharedMemoryManager {
         let options = self.effective_map_options(options);
         // Shared with other host calls, exclusive with collections: a region
         // is never collected between its check and its free.
-        let _gate = self.gc_gate.read();
+        let _gate = self.gc_gate.open();
         self.registry.lock_write(handle)?.map(context, options);
         self.metrics.record_mapping(handle, context);
         Ok(())
@@ -267,7 +267,7 @@ impl SharedMemoryManager {
     /// [`ShmError::SharedMemoryDisabled`], handle errors.
     pub fn retain_region(&self, handle: RegionHandle) -> Result<u32, ShmError> {
         self.ensure_enabled()?;
-        let _gate = self.gc_gate.read();
+        let _gate = self.gc_gate.open();
         Ok(self.registry.lock_write(handle)?.add_host_ref())
     }
 

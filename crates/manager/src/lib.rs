@@ -43,6 +43,7 @@
 
 mod config;
 mod error;
+mod gate;
 mod gc;
 mod host;
 mod locks;

@@ -2,11 +2,11 @@
 //! API is in `host.rs`, the transaction layer in `transaction.rs`, garbage
 //! collection and statistics in `gc.rs`.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
 use shm_metrics::{Metrics, MetricsRecorder};
 use shm_pool::BlockPool;
 use shm_primitives::{MapOptions, RegionHandle};
@@ -14,6 +14,7 @@ use shm_region::{RegionRegistry, RegionSpec};
 
 use shm_mapped::MappedRegion;
 
+use crate::gate::GcGate;
 use crate::mapped::{MappedBacking, Refreshed};
 use crate::{LockMode, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
 
@@ -96,17 +97,16 @@ pub struct SharedMemoryManager {
     pub(crate) locks: RegionLockTable,
     pub(crate) metrics: Arc<MetricsRecorder>,
     next_tx: AtomicU64,
-    next_host_call: AtomicU64,
     cow_pages: AtomicU64,
     pub(crate) started: Instant,
     /// When the last collection ended, in nanoseconds since `started`.
     pub(crate) last_gc_nanos: AtomicU64,
     /// Region memory (the metrics gauge) when the last collection ended.
     pub(crate) memory_after_gc: AtomicU64,
-    /// Creations hold it shared between making a region and taking their first
-    /// reference (or lock) on it; collections hold it exclusively, so they never
-    /// see a region in that window.
-    pub(crate) gc_gate: RwLock<()>,
+    /// Creations hold it open between making a region and taking their first
+    /// reference (or lock) on it; collections close it, so they never see a
+    /// region in that window.
+    pub(crate) gc_gate: GcGate,
 }
 
 /// Releases a host call's region lock when dropped (also on unwinding).
@@ -158,12 +158,11 @@ impl SharedMemoryManager {
             locks,
             metrics,
             next_tx: AtomicU64::new(1),
-            next_host_call: AtomicU64::new(1),
             cow_pages: AtomicU64::new(0),
             started: Instant::now(),
             last_gc_nanos: AtomicU64::new(0),
             memory_after_gc: AtomicU64::new(0),
-            gc_gate: RwLock::new(()),
+            gc_gate: GcGate::new(),
         }))
     }
 
@@ -332,7 +331,7 @@ impl SharedMemoryManager {
         handle: RegionHandle,
         mode: LockMode,
     ) -> Result<HostLock<'_>, ShmError> {
-        let id = self.host_call_id();
+        let id = host_call_id();
         self.locks
             .acquire(handle, id, mode, self.config.lock_wait)?;
         Ok(HostLock {
@@ -348,7 +347,7 @@ impl SharedMemoryManager {
         mode: LockMode,
         wait: Duration,
     ) -> Option<HostLock<'_>> {
-        let id = self.host_call_id();
+        let id = host_call_id();
         self.locks.acquire(handle, id, mode, wait).ok()?;
         Some(HostLock {
             locks: &self.locks,
@@ -356,10 +355,34 @@ impl SharedMemoryManager {
             id,
         })
     }
+}
 
-    fn host_call_id(&self) -> TxId {
-        TxId(TxId::HOST_BIT | self.next_host_call.fetch_add(1, Relaxed))
+/// A fresh host-call id, unique in the process. Each thread takes ids from a
+/// block of its own, so threads making host calls at once do not bump a
+/// common counter.
+fn host_call_id() -> TxId {
+    const BLOCK: u64 = 1 << 16;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        /// The next id of this thread's block, and the end of the block.
+        static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
+    let new_block = || {
+        let start = NEXT_BLOCK.fetch_add(BLOCK, Relaxed);
+        (start, start + BLOCK)
+    };
+    // A thread whose thread-locals are being torn down takes a block per call.
+    let id = IDS
+        .try_with(|ids| {
+            let (next, end) = match ids.get() {
+                (next, end) if next < end => (next, end),
+                _ => new_block(),
+            };
+            ids.set((next + 1, end));
+            next
+        })
+        .unwrap_or_else(|_| new_block().0);
+    TxId(TxId::HOST_BIT | id)
 }
 
 impl Drop for SharedMemoryManager {
@@ -378,5 +401,31 @@ impl std::fmt::Debug for SharedMemoryManager {
             .field("registry", &self.registry)
             .field("locks", &self.locks)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::host_call_id;
+
+    #[test]
+    fn host_call_ids_are_unique_across_threads_and_blocks() {
+        // More ids per thread than one block holds, so every thread takes
+        // a second block while the others take theirs.
+        let per_thread = (1 << 16) + 10;
+        let ids: Vec<Vec<_>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| scope.spawn(move || (0..per_thread).map(|_| host_call_id()).collect()))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|_| panic!("thread panicked")))
+                .collect()
+        });
+        let all: HashSet<_> = ids.iter().flatten().copied().collect();
+        assert_eq!(all.len(), 4 * per_thread);
+        assert!(all.iter().all(|id| id.is_host()));
     }
 }

@@ -460,7 +460,7 @@ impl TxRegions {
         manager.ensure_enabled()?;
         spec.options.copy_on_write &= manager.config.enable_cow;
         let size = spec.size;
-        let _gate = manager.gc_gate.read();
+        let _gate = manager.gc_gate.open();
         let handle = manager.create_in_registry(spec)?;
         // A new handle has a new generation: nobody holds its lock yet.
         manager

@@ -3,23 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use shm_primitives::{ContextId, RegionHandle};
+use shm_primitives::{default_shard_count, thread_shard, CachePadded, ContextId, RegionHandle};
 
 use crate::{HaltCause, HaltCounts, Metrics};
-
-/// Keeps its contents on a cache line (pair) of their own, so that threads
-/// bumping different groups do not invalidate each other's lines (128 bytes:
-/// x86's adjacent-line prefetcher pulls lines in pairs).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct CachePadded<T>(T);
-
-impl<T> std::ops::Deref for CachePadded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
 
 /// An operation counter and the bytes it moved, bumped together.
 #[derive(Debug, Default)]
@@ -36,12 +22,17 @@ impl OpCounter {
     }
 }
 
+/// The counters every thread bumps on its own shard: region lifecycle events
+/// and the (per-transaction batched) reads and writes. A snapshot sums the
+/// shards.
 #[derive(Debug, Default)]
-struct Lifecycle {
+struct Counters {
     regions_created: AtomicU64,
     regions_destroyed: AtomicU64,
     mappings: AtomicU64,
     unmappings: AtomicU64,
+    reads: OpCounter,
+    writes: OpCounter,
 }
 
 #[derive(Debug, Default)]
@@ -64,7 +55,10 @@ struct Rare {
 ///
 /// The transaction layer batches its reads, writes and COW faults and reports
 /// them once per transaction ([`record_reads`](Self::record_reads), …), so that
-/// a warm access bumps no shared cache line.
+/// a warm access bumps no shared cache line. The event counters are sharded
+/// per thread and summed by [`snapshot`](Self::snapshot), so threads creating
+/// and freeing regions at once do not pass their lines back and forth; the
+/// memory gauge is one, because its peak must be the peak of the total.
 ///
 /// The `record_*` methods for region lifecycle events (create, destroy, map,
 /// unmap, GC, halts, denials) also emit a `tracing` event at debug level with
@@ -91,13 +85,26 @@ struct Rare {
 /// assert_eq!(snapshot.halts.permission_denied, 1);
 /// assert!(snapshot.to_prometheus().contains("shm_writes_total 1\n"));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MetricsRecorder {
-    lifecycle: CachePadded<Lifecycle>,
-    reads: CachePadded<OpCounter>,
-    writes: CachePadded<OpCounter>,
+    /// One per thread shard ([`thread_shard`]): threads creating and freeing
+    /// regions at once would otherwise pass these lines back and forth.
+    counters: Box<[CachePadded<Counters>]>,
+    /// One gauge for all threads: its peak must be the peak of the sum.
     memory: CachePadded<Memory>,
     rare: CachePadded<Rare>,
+}
+
+impl Default for MetricsRecorder {
+    fn default() -> Self {
+        Self {
+            counters: (0..default_shard_count())
+                .map(|_| CachePadded::default())
+                .collect(),
+            memory: CachePadded::default(),
+            rare: CachePadded::default(),
+        }
+    }
 }
 
 impl MetricsRecorder {
@@ -106,10 +113,24 @@ impl MetricsRecorder {
         Self::default()
     }
 
+    /// The calling thread's counters.
+    #[inline]
+    fn counters(&self) -> &Counters {
+        &self.counters[thread_shard(self.counters.len())]
+    }
+
+    /// The sum over the shards of the counter `field` picks.
+    fn total(&self, field: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        self.counters
+            .iter()
+            .map(|shard| field(shard).load(Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
     /// A region was created with `size` bytes: counts it and adds `size` to
     /// the memory gauge.
     pub fn record_region_created(&self, handle: RegionHandle, size: u64) {
-        self.lifecycle.regions_created.fetch_add(1, Relaxed);
+        self.counters().regions_created.fetch_add(1, Relaxed);
         self.add_memory(size);
         tracing::debug!(target: "shm", %handle, size, "region created");
     }
@@ -117,7 +138,7 @@ impl MetricsRecorder {
     /// A region of `size` bytes was destroyed (its free became final): counts
     /// it and subtracts `size` from the memory gauge.
     pub fn record_region_destroyed(&self, handle: RegionHandle, size: u64) {
-        self.lifecycle.regions_destroyed.fetch_add(1, Relaxed);
+        self.counters().regions_destroyed.fetch_add(1, Relaxed);
         self.sub_memory(size);
         tracing::debug!(target: "shm", %handle, size, "region destroyed");
     }
@@ -135,26 +156,26 @@ impl MetricsRecorder {
 
     /// `context` mapped the region.
     pub fn record_mapping(&self, handle: RegionHandle, context: ContextId) {
-        self.lifecycle.mappings.fetch_add(1, Relaxed);
+        self.counters().mappings.fetch_add(1, Relaxed);
         tracing::debug!(target: "shm", %handle, %context, "region mapped");
     }
 
     /// `context`'s mapping of the region ended.
     pub fn record_unmapping(&self, handle: RegionHandle, context: ContextId) {
-        self.lifecycle.unmappings.fetch_add(1, Relaxed);
+        self.counters().unmappings.fetch_add(1, Relaxed);
         tracing::debug!(target: "shm", %handle, %context, "region unmapped");
     }
 
     /// A read of `bytes` bytes from a region.
     #[inline]
     pub fn record_read(&self, bytes: u64) {
-        self.reads.record(1, bytes);
+        self.counters().reads.record(1, bytes);
     }
 
     /// A write of `bytes` bytes into a region.
     #[inline]
     pub fn record_write(&self, bytes: u64) {
-        self.writes.record(1, bytes);
+        self.counters().writes.record(1, bytes);
     }
 
     /// `count` reads of `bytes` bytes in all: how a transaction reports its
@@ -162,7 +183,7 @@ impl MetricsRecorder {
     #[inline]
     pub fn record_reads(&self, count: u64, bytes: u64) {
         if count > 0 {
-            self.reads.record(count, bytes);
+            self.counters().reads.record(count, bytes);
         }
     }
 
@@ -170,7 +191,7 @@ impl MetricsRecorder {
     #[inline]
     pub fn record_writes(&self, count: u64, bytes: u64) {
         if count > 0 {
-            self.writes.record(count, bytes);
+            self.counters().writes.record(count, bytes);
         }
     }
 
@@ -215,7 +236,11 @@ impl MetricsRecorder {
             .current
             .fetch_add(bytes, Relaxed)
             .saturating_add(bytes);
-        self.memory.peak.fetch_max(now, Relaxed);
+        // Read first: `fetch_max` always writes the line, and the peak only
+        // rarely moves.
+        if now > self.memory.peak.load(Relaxed) {
+            self.memory.peak.fetch_max(now, Relaxed);
+        }
     }
 
     /// Subtracts `bytes` from the memory gauge, stopping at 0.
@@ -234,14 +259,14 @@ impl MetricsRecorder {
     pub fn snapshot(&self) -> Metrics {
         let halts = HaltCounts::from_array(self.rare.halts.each_ref().map(|h| h.load(Relaxed)));
         Metrics {
-            regions_created: self.lifecycle.regions_created.load(Relaxed),
-            regions_destroyed: self.lifecycle.regions_destroyed.load(Relaxed),
-            mappings: self.lifecycle.mappings.load(Relaxed),
-            unmappings: self.lifecycle.unmappings.load(Relaxed),
-            reads: self.reads.count.load(Relaxed),
-            read_bytes: self.reads.bytes.load(Relaxed),
-            writes: self.writes.count.load(Relaxed),
-            write_bytes: self.writes.bytes.load(Relaxed),
+            regions_created: self.total(|c| &c.regions_created),
+            regions_destroyed: self.total(|c| &c.regions_destroyed),
+            mappings: self.total(|c| &c.mappings),
+            unmappings: self.total(|c| &c.unmappings),
+            reads: self.total(|c| &c.reads.count),
+            read_bytes: self.total(|c| &c.reads.bytes),
+            writes: self.total(|c| &c.writes.count),
+            write_bytes: self.total(|c| &c.writes.bytes),
             cow_faults: self.rare.cow_faults.load(Relaxed),
             gc_runs: self.rare.gc_runs.load(Relaxed),
             gc_time_ns: self.rare.gc_time_ns.load(Relaxed),

@@ -35,21 +35,17 @@
 //! and allocations stay on the fast path.
 
 use std::alloc::Layout;
-use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
+use shm_primitives::{default_shard_count, thread_shard, MAX_SHARDS};
 
 use crate::block::{Block, Home};
 use crate::raw::RawBlock;
 use crate::stats::{ClassStats, LargeStats, PoolStats};
 use crate::{PoolConfig, PoolError, SizeClass, PAGE_ALIGN};
-
-/// Most shards per class: beyond this the slow path's lock-everything pass
-/// costs more than any thread count it could serve.
-pub(crate) const MAX_SHARDS: usize = 64;
 
 /// A block waiting on a free list, with the end of its possibly non-zero prefix.
 struct FreeBlock {
@@ -109,39 +105,6 @@ impl Shard {
         state.allocated -= 1;
         state.requested_bytes -= requested;
     }
-}
-
-/// The calling thread's shard index among `shards` (a power of two).
-#[inline]
-fn home_shard(shards: usize) -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        // Dealt round-robin on first use, so threads started together get
-        // different shards. `usize::MAX` means not dealt yet.
-        static HOME: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    // A thread whose thread-locals are being torn down uses shard 0.
-    let home = HOME
-        .try_with(|home| {
-            if home.get() == usize::MAX {
-                home.set(NEXT.fetch_add(1, Relaxed));
-            }
-            home.get()
-        })
-        .unwrap_or(0);
-    home & (shards - 1)
-}
-
-/// Shards per class when not told: the available parallelism rounded up to a
-/// power of two (at most [`MAX_SHARDS`]).
-pub(crate) fn default_shards() -> usize {
-    static SHARDS: OnceLock<usize> = OnceLock::new();
-    *SHARDS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .next_power_of_two()
-            .min(MAX_SHARDS)
-    })
 }
 
 /// Every shard of one class, locked in index order (the only order in which
@@ -214,7 +177,7 @@ impl ClassPool {
     /// it belongs to.
     #[inline]
     fn pop(&self, requested: usize, fallback: bool) -> Option<(FreeBlock, &Arc<Shard>)> {
-        let home = home_shard(self.shards.len());
+        let home = thread_shard(self.shards.len());
         let shard = &self.shards[home];
         {
             let mut state = shard.state.lock();
@@ -304,7 +267,7 @@ impl ClassPool {
                 bytes: self.class.bytes(),
             });
         };
-        let home = home_shard(self.shards.len());
+        let home = thread_shard(self.shards.len());
         let mut all = self.lock_all();
         all[home].total += 1;
         all[home].reserve_for_total();
@@ -405,7 +368,7 @@ impl BlockPool {
     /// allocating at once do not wait on one lock; see
     /// [`with_shards`](Self::with_shards).
     pub fn new(config: PoolConfig) -> Self {
-        Self::with_shards(config, default_shards())
+        Self::with_shards(config, default_shard_count())
     }
 
     /// As [`new`](Self::new), with `shards` free-list shards per class

@@ -3,8 +3,9 @@
 //! This is the bottom of the dependency graph: region handles and their stack
 //! encoding, execution contexts, permissions, allocation flags, mapping options,
 //! security levels, the page size, the precise causes of shared-memory halts and
-//! the one rule that decides how a write lands (and grows a region). It holds no
-//! state and does no I/O.
+//! the one rule that decides how a write lands (and grows a region), and the
+//! placement of threads on the shards of sharded structures. It holds no
+//! shared state and does no I/O.
 //!
 //! ```
 //! use shm_primitives::RegionHandle;
@@ -17,6 +18,7 @@
 mod flags;
 mod halt;
 mod handle;
+mod shard;
 mod write_plan;
 
 pub use alloy_primitives::{Address, U256};
@@ -25,6 +27,7 @@ pub use flags::{
 };
 pub use halt::HaltCause;
 pub use handle::RegionHandle;
+pub use shard::{default_shard_count, thread_shard, CachePadded, MAX_SHARDS};
 pub use write_plan::WritePlan;
 
 /// An execution context: the executing contract's address as storage sees it

@@ -12,7 +12,8 @@
 //! - `meta`: the value types (metadata, grants, mappings, write outcomes);
 //! - `slot`: the slot table, where each region lives with its lock;
 //! - `guard`: locked access to one region;
-//! - `registry`: creation, lookup and the two-phase free.
+//! - `registry`: creation, lookup and the two-phase free;
+//! - `free_slots`: the registry's free list, lowest slot first.
 //!
 //! The revert journal builds on [`RegionWriteGuard::write_planned`] (a hook
 //! that sees each page before it changes), [`RegionWriteGuard::restore_page`],
@@ -42,6 +43,7 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod free_slots;
 mod guard;
 mod meta;
 mod raw;

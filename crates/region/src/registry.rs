@@ -1,6 +1,6 @@
 //! The slot table: handles with generations, names, limits.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
 use shm_pool::{Block, BlockPool};
 use shm_primitives::{ContextId, Permissions, RegionHandle, RegionOptions};
 
+use crate::free_slots::FreeSlots;
 use crate::slot::{Liveness, Occupant, Slot, SlotState, Slots};
 use crate::{RegionError, RegionInfo, RegionReadGuard, RegionWriteGuard};
 
@@ -99,7 +100,7 @@ struct Table {
     used: u32,
     /// Positions of empty slots that may be reused: lowest first, so handle
     /// assignment depends only on the registry's history.
-    free: BTreeSet<u32>,
+    free: FreeSlots,
     names: HashMap<String, RegionHandle>,
 }
 
@@ -116,6 +117,16 @@ struct Book {
     occupied: AtomicUsize,
     /// Of those, the persistent ones.
     persistent: AtomicUsize,
+}
+
+/// What [`RegionRegistry::fill`] did with a region.
+enum Filled {
+    /// It is in its slot under this handle.
+    Placed(RegionHandle),
+    /// The slot was taken meanwhile: here is the region back.
+    Taken(Occupant),
+    /// The position is past the last slot there can be.
+    Beyond,
 }
 
 /// Stands in for a new region's handle while the region is built outside the
@@ -233,49 +244,107 @@ impl RegionRegistry {
         }
         let size = usize::try_from(spec.size).map_err(|_| too_large.clone())?;
         let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
-        // Cheap refusals first, so a doomed request does not churn the pool
-        // (and room errors come before pool errors). The counts can be read
-        // without the lock; only a name needs the table. The pool is asked
-        // outside the table lock, and the region is built outside it too.
-        match &spec.name {
-            Some(_) => self.check_room(&self.book.table.lock(), &spec)?,
-            None => self.check_counts(&spec)?,
+        // The pool is asked outside the table lock, and the region is built
+        // outside it too. A name is checked first, so that a taken name does
+        // not churn the pool. An anonymous create reads the counts only under
+        // the lock: a read before it would pull the table's line over from
+        // another creating thread once more. Room errors still come before
+        // pool errors: a refused allocation checks the counts.
+        if spec.name.is_some() {
+            self.check_room(&self.book.table.lock(), &spec)?;
         }
-        let block = self.pool.allocate(size)?;
-        let mut occupant = Occupant::new(UNASSIGNED, &spec, size, max_size, block);
+        let block = match self.pool.allocate(size) {
+            Ok(block) => block,
+            Err(error) => {
+                self.check_counts(&spec)?;
+                return Err(error.into());
+            }
+        };
+        let occupant = Occupant::new(UNASSIGNED, &spec, size, max_size, block);
+        let too_many = || RegionError::TooManyRegions {
+            limit: self.config.max_regions,
+        };
 
         let mut table = self.book.table.lock();
         self.check_room(&table, &spec)?;
-        let too_many = RegionError::TooManyRegions {
-            limit: self.config.max_regions,
+        let Some(name) = spec.name.clone() else {
+            // Anonymous: the table lock only counts the region in and claims
+            // a position; the slot is filled after it is released, so that
+            // the slot's line (which the other threads' regions come and go
+            // through) never moves while the table is locked.
+            self.count_in(&spec);
+            let claimed = Self::claim(&mut table);
+            drop(table);
+            let mut occupant = occupant;
+            let mut position = claimed;
+            loop {
+                match position.map(|p| self.fill(p, occupant)) {
+                    Some(Filled::Placed(handle)) => return Ok(handle),
+                    Some(Filled::Taken(back)) => occupant = back,
+                    Some(Filled::Beyond) | None => {
+                        let _table = self.book.table.lock();
+                        self.count_out(spec.options.persistent);
+                        return Err(too_many());
+                    }
+                }
+                position = Self::claim(&mut self.book.table.lock());
+            }
         };
-        let position = match table.free.first() {
-            Some(&position) => position,
-            None if table.used < u32::MAX => table.used,
-            None => return Err(too_many),
+        // Named: the name is the table's, so all of it happens under the lock.
+        let mut occupant = occupant;
+        loop {
+            let position = Self::claim(&mut table).ok_or_else(too_many)?;
+            match self.fill(position, occupant) {
+                Filled::Placed(handle) => {
+                    self.count_in(&spec);
+                    table.names.insert(name, handle);
+                    return Ok(handle);
+                }
+                Filled::Taken(back) => occupant = back,
+                Filled::Beyond => return Err(too_many()),
+            }
+        }
+    }
+
+    /// Takes the lowest free position out of the free list, or a new one past
+    /// the positions used so far. Caller holds the table lock.
+    fn claim(table: &mut Table) -> Option<u32> {
+        match table.free.first() {
+            Some(position) => {
+                table.free.remove(position);
+                Some(position)
+            }
+            None if table.used < u32::MAX => {
+                table.used += 1;
+                Some(table.used - 1)
+            }
+            None => None,
+        }
+    }
+
+    /// Puts `occupant` in the claimed slot at `position`, at the slot's next
+    /// generation. A claimed slot is normally empty; it can be full when
+    /// [`create_at`](Self::create_at) placed a region there while a free of
+    /// its previous region was between its slot and the free list. That
+    /// region keeps it, and the caller claims another.
+    fn fill(&self, position: u32, mut occupant: Occupant) -> Filled {
+        let Some(slot) = self.slots.get_or_make(position as usize) else {
+            return Filled::Beyond;
         };
-        let slot = self
-            .slots
-            .get_or_make(position as usize)
-            .ok_or(too_many.clone())?;
         let mut state = slot.state.write();
-        // Slots in the free list always have a generation left (see `free_slot`).
-        let generation = state.issued.checked_add(1).ok_or(too_many.clone())?;
-        let handle = RegionHandle::new(position + 1, generation).ok_or(too_many)?;
-        state.issued = generation;
-        occupant.meta.handle = handle;
-        state.occupant = Some(occupant);
-        drop(state);
-        if position == table.used {
-            table.used += 1;
-        } else {
-            table.free.remove(&position);
+        // A slot with no generation left never enters the free list (see
+        // `take_occupant`), unless `create_at` used its last one.
+        let generation = state.issued.checked_add(1);
+        let handle = generation.and_then(|g| RegionHandle::new(position + 1, g));
+        match (state.occupant.is_none(), generation, handle) {
+            (true, Some(generation), Some(handle)) => {
+                state.issued = generation;
+                occupant.meta.handle = handle;
+                state.occupant = Some(occupant);
+                Filled::Placed(handle)
+            }
+            _ => Filled::Taken(occupant),
         }
-        self.count_in(&spec);
-        if let Some(name) = spec.name {
-            table.names.insert(name, handle);
-        }
-        Ok(handle)
     }
 
     /// Whether slot `index` (1-based) holds a region, and the highest
@@ -364,7 +433,7 @@ impl RegionRegistry {
             }
             table.used = position + 1;
         } else {
-            table.free.remove(&position);
+            table.free.remove(position);
         }
         self.count_in(&spec);
         if let Some(name) = spec.name {
@@ -373,11 +442,19 @@ impl RegionRegistry {
         Ok(handle)
     }
 
-    /// Counts a region placed in its slot. Caller holds the table lock.
+    /// Counts a region in. Caller holds the table lock.
     fn count_in(&self, spec: &RegionSpec) {
         self.book.occupied.fetch_add(1, Relaxed);
         if spec.options.persistent {
             self.book.persistent.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a region out. Caller holds the table lock.
+    fn count_out(&self, persistent: bool) {
+        self.book.occupied.fetch_sub(1, Relaxed);
+        if persistent {
+            self.book.persistent.fetch_sub(1, Relaxed);
         }
     }
 
@@ -634,10 +711,7 @@ impl RegionRegistry {
         };
         {
             let mut table = self.book.table.lock();
-            self.book.occupied.fetch_sub(1, Relaxed);
-            if occupant.meta.options.persistent {
-                self.book.persistent.fetch_sub(1, Relaxed);
-            }
+            self.count_out(occupant.meta.options.persistent);
             if !retired {
                 table.free.insert(handle.index() - 1);
             }
@@ -684,6 +758,13 @@ impl std::fmt::Debug for RegionRegistry {
 
 #[cfg(test)]
 impl RegionRegistry {
+    /// Test hook: puts slot `index` (1-based) in the free list, whatever it
+    /// holds: the state a free leaves for a moment when `create_at` fills
+    /// the slot between the free's slot and table steps.
+    pub(crate) fn force_free(&self, index: u32) {
+        self.book.table.lock().free.insert(index - 1);
+    }
+
     /// Test hook: pretends slot `index` (1-based) already issued `generation`.
     pub(crate) fn force_issued(&self, index: u32, generation: u32) {
         if let Some(slot) = self.slots.get((index - 1) as usize) {

@@ -662,3 +662,43 @@ fn create_at_places_a_region_and_keeps_assignment_consistent() {
         ))
     );
 }
+
+#[test]
+fn a_full_registry_is_reported_before_an_empty_pool() {
+    // One 64-byte block in the pool, room for one region: the second create
+    // meets both limits and must report the registry's.
+    let registry = registry_with([1, 0, 0, 0], 1, 64);
+    let first = registry.create(RegionSpec::new(64, OWNER)).unwrap();
+    assert!(
+        registry.pool().allocate(64).is_err(),
+        "the pool must be empty"
+    );
+    assert_eq!(
+        registry.create(RegionSpec::new(64, OWNER)),
+        Err(RegionError::TooManyRegions { limit: 1 })
+    );
+    // The refusal took nothing: the freed block serves the next create.
+    registry.free(first).unwrap();
+    registry.create(RegionSpec::new(64, OWNER)).unwrap();
+}
+
+#[test]
+fn a_create_skips_a_listed_slot_that_create_at_filled() {
+    let registry = registry();
+    let placed = RegionHandle::new(1, 5).unwrap();
+    let block = registry.pool().allocate(8).unwrap();
+    registry
+        .create_at(placed, RegionSpec::new(8, OWNER), block)
+        .unwrap();
+    registry.force_free(1);
+    for named in [false, true] {
+        let spec = RegionSpec::new(8, OWNER);
+        let spec = if named { spec.named("n") } else { spec };
+        let handle = registry.create(spec).unwrap();
+        // The placed region keeps slot 1; the new one gets the next slot.
+        assert_eq!(handle.index(), if named { 3 } else { 2 });
+        assert_eq!(registry.lock_read(placed).unwrap().size(), 8);
+        registry.force_free(1);
+    }
+    assert_eq!(registry.len(), 3);
+}

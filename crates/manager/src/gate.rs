@@ -1,0 +1,83 @@
+//! The collection gate: creations pass it side by side, a collection closes it.
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use shm_primitives::{default_shard_count, thread_shard, CachePadded};
+
+/// Creations hold the gate open (shared) between making a region and taking
+/// their first reference or lock on it; a collection closes it (exclusive), so
+/// it never sees a region in that window.
+///
+/// Sharded per thread: a creation takes only its own thread's shard, so
+/// threads creating regions at once never write a common lock word (a single
+/// `RwLock` put every creation's read-count update on one cache line). A
+/// collection takes every shard, in index order, the only order in which more
+/// than one is ever held.
+pub(crate) struct GcGate {
+    shards: Box<[CachePadded<RwLock<()>>]>,
+}
+
+/// The gate held open by one creation.
+pub(crate) type OpenGate<'a> = RwLockReadGuard<'a, ()>;
+
+/// The gate closed by one collection: every shard, exclusively.
+pub(crate) struct ClosedGate<'a> {
+    _shards: Vec<RwLockWriteGuard<'a, ()>>,
+}
+
+impl GcGate {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..default_shard_count())
+                .map(|_| CachePadded(RwLock::new(())))
+                .collect(),
+        }
+    }
+
+    /// Holds the gate open for a creation on this thread.
+    #[inline]
+    pub(crate) fn open(&self) -> OpenGate<'_> {
+        self.shards[thread_shard(self.shards.len())].read()
+    }
+
+    /// Closes the gate, waiting for every creation in it to pass.
+    pub(crate) fn close(&self) -> ClosedGate<'_> {
+        ClosedGate {
+            _shards: self.shards.iter().map(|shard| shard.write()).collect(),
+        }
+    }
+
+    /// Closes the gate if no creation is in it now; `None` otherwise.
+    pub(crate) fn try_close(&self) -> Option<ClosedGate<'_>> {
+        let shards = self
+            .shards
+            .iter()
+            .map(|shard| shard.try_write())
+            .collect::<Option<Vec<_>>>()?;
+        Some(ClosedGate { _shards: shards })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_creation_on_any_thread_keeps_the_gate_from_closing() {
+        let gate = GcGate::new();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                // Threads are dealt shards round-robin: among four, each
+                // shard of a gate with fewer shards is used by one of them.
+                let open = scope.spawn(|| {
+                    let _open = gate.open();
+                    assert!(gate.try_close().is_none());
+                });
+                open.join().unwrap_or_else(|_| panic!("thread panicked"));
+            }
+        });
+        let closed = gate.try_close();
+        assert!(closed.is_some());
+        // While closed, no creation gets through on any shard.
+        assert!(gate.shards.iter().all(|shard| shard.try_read().is_none()));
+    }
+}

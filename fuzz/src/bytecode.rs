@@ -35,7 +35,7 @@ use revm::{
     DatabaseCommit, ExecuteCommitEvm, ExecuteEvm,
 };
 use shm_manager::{Grant, RegionRequest, SharedMemoryConfig, SharedMemoryManager, SizeClass};
-use shm_opcodes::ShmEvmBuilder;
+use shm_opcodes::{GasSchedule, ShmEvmBuilder};
 use shm_primitives::{MapOptions, Permissions, RegionHandle, RegionOptions};
 
 /// The transaction's sender.
@@ -153,7 +153,9 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         };
         let result = if u.arbitrary()? {
             let result = evm.transact_commit(tx).expect("a valid transaction");
-            journal_is_empty(evm.ctx.journaled_state.hook());
+            let session = evm.ctx.journaled_state.hook();
+            journal_is_empty(session);
+            check_sound_gas(session, &result, &manager);
             result
         } else {
             // `transact` leaves the region effects undecided until the embedder
@@ -161,6 +163,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             // and abandon.
             let out = evm.transact(tx).expect("a valid transaction");
             let session = evm.ctx.journaled_state.hook_mut();
+            check_sound_gas(session, &out.result, &manager);
             if u.arbitrary()? {
                 session.publish();
                 journal_is_empty(session);
@@ -592,6 +595,40 @@ fn check_invariants(
             panic!("a host address ({at:#x}) is visible to the EVM");
         }
     }
+}
+
+/// Spec §8 and issue "Sound gas": the host memory a transaction made the host hold
+/// is bounded by the gas it spent. Region memory it allocated costs `f(W)` and the
+/// journal's page buffers `g(P)`; both counts go back on revert while the gas
+/// spent does not, so at their peaks `f(W) ≤ spent` and `g(P) ≤ spent`, and the
+/// page buffers never pass `max_journal_bytes`.
+fn check_sound_gas(
+    session: &shm_opcodes::ShmSession,
+    result: &ExecutionResult,
+    manager: &SharedMemoryManager,
+) {
+    let spent = result.gas().total_gas_spent();
+    let peak = session.last_transaction_peak();
+    let gas = GasSchedule::default();
+    let region_cost = gas.memory_cost(peak.region_words);
+    assert!(
+        region_cost <= spent,
+        "{} words of region memory held, priced {region_cost}, by a transaction that spent {spent} gas",
+        peak.region_words
+    );
+    let page_cost = gas.page_cost(peak.page_buffers);
+    assert!(
+        page_cost <= spent,
+        "{} page buffers held, priced {page_cost}, by a transaction that spent {spent} gas",
+        peak.page_buffers
+    );
+    let page_bytes = peak
+        .page_buffers
+        .saturating_mul(shm_primitives::PAGE_SIZE as u64);
+    assert!(
+        page_bytes <= manager.config().max_journal_bytes,
+        "{page_bytes} bytes of page buffers held, above the journal's cap"
+    );
 }
 
 /// Whether the session's journal must hold nothing after a transaction ended (and

@@ -24,7 +24,7 @@ use revm::{
     ExecuteCommitEvm,
 };
 use shm_manager::{HaltCause, SharedMemoryConfig, SharedMemoryManager};
-use shm_opcodes::{GasSchedule, ShmEvmBuilder};
+use shm_opcodes::{GasSchedule, ShmEvmBuilder, TxPeak};
 use std::sync::Arc;
 
 /// The account every harness transaction comes from.
@@ -40,6 +40,8 @@ pub struct Outcome {
     pub result: ExecutionResult,
     /// The precise cause of the last shared-memory halt in the transaction.
     pub last_halt: Option<HaltCause>,
+    /// The most region memory and page buffers the transaction held at once.
+    pub peak: TxPeak,
 }
 
 impl Outcome {
@@ -148,8 +150,12 @@ impl Harness {
         ctx.cfg.tx_gas_limit_cap = Some(u64::MAX);
         let mut evm = ShmEvmBuilder::build_from(ctx);
         let result = evm.transact_commit(tx).expect("the transaction is valid");
-        let last_halt = evm.ctx.journaled_state.hook().last_halt();
-        Outcome { result, last_halt }
+        let session = evm.ctx.journaled_state.hook();
+        Outcome {
+            result,
+            last_halt: session.last_halt(),
+            peak: session.last_transaction_peak(),
+        }
     }
 }
 

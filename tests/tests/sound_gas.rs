@@ -277,3 +277,46 @@ fn an_uncommitted_free_is_waited_for_and_then_undone() {
     assert!(out.is_success(), "{:?}", out.result);
     assert_eq!(out.word(0), filled(7));
 }
+
+#[test]
+fn a_transaction_reports_the_most_it_held_and_its_gas_paid_for_it() {
+    // Spec §8: region memory and page buffers go back on revert, the gas spent
+    // does not, so each peak is paid for: f(peak W) ≤ spent and g(peak P) ≤
+    // spent. The fuzz target `bytecode` asserts this after every transaction;
+    // here the peaks themselves are checked.
+    let mut h = Harness::new(SharedMemoryConfig::development());
+    let region = h
+        .manager
+        .create_region(RegionRequest::new(64 * 4096).options(RegionOptions {
+            public_write: true,
+            ..RegionOptions::default()
+        }))
+        .unwrap();
+    // The child saves 8 fresh pages and reverts (P back to 0); the parent
+    // then saves 4: the peak is the child's 8, not the 4 held at the end.
+    let child = h.deploy_asm(&format!(
+        "{} PUSH 0 PUSH 0 REVERT",
+        write(&arg(0), 0, 8 * 4096, 0)
+    ));
+    let parent = h.deploy_asm(&format!(
+        "{} {} {} STOP",
+        calldata_to(0),
+        call(child, 0, 32, 0, 0),
+        write(&mem(0), 0, 4 * 4096, 0)
+    ));
+    let out = h.call(parent, &arg_word(region.to_u256()));
+    assert!(out.is_success(), "{:?}", out.result);
+    assert_eq!(out.peak.page_buffers, 8);
+    assert_eq!(out.peak.region_words, 0);
+    let spent = out.result.gas().total_gas_spent();
+    assert!(h.gas.page_cost(8) + h.gas.page_cost(4) <= spent);
+
+    // An ALLOC of 5 pages holds 640 words; the next transaction starts over.
+    let allocating = h.deploy_asm(&format!("{} STOP", alloc(5 * 4096, 0)));
+    let out = h.call(allocating, &[]);
+    assert!(out.is_success(), "{:?}", out.result);
+    assert_eq!(out.peak.region_words, 640);
+    assert!(h.gas.memory_cost(640) <= out.result.gas().total_gas_spent());
+    let idle = h.deploy_asm("STOP");
+    assert_eq!(h.call(idle, &[]).peak, shm_opcodes::TxPeak::default());
+}

@@ -127,6 +127,23 @@ pub struct TxJournal {
     /// Moves on every checkpoint opened or settled: equal epochs mean the
     /// same innermost frame with nothing of it undone.
     epoch: u64,
+    /// The most `words` and `pages` held at once in this transaction so far.
+    peak: TxPeak,
+    /// `peak` of the last transaction that ended.
+    last_peak: TxPeak,
+}
+
+/// The most host memory a transaction's shared-memory work held at once, in
+/// the units its gas pays for (spec §8): region memory it allocated (priced by
+/// `f(W)`) and the journal's page buffers (priced by `g(P)`). Each is the peak
+/// of its own count; both counts go back on revert, and the gas spent does not,
+/// so a transaction that spent `G` gas had `f(peak W) ≤ G` and `g(peak P) ≤ G`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxPeak {
+    /// Words of region memory (`W`).
+    pub region_words: u64,
+    /// Page buffers (`P`): saved copies and private copy-on-write pages.
+    pub page_buffers: u64,
 }
 
 impl TxJournal {
@@ -265,6 +282,7 @@ impl TxJournal {
         }
         self.frames.clear();
         self.epoch += 1;
+        self.last_peak = std::mem::take(&mut self.peak);
         if self.is_clean() {
             // A transaction that never touched shared memory: nothing to settle
             // (the common case of an EVM with shared memory on but unused).
@@ -380,6 +398,7 @@ impl TxJournal {
     pub fn add_words(&mut self, words: u64) {
         if words > 0 {
             self.words += words;
+            self.peak.region_words = self.peak.region_words.max(self.words);
             self.entries.push(Entry::Words(words));
         }
     }
@@ -401,6 +420,13 @@ impl TxJournal {
     /// them was priced for). A revert of the frame takes them back.
     pub fn charge_pages(&mut self, pages: u64) {
         self.pages = self.pages.saturating_add(pages);
+        self.peak.page_buffers = self.peak.page_buffers.max(self.pages);
+    }
+
+    /// The most region words and page buffers the last transaction that ended
+    /// held at once (what spec §8 bounds by the gas it spent).
+    pub fn last_peak(&self) -> TxPeak {
+        self.last_peak
     }
 
     /// The mapping bytecode made for `context` in this transaction.

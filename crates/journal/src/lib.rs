@@ -58,7 +58,7 @@ mod journal;
 mod pending;
 mod private;
 
-pub use journal::{PageKey, Reverted, TxEnd, TxJournal};
+pub use journal::{PageKey, Reverted, TxEnd, TxJournal, TxPeak};
 pub use pending::{Abandoned, PendingEffects, Published};
 use shm_primitives::{RegionHandle, PAGE_SIZE};
 

@@ -52,3 +52,4 @@ pub use hook::{hooked_context, FrameHook, HookedContext, HookedEvm, HookedJourna
 pub use instructions::{halt_result, ShmHost};
 pub use ops::{ReadAccess, WriteAccess};
 pub use session::{ActiveSession, OpError, ShmSession};
+pub use shm_journal::TxPeak;

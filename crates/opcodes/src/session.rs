@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use shm_journal::{Page, PendingEffects, RegionOps, TxJournal};
+use shm_journal::{Page, PendingEffects, RegionOps, TxJournal, TxPeak};
 use shm_manager::{AccessCounts, SharedMemoryManager, ShmError, TxRegions};
 use shm_primitives::{HaltCause, RegionHandle};
 
@@ -225,6 +225,22 @@ impl ShmSession {
                 && a.journal.pages_held() == 0
                 && a.undecided.is_settled()
         })
+    }
+
+    /// The most region memory and page buffers the last transaction that
+    /// ended held at once: spec §8 bounds each by the gas the transaction
+    /// spent (`f(W) ≤ gas` and `g(P) ≤ gas`, see [`GasSchedule`]).
+    ///
+    /// ```
+    /// use shm_opcodes::ShmSession;
+    /// # let manager = shm_manager::SharedMemoryManager::new("testing".parse().unwrap()).unwrap();
+    /// let session = ShmSession::new(manager, shm_opcodes::GasSchedule::default());
+    /// assert_eq!(session.last_transaction_peak().page_buffers, 0);
+    /// ```
+    pub fn last_transaction_peak(&self) -> TxPeak {
+        self.active
+            .as_ref()
+            .map_or_else(TxPeak::default, |a| a.journal.last_peak())
     }
 
     /// Page buffers the current transaction's journal holds.

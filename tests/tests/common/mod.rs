@@ -379,9 +379,13 @@ pub(crate) fn call_inspected(
     ctx.cfg.tx_gas_limit_cap = Some(u64::MAX);
     let mut evm = ShmEvmBuilder::build_from_with_inspector(ctx, FrameResults::default());
     let result = evm.inspect_tx_commit(tx).expect("the transaction is valid");
-    let last_halt = evm.ctx.journaled_state.hook().last_halt();
-    let frames = std::mem::take(&mut evm.inspector);
-    (Outcome { result, last_halt }, frames)
+    let session = evm.ctx.journaled_state.hook();
+    let outcome = Outcome {
+        result,
+        last_halt: session.last_halt(),
+        peak: session.last_transaction_peak(),
+    };
+    (outcome, std::mem::take(&mut evm.inspector))
 }
 
 /// Asserts that the frame of `to` (its last-ended one) halted with `cause`'s

@@ -273,12 +273,7 @@ impl TxRegions {
                 drop(guard);
                 return Err(self.denied(denied));
             }
-            let raw = if manager.is_mapped() {
-                None
-            } else {
-                guard.raw_bytes()
-            };
-            return Ok(Resolved {
+            let mut resolved = Resolved {
                 handle,
                 mode,
                 size: meta.size(),
@@ -287,9 +282,28 @@ impl TxRegions {
                 mapping,
                 copy_on_write,
                 access_version: guard.access_version(),
-                raw,
+                raw: None,
                 stamp: self.stamp.get(),
-            });
+            };
+            if manager.is_mapped() {
+                return Ok(resolved);
+            }
+            if intent != Intent::Write || mode != LockMode::Exclusive {
+                resolved.raw = guard.raw_bytes();
+                return Ok(resolved);
+            }
+            // A writer that holds the region exclusively also writes without
+            // the slot lock: the capture raises the block's dirty mark, which
+            // needs the slot's write lock once. Nobody else can resize the
+            // region meanwhile (we hold it exclusively); the host may change
+            // its grants, which the access version shows.
+            drop(guard);
+            let mut guard = manager.registry.lock_write(handle)?;
+            if guard.access_version() != resolved.access_version {
+                continue;
+            }
+            resolved.raw = guard.raw_bytes_for_writes();
+            return Ok(resolved);
         }
     }
 
@@ -348,7 +362,7 @@ impl TxRegions {
                 // Its own page restores and writes change bytes in place,
                 // never while this call runs. So the captured bytes are live.
                 let read = unsafe { raw.read(offset, buf) };
-                return read.ok_or(ShmError::OffsetOverflow {
+                return read.ok_or_else(|| ShmError::OffsetOverflow {
                     offset,
                     len: buf.len() as u64,
                 });
@@ -405,12 +419,39 @@ impl TxRegions {
     /// # Errors
     /// As [`write`](Self::write).
     #[inline]
+    #[allow(unsafe_code)]
     pub fn write_saved(
         &self,
         region: &Resolved,
         plan: WritePlan,
         data: &[u8],
     ) -> Result<WriteOutcome, ShmError> {
+        if let Some(raw) = region.raw.filter(|raw| raw.is_writable()) {
+            let written = plan.written as usize;
+            if !plan.grows()
+                && plan.size == raw.len() as u64
+                && written <= data.len()
+                && region.stamp == self.stamp.get()
+                && self.manager.registry.access_version(region.handle)
+                    == Some(region.access_version)
+            {
+                // SAFETY: the stamp matches, so this transaction resolved the
+                // region for writing, holding it exclusively, and has not
+                // released its locks since: no other party reads, writes,
+                // resizes or frees it. Nor has this transaction resized or
+                // freed it since (each restamps), and it cannot during this
+                // call (`TxRegions` is not `Sync`). So the captured bytes are
+                // live and this call is their only user.
+                if unsafe { raw.write(plan.offset, &data[..written]) } {
+                    return Ok(WriteOutcome {
+                        written,
+                        old_size: plan.size,
+                        new_size: plan.size,
+                        growth_error: None,
+                    });
+                }
+            }
+        }
         self.write_with(region, plan, data, None)
     }
 

@@ -457,3 +457,100 @@ fn reads_without_the_slot_lock_stop_at_every_change_of_the_bytes() {
     ));
     second.release();
 }
+
+#[test]
+fn writes_without_the_slot_lock_stop_at_every_change_and_leave_nothing_in_the_pool() {
+    use shm_primitives::WritePlan;
+    let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
+    let growing = RegionOptions {
+        auto_grow: true,
+        ..RegionOptions::default()
+    };
+    let h = m
+        .create_region(RegionRequest::new(64).owner(alice()).options(growing))
+        .unwrap();
+    let mut tx = m.begin_transaction();
+    let region = tx
+        .resolve(h, alice(), Intent::Write, None, Duration::ZERO)
+        .unwrap();
+    // A write inside the region, its pages saved (or nothing to revert).
+    let plan = |region: &shm_manager::Resolved, offset: u64, len: u64| {
+        WritePlan::new(region.size, region.max_size, true, offset, len)
+    };
+    let outcome = tx
+        .write_saved(&region, plan(&region, 40, 8), b"raw-byte")
+        .unwrap();
+    assert_eq!((outcome.written, outcome.grew()), (8, false));
+    let mut buf = [0u8; 8];
+    assert_eq!(tx.read(&region, 40, &mut buf), Ok(8));
+    assert_eq!(&buf, b"raw-byte");
+
+    // Growth moves the bytes: the old resolution's plan is stale, and the
+    // write must not land in the old block.
+    let big = vec![7u8; 64 * 1024];
+    let grew = tx
+        .write(
+            &region,
+            plan(&region, 0, big.len() as u64),
+            &big,
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert!(grew.grew());
+    assert_eq!(
+        tx.write_saved(&region, plan(&region, 0, 8), b"stale!!!"),
+        Err(ShmError::StaleResolution(h))
+    );
+
+    // A host change of grants: stale, raw or not.
+    let fresh = tx
+        .resolve(h, alice(), Intent::Write, None, Duration::ZERO)
+        .unwrap();
+    m.grant(h, bob(), Grant::new(Permissions::read_only()))
+        .unwrap();
+    assert_eq!(
+        tx.write_saved(&fresh, plan(&fresh, 0, 8), b"granted!"),
+        Err(ShmError::StaleResolution(h))
+    );
+    tx.release();
+    let mut host = [0u8; 8];
+    m.read_region(h, 0, &mut host).unwrap();
+    assert_eq!(host, [7; 8], "neither stale write landed");
+
+    // Bytes written without the lock are zeroed when the block is reused: a
+    // 64-byte region written only that way, freed, and the next 64-byte
+    // region (the same block, the pool's free list is last in, first out)
+    // reads all zeros.
+    let small = m
+        .create_region(RegionRequest::new(64).owner(alice()))
+        .unwrap();
+    let mut tx = m.begin_transaction();
+    let region = tx
+        .resolve(small, alice(), Intent::Write, None, Duration::ZERO)
+        .unwrap();
+    tx.write_saved(&region, plan(&region, 56, 8), b"leak-me!")
+        .unwrap();
+    tx.release();
+    m.free_region(small).unwrap();
+    let next = m
+        .create_region(RegionRequest::new(64).owner(alice()))
+        .unwrap();
+    let mut all = [0xffu8; 64];
+    m.read_region(next, 0, &mut all).unwrap();
+    assert_eq!(all, [0; 64]);
+
+    // A resolution kept past its transaction, used by another after the
+    // region is gone: an error, never a write into the pool's memory.
+    let mut first = m.begin_transaction();
+    let kept = first
+        .resolve(next, alice(), Intent::Write, None, Duration::ZERO)
+        .unwrap();
+    first.release();
+    m.free_region(next).unwrap();
+    let second = m.begin_transaction();
+    assert!(matches!(
+        second.write_saved(&kept, plan(&kept, 0, 8), b"too-late"),
+        Err(ShmError::RegionFreed(_))
+    ));
+    second.release();
+}

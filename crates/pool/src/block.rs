@@ -168,6 +168,31 @@ impl Block {
         }
     }
 
+    /// As [`pooled_base`](Self::pooled_base), for writes made later through
+    /// the pointer, outside any borrow of the block: raises the dirty mark to
+    /// `len` first (clamped to the block), so that bytes written below it are
+    /// zeroed when the block goes back to its pool. `None` for external memory,
+    /// whose writes must go through [`write_at`](Self::write_at).
+    ///
+    /// ```
+    /// use shm_pool::{BlockPool, PoolConfig, SizeClass};
+    /// let pool = BlockPool::new(PoolConfig::with_blocks([1, 0, 0, 0]));
+    /// let mut block = pool.allocate_class(SizeClass::B64)?;
+    /// let base = block.pooled_base_for_writes(40);
+    /// assert_eq!((base.map(|p| p.cast_const()), block.dirty_len()), (block.pooled_base(), 40));
+    /// pool.release(block);
+    /// # Ok::<(), shm_pool::PoolError>(())
+    /// ```
+    #[inline]
+    pub fn pooled_base_for_writes(&mut self, len: usize) -> Option<*mut u8> {
+        let base = match &self.memory {
+            Memory::Pooled { raw, .. } => raw.base_mut(),
+            Memory::External(_) => return None,
+        };
+        self.dirty = self.dirty.max(len.min(self.len()));
+        Some(base)
+    }
+
     /// Always `false`: the pool never hands out an empty block.
     #[inline]
     pub fn is_empty(&self) -> bool {

@@ -42,6 +42,14 @@ impl RawBlock {
         self.ptr.as_ptr()
     }
 
+    /// The allocation's own pointer, for writes through it: it carries the
+    /// allocation's provenance, not a borrow's. Writing through it is the
+    /// caller's `unsafe` business.
+    #[inline]
+    pub(crate) fn base_mut(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
     #[inline]
     pub(crate) fn as_slice(&self) -> &[u8] {
         // SAFETY: `ptr` points to `layout.size()` initialised bytes (zeroed at

@@ -32,7 +32,7 @@ fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionErro
 /// Byte offset of page `page`.
 fn page_offset(page: u64) -> Result<u64, RegionError> {
     page.checked_mul(PAGE_SIZE as u64)
-        .ok_or(RegionError::PageOutOfRange(page))
+        .ok_or_else(|| RegionError::PageOutOfRange(page))
 }
 
 #[inline]
@@ -165,6 +165,17 @@ impl RegionWriteGuard<'_> {
     #[inline]
     pub fn meta(&self) -> &RegionMeta {
         &self.occupant.meta
+    }
+
+    /// As [`RegionReadGuard::raw_bytes`], for a holder that will also write
+    /// through the capture (see [`RawRegionBytes::write`]): the block's dirty
+    /// mark is raised to the region's size, so that the pool zeroes whatever
+    /// is written there when the block goes back.
+    #[inline]
+    pub fn raw_bytes_for_writes(&mut self) -> Option<RawRegionBytes> {
+        let size = self.occupant.meta.size;
+        let base = self.occupant.block.pooled_base_for_writes(size)?;
+        Some(RawRegionBytes::for_writes(base, size))
     }
 
     /// Logical size in bytes.

@@ -32,7 +32,7 @@ fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionErro
 /// Byte offset of page `page`.
 fn page_offset(page: u64) -> Result<u64, RegionError> {
     page.checked_mul(PAGE_SIZE as u64)
-        .ok_or_else(|| RegionError::PageOutOfRange(page))
+        .ok_or(RegionError::PageOutOfRange(page))
 }
 
 #[inline]

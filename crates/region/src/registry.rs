@@ -219,7 +219,7 @@ impl RegionRegistry {
     fn slot(&self, handle: RegionHandle) -> Result<&Slot, RegionError> {
         self.slots
             .get(position(handle))
-            .ok_or_else(|| RegionError::InvalidRegionHandle(handle))
+            .ok_or(RegionError::InvalidRegionHandle(handle))
     }
 
     /// Creates a zeroed region and returns its handle: the lowest free slot

@@ -362,7 +362,7 @@ impl TxRegions {
                 // Its own page restores and writes change bytes in place,
                 // never while this call runs. So the captured bytes are live.
                 let read = unsafe { raw.read(offset, buf) };
-                return read.ok_or_else(|| ShmError::OffsetOverflow {
+                return read.ok_or(ShmError::OffsetOverflow {
                     offset,
                     len: buf.len() as u64,
                 });

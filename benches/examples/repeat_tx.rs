@@ -13,8 +13,8 @@
 
 use revm::{context::TxEnv, Database, ExecuteEvm};
 use shm_benches::{
-    analysis, estimator, hooked_evm, or_exit, production_manager, shm_evm, snailtracer,
-    stock_evm, Workload,
+    analysis, estimator, hooked_evm, or_exit, production_manager, shm_evm, snailtracer, stock_evm,
+    Workload,
 };
 use std::{fmt::Debug, hint::black_box, process::ExitCode};
 
@@ -35,7 +35,11 @@ where
     match variant {
         "stock" => repeat(&mut stock_evm(work.db), &work.tx, times),
         "hooked_unit" => repeat(&mut hooked_evm(work.db), &work.tx, times),
-        "shm_unused" => repeat(&mut shm_evm(&production_manager(), work.db), &work.tx, times),
+        "shm_unused" => repeat(
+            &mut shm_evm(&production_manager(), work.db),
+            &work.tx,
+            times,
+        ),
         other => Err(format!(
             "unknown variant {other:?} (stock, hooked_unit, shm_unused)"
         )),

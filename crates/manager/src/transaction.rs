@@ -544,12 +544,6 @@ impl TxRegions {
         }
     }
 
-    /// The mapping options a request for `options` gets under this config:
-    /// with COW off, the copy-on-write bit is dropped (spec §9).
-    pub fn map_options(&self, options: MapOptions) -> MapOptions {
-        self.manager.effective_map_options(options)
-    }
-
     /// Counts a mapping made by the transaction.
     pub fn record_mapping(&self, handle: RegionHandle, context: ContextId) {
         self.manager.metrics.record_mapping(handle, context);

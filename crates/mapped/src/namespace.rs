@@ -205,14 +205,6 @@ impl Namespace {
         Ok(ns)
     }
 
-    /// Opens namespace `name` under [`default_root`].
-    ///
-    /// # Errors
-    /// As [`open`](Self::open).
-    pub fn open_default(name: &str) -> Result<Self, MappedError> {
-        Self::open(&default_root(), name)
-    }
-
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -134,6 +134,18 @@ impl TxRegions {
         self.stamp.set(next_stamp());
     }
 
+    /// `region`'s raw bytes, when they may be used without the slot lock:
+    /// this transaction resolved it and has moved nothing since (the stamp
+    /// is current), and the host has changed no grant or mapping of it (the
+    /// access version is the one resolved).
+    #[inline]
+    fn current_raw(&self, region: &Resolved) -> Option<RawRegionBytes> {
+        let raw = region.raw?;
+        let current = region.stamp == self.stamp.get()
+            && self.manager.registry.access_version(region.handle) == Some(region.access_version);
+        current.then_some(raw)
+    }
+
     /// The transaction's id in the lock table.
     pub fn id(&self) -> TxId {
         self.id
@@ -348,25 +360,20 @@ impl TxRegions {
     #[inline]
     #[allow(unsafe_code)]
     pub fn read(&self, region: &Resolved, offset: u64, buf: &mut [u8]) -> Result<usize, ShmError> {
-        if let Some(raw) = region.raw {
-            let registry = &self.manager.registry;
-            if region.stamp == self.stamp.get()
-                && registry.access_version(region.handle) == Some(region.access_version)
-            {
-                // SAFETY: the stamp matches, so this transaction resolved the
-                // region and has not released its locks since: it holds the
-                // region's two-phase lock, which keeps every other party from
-                // writing, resizing or freeing it; and it has not grown, freed
-                // or resized it itself since (each restamps). Nor can it during
-                // this call: `TxRegions` is not `Sync`, and this borrow is shared.
-                // Its own page restores and writes change bytes in place,
-                // never while this call runs. So the captured bytes are live.
-                let read = unsafe { raw.read(offset, buf) };
-                return read.ok_or(ShmError::OffsetOverflow {
-                    offset,
-                    len: buf.len() as u64,
-                });
-            }
+        if let Some(raw) = self.current_raw(region) {
+            // SAFETY: the stamp matches, so this transaction resolved the
+            // region and has not released its locks since: it holds the
+            // region's two-phase lock, which keeps every other party from
+            // writing, resizing or freeing it; and it has not grown, freed
+            // or resized it itself since (each restamps). Nor can it during
+            // this call: `TxRegions` is not `Sync`, and this borrow is shared.
+            // Its own page restores and writes change bytes in place,
+            // never while this call runs. So the captured bytes are live.
+            let read = unsafe { raw.read(offset, buf) };
+            return read.ok_or(ShmError::OffsetOverflow {
+                offset,
+                len: buf.len() as u64,
+            });
         }
         let guard = self.manager.registry.lock_read(region.handle)?;
         if guard.access_version() != region.access_version {
@@ -426,15 +433,9 @@ impl TxRegions {
         plan: WritePlan,
         data: &[u8],
     ) -> Result<WriteOutcome, ShmError> {
-        if let Some(raw) = region.raw.filter(|raw| raw.is_writable()) {
+        if let Some(raw) = self.current_raw(region).filter(|raw| raw.is_writable()) {
             let written = plan.written as usize;
-            if !plan.grows()
-                && plan.size == raw.len() as u64
-                && written <= data.len()
-                && region.stamp == self.stamp.get()
-                && self.manager.registry.access_version(region.handle)
-                    == Some(region.access_version)
-            {
+            if !plan.grows() && plan.size == raw.len() as u64 && written <= data.len() {
                 // SAFETY: the stamp matches, so this transaction resolved the
                 // region for writing, holding it exclusively, and has not
                 // released its locks since: no other party reads, writes,

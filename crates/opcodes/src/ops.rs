@@ -8,7 +8,7 @@ use shm_primitives::{
     region_offset, words, AllocFlags, ContextId, HaltCause, MapOptions, Permissions, RegionHandle,
     RegionOptions, WritePlan, PAGE_SIZE, U256,
 };
-use shm_region::RegionSpec;
+use shm_region::{RegionSpec, WriteOutcome};
 
 use crate::session::{ActiveSession, OpError};
 use crate::table::{hint_covers, Entry};
@@ -407,6 +407,35 @@ impl ActiveSession {
         })
     }
 
+    /// The write itself, through the transaction: pages not yet saved in this
+    /// frame go to the journal first, unless `all_saved` says there are none.
+    #[inline]
+    fn write_through(
+        &mut self,
+        access: &WriteAccess,
+        data: &[u8],
+        all_saved: bool,
+    ) -> Result<WriteOutcome, ShmError> {
+        let handle = access.handle;
+        let tx = self
+            .tx
+            .as_ref()
+            .expect("a resolved region has a transaction");
+        let region = &self
+            .table
+            .get(handle)
+            .expect("a prepared region has a table entry")
+            .region;
+        let journal = &mut self.journal;
+        if all_saved {
+            tx.write_saved(region, access.plan, data)
+        } else {
+            tx.write(region, access.plan, data, &mut |page, bytes| {
+                journal.save_page(handle, page, bytes)
+            })
+        }
+    }
+
     /// SHARED_WRITE's copy of `data` (memory) into the region, or into the
     /// context's private view; returns the bytes written. Growth the pool
     /// refuses is given back through `gas`.
@@ -438,26 +467,7 @@ impl ActiveSession {
         }
         let epoch = self.journal.epoch();
         let size_priced = self.entry(handle).region.size;
-        let result = {
-            let tx = self
-                .tx
-                .as_ref()
-                .expect("a resolved region has a transaction");
-            let region = &self
-                .table
-                .get(handle)
-                .expect("a prepared region has a table entry")
-                .region;
-            let journal = &mut self.journal;
-            if access.all_saved {
-                tx.write_saved(region, access.plan, data)
-            } else {
-                tx.write(region, access.plan, data, &mut |page, bytes| {
-                    journal.save_page(handle, page, bytes)
-                })
-            }
-        };
-        let outcome = match result {
+        let outcome = match self.write_through(access, data, access.all_saved) {
             Ok(outcome) => outcome,
             Err(ShmError::StaleResolution(_)) => {
                 // The host changed the region's rights meanwhile: check again,
@@ -466,17 +476,8 @@ impl ActiveSession {
                 if self.entry(handle).region.size != size_priced {
                     return Err(self.halt(HaltCause::InvalidHandle));
                 }
-                let tx = self.tx.as_ref().expect("resolved above");
-                let region = &self
-                    .table
-                    .get(handle)
-                    .expect("a prepared region has a table entry")
-                    .region;
-                let journal = &mut self.journal;
-                let written = tx.write(region, access.plan, data, &mut |page, bytes| {
-                    journal.save_page(handle, page, bytes)
-                });
-                written.map_err(|e| self.halt_for(e))?
+                self.write_through(access, data, false)
+                    .map_err(|e| self.halt_for(e))?
             }
             // A mapped region's undo record could not be written: nothing
             // changed, and the transaction must not report success.

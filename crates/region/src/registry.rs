@@ -260,7 +260,7 @@ impl RegionRegistry {
                 return Err(error.into());
             }
         };
-        let occupant = Occupant::new(UNASSIGNED, &spec, size, max_size, block);
+        let mut occupant = Occupant::new(UNASSIGNED, &spec, size, max_size, block);
         let too_many = || RegionError::TooManyRegions {
             limit: self.config.max_regions,
         };
@@ -273,25 +273,21 @@ impl RegionRegistry {
             // the slot's line (which the other threads' regions come and go
             // through) never moves while the table is locked.
             self.count_in(&spec);
-            let claimed = Self::claim(&mut table);
+            let mut position = Self::claim(&mut table);
             drop(table);
-            let mut occupant = occupant;
-            let mut position = claimed;
-            loop {
-                match position.map(|p| self.fill(p, occupant)) {
-                    Some(Filled::Placed(handle)) => return Ok(handle),
-                    Some(Filled::Taken(back)) => occupant = back,
-                    Some(Filled::Beyond) | None => {
-                        let _table = self.book.table.lock();
-                        self.count_out(spec.options.persistent);
-                        return Err(too_many());
-                    }
+            while let Some(at) = position {
+                match self.fill(at, occupant) {
+                    Filled::Placed(handle) => return Ok(handle),
+                    Filled::Taken(back) => occupant = back,
+                    Filled::Beyond => break,
                 }
                 position = Self::claim(&mut self.book.table.lock());
             }
+            let _table = self.book.table.lock();
+            self.count_out(spec.options.persistent);
+            return Err(too_many());
         };
         // Named: the name is the table's, so all of it happens under the lock.
-        let mut occupant = occupant;
         loop {
             let position = Self::claim(&mut table).ok_or_else(too_many)?;
             match self.fill(position, occupant) {

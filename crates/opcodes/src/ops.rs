@@ -245,7 +245,7 @@ impl ActiveSession {
     /// SHARED_MAP: the context gains (or replaces) a mapping for this
     /// transaction. Mapping again with the same options and no private pages
     /// to drop changes nothing, and records nothing.
-    #[inline]
+    #[inline(always)]
     pub fn map(
         &mut self,
         context: ContextId,
@@ -277,7 +277,7 @@ impl ActiveSession {
 
     /// SHARED_READ, up to the copy: checks, then charges access and copy. A
     /// READ of 0 bytes is complete here.
-    #[inline]
+    #[inline(always)]
     pub fn begin_read(
         &mut self,
         context: ContextId,
@@ -304,7 +304,7 @@ impl ActiveSession {
     /// SHARED_READ's copy into `buf` (memory, already expanded): bytes past
     /// the region's end are zero, and a copy-on-write view shows its private
     /// pages. Returns the bytes that came from the region.
-    #[inline]
+    #[inline(always)]
     pub fn finish_read(
         &mut self,
         context: ContextId,
@@ -351,7 +351,7 @@ impl ActiveSession {
     /// SHARED_WRITE, up to the copy: checks, then charges access, copy, pages
     /// first saved in this frame (or faulted) and growth. A WRITE of 0 bytes
     /// is complete here.
-    #[inline]
+    #[inline(always)]
     pub fn begin_write(
         &mut self,
         context: ContextId,
@@ -439,7 +439,7 @@ impl ActiveSession {
     /// SHARED_WRITE's copy of `data` (memory) into the region, or into the
     /// context's private view; returns the bytes written. Growth the pool
     /// refuses is given back through `gas`.
-    #[inline]
+    #[inline(always)]
     pub fn finish_write(
         &mut self,
         context: ContextId,

@@ -178,13 +178,7 @@ pub fn check_access(
     context: ContextId,
     kind: AccessKind,
 ) -> Result<(), AccessDenied> {
-    check_access_with_mapping(
-        level,
-        meta,
-        context,
-        kind,
-        meta.mapping(context).map(|m| m.options),
-    )
+    check_access_with_mapping(level, meta, context, kind, meta.mapping(context))
 }
 
 /// As [`check_access`], with the context's mapping given by the caller instead of

@@ -52,9 +52,11 @@ fn write(
         return;
     };
     let plan = guard.plan(offset, data.len() as u64, false);
-    let _ = guard.write_planned(plan, data, &mut |page, bytes| {
-        journal.save_page(h, page, bytes)
-    });
+    let _ = guard.write_planned(
+        plan,
+        data,
+        Some(&mut |page, bytes| journal.save_page(h, page, bytes)),
+    );
 }
 
 fn registry() -> RegionRegistry {

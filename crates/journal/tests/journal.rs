@@ -58,7 +58,11 @@ impl Regions {
         let mut guard = self.0.lock_write(h).unwrap();
         let plan = guard.plan(offset, data.len() as u64, grow);
         let out = guard
-            .write_planned(plan, data, &mut |page, bytes| j.save_page(h, page, bytes))
+            .write_planned(
+                plan,
+                data,
+                Some(&mut |page, bytes| j.save_page(h, page, bytes)),
+            )
             .unwrap();
         if out.grew() {
             j.record_resized(h, out.old_size);

@@ -229,7 +229,7 @@ impl TxRegions {
                     .registry
                     .lock_read(handle)
                     .ok()
-                    .and_then(|g| g.meta().mapping(context).map(|m| m.options));
+                    .and_then(|g| g.meta().mapping(context));
                 if self.copy_on_write(tx_mapping.or(host)) {
                     LockMode::Shared
                 } else {
@@ -244,7 +244,7 @@ impl TxRegions {
             // now either final or undone.)
             let guard = manager.registry.lock_read(handle)?;
             let meta = guard.meta();
-            let mapping = tx_mapping.or(meta.mapping(context).map(|m| m.options));
+            let mapping = tx_mapping.or(meta.mapping(context));
             // Whether the context's writes go to its private view: a property
             // of its mapping, whatever this resolution is for.
             let copy_on_write = self.copy_on_write(mapping);
@@ -357,7 +357,7 @@ impl TxRegions {
     /// # Errors
     /// [`ShmError::StaleResolution`] when the host changed the region's
     /// grants or mappings since it was resolved; handle errors.
-    #[inline]
+    #[inline(always)]
     #[allow(unsafe_code)]
     pub fn read(&self, region: &Resolved, offset: u64, buf: &mut [u8]) -> Result<usize, ShmError> {
         if let Some(raw) = self.current_raw(region) {
@@ -380,6 +380,19 @@ impl TxRegions {
                 }),
             };
         }
+        self.read_locked(region, offset, buf)
+    }
+
+    /// [`read`](Self::read) under the slot lock, out of line so that the
+    /// lock-free path inlines whole into the instruction (28 instructions
+    /// of call overhead per warm READ otherwise).
+    #[inline(never)]
+    fn read_locked(
+        &self,
+        region: &Resolved,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, ShmError> {
         let guard = self.manager.registry.lock_read(region.handle)?;
         if guard.access_version() != region.access_version {
             return Err(ShmError::StaleResolution(region.handle));
@@ -473,14 +486,12 @@ impl TxRegions {
         if guard.access_version() != region.access_version {
             return Err(ShmError::StaleResolution(region.handle));
         }
-        let written = match observer {
-            Some(observer) => guard.write_planned(plan, data, observer),
-            None => guard.write_unobserved(plan, data),
-        };
-        let outcome = written.map_err(|error| match error {
-            shm_region::RegionError::StalePlan => ShmError::StaleResolution(region.handle),
-            other => other.into(),
-        })?;
+        let outcome = guard
+            .write_planned(plan, data, observer)
+            .map_err(|error| match error {
+                shm_region::RegionError::StalePlan => ShmError::StaleResolution(region.handle),
+                other => other.into(),
+            })?;
         if outcome.grew() {
             // Growth may have moved the bytes to another block.
             self.restamp();

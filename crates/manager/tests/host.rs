@@ -76,7 +76,7 @@ fn map_unmap_grant_revoke() {
     m.map_shared_region(h, alice(), MapOptions::COPY_ON_WRITE)
         .unwrap();
     let info = m.region_info(h).unwrap();
-    assert!(info.meta.mapping(alice()).unwrap().options.copy_on_write());
+    assert!(info.meta.mapping(alice()).unwrap().copy_on_write());
     assert_eq!(info.meta.ref_count(), 2); // host reference + one mapping
     m.unmap_shared_region(h, alice()).unwrap();
     assert_eq!(
@@ -104,7 +104,7 @@ fn cow_off_maps_read_write_and_clears_region_cow() {
         .unwrap();
     let info = m.region_info(h).unwrap();
     let mapping = info.meta.mapping(alice()).unwrap();
-    assert!(!mapping.options.copy_on_write() && !mapping.options.read_only());
+    assert!(!mapping.copy_on_write() && !mapping.read_only());
     // Read-only survives.
     assert_eq!(
         m.effective_map_options(MapOptions::COPY_ON_WRITE | MapOptions::READ_ONLY),

@@ -140,14 +140,14 @@ impl<DB: DatabaseCommit> DatabaseCommit for ShmDb<DB> {
     fn commit(&mut self, changes: AddressMap<Account>) {
         self.inner.commit(changes);
         if let Some(undecided) = &self.undecided {
-            undecided.publish();
+            undecided.decide(true);
         }
     }
 
     fn commit_iter(&mut self, changes: &mut dyn Iterator<Item = (Address, Account)>) {
         self.inner.commit_iter(changes);
         if let Some(undecided) = &self.undecided {
-            undecided.publish();
+            undecided.decide(true);
         }
     }
 }

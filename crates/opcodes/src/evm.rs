@@ -63,11 +63,6 @@ impl ShmEvmBuilder {
         self
     }
 
-    /// The manager the EVMs share.
-    pub fn manager(&self) -> &Arc<SharedMemoryManager> {
-        &self.manager
-    }
-
     /// A context over `db` whose journal carries a fresh session.
     pub fn context<DB: Database>(&self, db: DB) -> ShmContext<DB> {
         let session = ShmSession::new(self.manager.clone(), self.gas);
@@ -80,20 +75,9 @@ impl ShmEvmBuilder {
         Self::build_from(self.context(db))
     }
 
-    /// An EVM over `db` with an inspector (for `inspect_*`, e.g. an EIP-3155 tracer).
-    pub fn build_with_inspector<DB: Database, INSP>(
-        &self,
-        db: DB,
-        inspector: INSP,
-    ) -> ShmEvm<DB, INSP> {
-        Self::build_from_with_inspector(self.context(db), inspector)
-    }
-
     /// An EVM over a context you configured yourself (cfg, block, tx).
     pub fn build_from<DB: Database>(ctx: ShmContext<DB>) -> ShmEvm<DB> {
-        let mut evm = ctx.build_mainnet();
-        install(&mut evm.instruction);
-        evm
+        Self::build_from_with_inspector(ctx, ())
     }
 
     /// As [`build_from`](Self::build_from), with an inspector.

@@ -44,8 +44,8 @@ use revm::{
     },
     inspector::JournalExt,
     primitives::{
-        hardfork::SpecId, Address, AddressMap, AddressSet, Bytes, HashSet, Log, StorageKey,
-        StorageValue, B256, U256,
+        hardfork::SpecId, Address, AddressMap, AddressSet, HashSet, Log, StorageKey, StorageValue,
+        B256, U256,
     },
     state::{Account, EvmState},
     Database, Journal, JournalEntry, MainnetEvm,
@@ -155,14 +155,8 @@ impl<DB, H> HookedJournal<DB, H> {
     /// Set the spec on it (or build the context with [`hooked_context`], which
     /// does) before executing.
     pub fn new_with_hook(database: DB, hook: H) -> Self {
-        Self::from_journal(Journal::new_with_inner(database, Default::default()), hook)
-    }
-
-    /// Wraps an existing journal. Use it between transactions: checkpoints
-    /// the journal already has open are not reported to the hook.
-    pub const fn from_journal(journal: Journal<DB>, hook: H) -> Self {
         Self {
-            inner: journal,
+            inner: Journal::new_with_inner(database, Default::default()),
             hook,
             open_checkpoints: 0,
         }
@@ -179,11 +173,6 @@ impl<DB, H> HookedJournal<DB, H> {
     #[inline]
     pub const fn hook_mut(&mut self) -> &mut H {
         &mut self.hook
-    }
-
-    /// Puts in a new hook and returns the old one.
-    pub fn replace_hook(&mut self, hook: H) -> H {
-        core::mem::replace(&mut self.hook, hook)
     }
 
     /// The wrapped revm journal.
@@ -263,26 +252,6 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
     /// A fresh journal with `H::default()` as the hook.
     fn new(database: DB) -> Self {
         Self::new_with_hook(database, H::default())
-    }
-
-    #[inline]
-    fn db_mut(&mut self) -> &mut DB {
-        self.inner.db_mut()
-    }
-
-    #[inline]
-    fn db(&self) -> &DB {
-        self.inner.db()
-    }
-
-    #[inline]
-    fn evm_state_mut(&mut self) -> &mut EvmState {
-        self.inner.evm_state_mut()
-    }
-
-    #[inline]
-    fn evm_state(&self) -> &EvmState {
-        self.inner.evm_state()
     }
 
     #[inline]
@@ -457,12 +426,6 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
     }
 
     #[inline]
-    #[allow(deprecated)]
-    fn load_account_code(&mut self, address: Address) -> Result<StateLoad<&Account>, DbError<DB>> {
-        self.inner.load_account_code(address)
-    }
-
-    #[inline]
     fn load_account_with_code(
         &mut self,
         address: Address,
@@ -479,14 +442,6 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
     }
 
     #[inline]
-    fn load_account_mut(
-        &mut self,
-        address: Address,
-    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DbError<DB>> {
-        self.inner.load_account_mut(address)
-    }
-
-    #[inline]
     fn load_account_mut_skip_cold_load(
         &mut self,
         address: Address,
@@ -494,14 +449,6 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
     ) -> Result<StateLoad<Self::JournaledAccount<'_>>, JournalLoadError<DbError<DB>>> {
         self.inner
             .load_account_mut_skip_cold_load(address, skip_cold_load)
-    }
-
-    #[inline]
-    fn load_account_with_code_mut(
-        &mut self,
-        address: Address,
-    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DbError<DB>> {
-        self.inner.load_account_with_code_mut(address)
     }
 
     #[inline]
@@ -519,23 +466,11 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
         self.inner.set_code_with_hash(address, code, hash)
     }
 
-    #[inline]
-    fn set_code(&mut self, address: Address, code: Bytecode) {
-        self.inner.set_code(address, code)
-    }
-
-    #[inline]
-    fn code(&mut self, address: Address) -> Result<StateLoad<Bytes>, DbError<DB>> {
-        self.inner.code(address)
-    }
-
-    #[inline]
-    fn code_hash(&mut self, address: Address) -> Result<StateLoad<B256>, DbError<DB>> {
-        self.inner.code_hash(address)
-    }
-
     // `clear` keeps its default (`let _ = self.finalize()`), so it goes
-    // through `finalize` below and the hook.
+    // through `finalize` below and the hook. So do `db`, `db_mut`, `evm_state`,
+    // `evm_state_mut`, `load_account_code`, `load_account_mut`,
+    // `load_account_with_code_mut`, `set_code`, `code` and `code_hash`: revm's
+    // `Journal` keeps those defaults too, and they reach it through the methods here.
 
     #[inline]
     fn checkpoint(&mut self) -> JournalCheckpoint {
@@ -779,10 +714,10 @@ mod tests {
     }
 
     #[test]
-    fn replace_hook_and_into_parts() {
+    fn take_hook_and_into_parts() {
         let mut j = journal();
         j.checkpoint();
-        let old = j.replace_hook(Trace::default());
+        let old = std::mem::take(j.hook_mut());
         assert_eq!(old.0, "(");
         j.checkpoint_commit();
         let (inner, hook) = j.into_parts();

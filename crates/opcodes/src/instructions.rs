@@ -92,7 +92,7 @@ macro_rules! require_non_static {
             &$ctx.interpreter.runtime_flag,
         ) {
             let session = session!($ctx.host);
-            return Err(halt_result(session.static_violation()));
+            return Err(halt_result(session.halt(HaltCause::StaticWrite)));
         }
     };
 }

@@ -46,8 +46,18 @@ pub struct WriteAccess {
     /// Whether the pages the write changes were all saved in this frame
     /// already (then the write needs no journal work).
     all_saved: bool,
+    /// Whether the table's hint already said so (then it needs no update).
+    hinted: bool,
+    /// Whether the write goes to the context's private copy-on-write view.
+    copy_on_write: bool,
     /// Bytes of memory the write reads.
     pub len: usize,
+}
+
+/// The transaction a prepared region belongs to.
+#[inline]
+fn held(tx: &Option<TxRegions>) -> &TxRegions {
+    tx.as_ref().expect("a resolved region has a transaction")
 }
 
 #[inline]
@@ -82,23 +92,6 @@ impl ActiveSession {
             }),
             _ => self.resolve(handle, context, intent, gas_left),
         }
-    }
-
-    /// The transaction a prepared region belongs to.
-    #[inline]
-    fn held(&self) -> &TxRegions {
-        self.tx
-            .as_ref()
-            .expect("a resolved region has a transaction")
-    }
-
-    /// The table's entry for a region [`prepare`](Self::prepare) returned (it
-    /// stays until the next resolution, FREE, remap, revert or transaction end).
-    #[inline]
-    fn entry(&self, handle: RegionHandle) -> &Entry {
-        self.table
-            .get(handle)
-            .expect("a prepared region has a table entry")
     }
 
     /// The slow path: resolve through the manager (lock with a bounded wait,
@@ -150,31 +143,16 @@ impl ActiveSession {
         }
     }
 
-    #[inline]
-    fn access_cost(&self, hit: &Hit) -> u64 {
-        self.gas.access(!hit.warm)
-    }
-
-    /// Records an offset-overflow halt (`region_offset + size` ≥ 2^64).
-    pub fn offset_overflow(&mut self) -> OpError {
-        self.halt(HaltCause::OffsetOverflow)
-    }
-
-    /// Records a static-context halt of ALLOC, FREE or WRITE.
-    pub fn static_violation(&mut self) -> OpError {
-        self.halt(HaltCause::StaticWrite)
-    }
-
     /// `region_offset` and `size` as a range of the region (spec §5: a `size`
     /// or an end past 2^64 − 1 halts with "offset overflow").
     #[inline]
     fn range(&mut self, offset: U256, size: U256) -> Result<(u64, u64), OpError> {
         let Ok(len) = u64::try_from(size) else {
-            return Err(self.offset_overflow());
+            return Err(self.halt(HaltCause::OffsetOverflow));
         };
         match region_offset(offset, len) {
             Some(offset) => Ok((offset, len)),
-            None => Err(self.offset_overflow()),
+            None => Err(self.halt(HaltCause::OffsetOverflow)),
         }
     }
 
@@ -213,12 +191,9 @@ impl ActiveSession {
         let spec = RegionSpec::new(size, context)
             .permissions(Permissions::read_write())
             .options(RegionOptions::from(flags));
-        let handle = match self.tx().create(spec) {
-            Ok(handle) => handle,
-            Err(_) => {
-                gas.erase_cost(growth);
-                return Ok(None);
-            }
+        let Ok(handle) = self.tx().create(spec) else {
+            gas.erase_cost(growth);
+            return Ok(None);
         };
         self.journal.record_created(handle, size, persistent);
         self.journal.warm(handle);
@@ -233,10 +208,7 @@ impl ActiveSession {
         let hit = self.prepare(context, word, Intent::Free, gas.remaining())?;
         charge(gas, self.gas.free)?;
         let handle = hit.handle;
-        let size = match self.tx().begin_free(handle) {
-            Ok(size) => size,
-            Err(error) => return Err(self.halt_for(error)),
-        };
+        let size = self.tx().begin_free(handle).map_err(|e| self.halt_for(e))?;
         self.journal.record_free(handle, size);
         self.table.remove(handle);
         Ok(())
@@ -257,7 +229,7 @@ impl ActiveSession {
             return Err(self.halt(HaltCause::BadFlags));
         };
         let hit = self.prepare(context, word, Intent::Map, gas.remaining())?;
-        charge(gas, self.access_cost(&hit))?;
+        charge(gas, self.gas.access(!hit.warm))?;
         self.warm(&hit);
         let handle = hit.handle;
         let options = self.manager.effective_map_options(options);
@@ -290,7 +262,9 @@ impl ActiveSession {
         let (offset, len) = self.range(offset, size)?;
         charge(
             gas,
-            self.access_cost(&hit).saturating_add(self.gas.copy(len)),
+            self.gas
+                .access(!hit.warm)
+                .saturating_add(self.gas.copy(len)),
         )?;
         self.warm(&hit);
         Ok(ReadAccess {
@@ -312,16 +286,13 @@ impl ActiveSession {
         buf: &mut [u8],
     ) -> Result<usize, OpError> {
         let handle = access.handle;
-        let read = self
-            .held()
-            .read(&self.entry(handle).region, access.offset, buf);
+        let read = held(&self.tx).read(&self.table.entry(handle).region, access.offset, buf);
         let n = match read {
             Ok(n) => n,
             Err(ShmError::StaleResolution(_)) => {
                 self.reresolve(context, handle, Intent::Read)?;
-                let read = self
-                    .held()
-                    .read(&self.entry(handle).region, access.offset, buf);
+                let read =
+                    held(&self.tx).read(&self.table.entry(handle).region, access.offset, buf);
                 read.map_err(|e| self.halt_for(e))?
             }
             Err(error) => return Err(self.halt_for(error)),
@@ -363,14 +334,15 @@ impl ActiveSession {
         let hit = self.prepare(context, word, Intent::Write, gas.remaining())?;
         let (offset, len) = self.range(offset, size)?;
         let handle = hit.handle;
-        let entry = self.entry(handle);
+        let entry = self.table.entry(handle);
         let region = &entry.region;
         let cow = region.copy_on_write;
         // Copy-on-write writes never grow the region (spec §5).
         let grows = region.options.auto_grow && !cow;
         let persistent = region.options.persistent;
         let plan = WritePlan::new(region.size, region.max_size, grows, offset, len);
-        let pages = if hint_covers(entry.saved_hint, &plan, self.journal.epoch(), cow) {
+        let hinted = hint_covers(entry.saved_hint, &plan, self.journal.epoch(), cow);
+        let pages = if hinted {
             0
         } else {
             let private = cow.then_some(context);
@@ -391,7 +363,8 @@ impl ActiveSession {
             0
         };
         let cost = self
-            .access_cost(&hit)
+            .gas
+            .access(!hit.warm)
             .saturating_add(self.gas.copy(len))
             .saturating_add(self.gas.pages_cost(held, pages))
             .saturating_add(growth_cost);
@@ -403,6 +376,8 @@ impl ActiveSession {
             plan,
             growth_cost,
             all_saved: pages == 0,
+            hinted,
+            copy_on_write: cow,
             len: len as usize,
         })
     }
@@ -417,15 +392,8 @@ impl ActiveSession {
         all_saved: bool,
     ) -> Result<WriteOutcome, ShmError> {
         let handle = access.handle;
-        let tx = self
-            .tx
-            .as_ref()
-            .expect("a resolved region has a transaction");
-        let region = &self
-            .table
-            .get(handle)
-            .expect("a prepared region has a table entry")
-            .region;
+        let tx = held(&self.tx);
+        let region = &self.table.entry(handle).region;
         let journal = &mut self.journal;
         if all_saved {
             tx.write_saved(region, access.plan, data)
@@ -448,12 +416,9 @@ impl ActiveSession {
         gas: &mut Gas,
     ) -> Result<usize, OpError> {
         let handle = access.handle;
-        if self.entry(handle).region.copy_on_write {
+        if access.copy_on_write {
             let plan = access.plan;
-            let tx = self
-                .tx
-                .as_ref()
-                .expect("a resolved region has a transaction");
+            let tx = held(&self.tx);
             let faults = self.journal.write_private(handle, context, &plan, data, &mut |page, out| {
                 if let Err(error) = tx.read_page(handle, page, out) {
                     tracing::error!(target: "shm::session", %error, "copy-on-write fault of a held region failed");
@@ -466,14 +431,15 @@ impl ActiveSession {
             return Ok(plan.written as usize);
         }
         let epoch = self.journal.epoch();
-        let size_priced = self.entry(handle).region.size;
+        // What `begin_write` priced (the size only changes by our writes).
+        let size_priced = access.plan.size;
         let outcome = match self.write_through(access, data, access.all_saved) {
             Ok(outcome) => outcome,
             Err(ShmError::StaleResolution(_)) => {
                 // The host changed the region's rights meanwhile: check again,
                 // then write as priced (the size only changes by our writes).
                 self.reresolve(context, handle, Intent::Write)?;
-                if self.entry(handle).region.size != size_priced {
+                if self.table.entry(handle).region.size != size_priced {
                     return Err(self.halt(HaltCause::InvalidHandle));
                 }
                 self.write_through(access, data, false)
@@ -496,8 +462,10 @@ impl ActiveSession {
         } else if access.growth_cost > 0 {
             gas.erase_cost(access.growth_cost);
         }
-        if let Some(cached) = self.table.get_mut(handle) {
-            cached.note_saved(&access.plan, epoch);
+        if !access.hinted {
+            if let Some(cached) = self.table.get_mut(handle) {
+                cached.note_saved(&access.plan, epoch);
+            }
         }
         self.counts.writes += 1;
         self.counts.write_bytes += outcome.written as u64;

@@ -78,26 +78,19 @@ impl Undecided {
         self.state.lock().regions.is_none()
     }
 
-    /// The embedder committed: every pending effect becomes final and the
-    /// regions are released.
-    pub(crate) fn publish(&self) -> bool {
+    /// The embedder's decision: when it committed (`publish`) every pending
+    /// effect becomes final, when it dropped the result every one is undone;
+    /// either way the regions are released. Returns whether anything waited.
+    pub(crate) fn decide(&self, publish: bool) -> bool {
         let mut state = self.state.lock();
         let Some(mut regions) = state.regions.take() else {
             return false;
         };
-        state.pending.publish(&mut regions);
-        regions.release();
-        true
-    }
-
-    /// The embedder dropped the result: every pending effect is undone and
-    /// the regions are released.
-    pub(crate) fn abandon(&self) -> bool {
-        let mut state = self.state.lock();
-        let Some(mut regions) = state.regions.take() else {
-            return false;
-        };
-        state.pending.abandon(&mut regions);
+        if publish {
+            state.pending.publish(&mut regions);
+        } else {
+            state.pending.abandon(&mut regions);
+        }
         regions.release();
         true
     }
@@ -188,22 +181,14 @@ impl ShmSession {
     /// releases their regions (the embedder committed their state). Returns
     /// whether there was anything to publish.
     pub fn publish(&mut self) -> bool {
-        self.active().is_some_and(|active| {
-            active.has_undecided = false;
-            active.handed_over = false;
-            active.undecided.publish()
-        })
+        self.active().is_some_and(|active| active.decide(true))
     }
 
     /// Undoes the effects of the executed, undecided transactions and
     /// releases their regions (the embedder dropped their state). Returns
     /// whether there was anything to abandon.
     pub fn abandon(&mut self) -> bool {
-        self.active().is_some_and(|active| {
-            active.has_undecided = false;
-            active.handed_over = false;
-            active.undecided.abandon()
-        })
+        self.active().is_some_and(|active| active.decide(false))
     }
 
     /// Bytes of host memory the current transaction's revert journal holds
@@ -278,7 +263,7 @@ impl FrameHook for ShmSession {
     fn checkpoint(&mut self) {
         if let Some(active) = self.active.as_deref_mut() {
             if active.handed_over {
-                active.abandon_handed_over();
+                active.decide(false);
             }
             active.journal.checkpoint();
         }
@@ -319,7 +304,7 @@ impl Drop for ActiveSession {
         if self.tx.is_some() || self.journal.depth() > 0 {
             self.end_transaction(false);
         }
-        self.undecided.abandon();
+        self.undecided.decide(false);
     }
 }
 
@@ -336,36 +321,26 @@ impl RegionOps for NoRegions {
 }
 
 impl ActiveSession {
-    /// The manager.
-    pub fn manager(&self) -> &Arc<SharedMemoryManager> {
-        &self.manager
-    }
-
-    /// The gas schedule.
-    pub fn gas(&self) -> &GasSchedule {
-        &self.gas
-    }
-
     /// The transaction's door to regions, begun on first use. A transaction
     /// that follows undecided ones without a `finalize` between (revm's
     /// `transact_many`) continues under their locks.
     pub(crate) fn tx(&mut self) -> &mut TxRegions {
-        if self.tx.is_none() {
-            let continued = if self.has_undecided && !self.handed_over {
-                self.undecided.state.lock().regions.take()
-            } else {
-                None
-            };
-            self.tx = Some(continued.unwrap_or_else(|| self.manager.begin_transaction()));
-        }
-        self.tx.as_mut().expect("set above")
+        let continues = self.has_undecided && !self.handed_over;
+        self.tx.get_or_insert_with(|| {
+            continues
+                .then(|| self.undecided.state.lock().regions.take())
+                .flatten()
+                .unwrap_or_else(|| self.manager.begin_transaction())
+        })
     }
 
+    /// Settles the undecided transactions ([`Undecided::decide`]) and
+    /// forgets them.
     #[cold]
-    fn abandon_handed_over(&mut self) {
+    fn decide(&mut self, publish: bool) -> bool {
         self.handed_over = false;
         self.has_undecided = false;
-        self.undecided.abandon();
+        self.undecided.decide(publish)
     }
 
     fn revert(&mut self) {
@@ -426,12 +401,17 @@ impl ActiveSession {
         }
     }
 
+    // Halts are cold: kept out of line so the warm paths stay small.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn halt(&mut self, cause: HaltCause) -> OpError {
         self.manager.record_halt(cause);
         self.last_halt = Some(cause);
         OpError::Halt(cause)
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn halt_for(&mut self, error: ShmError) -> OpError {
         let cause = match error {
             ShmError::RegionBusy { .. } => {

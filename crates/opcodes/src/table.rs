@@ -125,6 +125,14 @@ impl ResolvedTable {
             .filter(|e| e.region.handle == handle)
     }
 
+    /// The entry for a region an operation prepared: it stays until the
+    /// next resolution, FREE, remap, revert or transaction end.
+    #[inline]
+    pub(crate) fn entry(&self, handle: RegionHandle) -> &Entry {
+        self.get(handle)
+            .expect("a prepared region has a table entry")
+    }
+
     #[inline]
     pub(crate) fn get_mut(&mut self, handle: RegionHandle) -> Option<&mut Entry> {
         self.slot_mut(handle.index() as usize)?
@@ -150,17 +158,10 @@ impl ResolvedTable {
         }
     }
 
-    /// Records that `region` passed the check of `intent` for `context`.
-    pub(crate) fn insert(&mut self, entry: Entry) {
-        let Entry {
-            region,
-            context,
-            allowed: intent_bit,
-            warm,
-            tx_mapping,
-            ..
-        } = entry;
-        let index = region.handle.index() as usize;
+    /// Records that `entry.region` passed the check of `entry`'s intent for
+    /// its context.
+    pub(crate) fn insert(&mut self, mut entry: Entry) {
+        let index = entry.region.handle.index() as usize;
         if index <= MAX_CACHED_INDEX && self.entries.len() <= index {
             self.entries.resize(index + 1, None);
         }
@@ -168,25 +169,20 @@ impl ResolvedTable {
         let slot = self
             .slot_mut(index)
             .expect("the entries were resized to the index");
-        let mut region = region;
-        let (allowed, saved_hint) = match slot {
+        match *slot {
             // Same region and context: the earlier checks still hold (the
             // region was resolved again for another intent), and so does the
             // stronger lock.
-            Some(old) if old.region.handle == region.handle && old.context == context => {
-                region.mode = region.mode.max(old.region.mode);
-                (old.allowed | intent_bit, old.saved_hint)
+            Some(old)
+                if old.region.handle == entry.region.handle && old.context == entry.context =>
+            {
+                entry.region.mode = entry.region.mode.max(old.region.mode);
+                entry.allowed |= old.allowed;
+                entry.saved_hint = old.saved_hint;
             }
-            _ => (intent_bit, None),
-        };
-        *slot = Some(Entry {
-            region,
-            context,
-            allowed,
-            warm,
-            tx_mapping,
-            saved_hint,
-        });
+            _ => entry.saved_hint = None,
+        }
+        *slot = Some(entry);
         if was_empty {
             self.used.push(index as u32);
         }

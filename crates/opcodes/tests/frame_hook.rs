@@ -492,8 +492,8 @@ impl<DB: Database> Inspector<HookedContext<DB, Recorder>, EthInterpreter> for Fr
 
 type Outcome = Result<ExecutionResult, String>;
 
-fn hooked(db: InMemoryDB) -> HookedContext<InMemoryDB, Recorder> {
-    let mut ctx = hooked_context(db, SPEC, Recorder::default());
+fn hooked<DB: Database, H: FrameHook + Default>(db: DB, hook: H) -> HookedContext<DB, H> {
+    let mut ctx = hooked_context(db, SPEC, hook);
     // The recursion test needs more gas than EIP-7825's cap.
     ctx.cfg.tx_gas_limit_cap = Some(u64::MAX);
     ctx
@@ -513,7 +513,7 @@ struct Run {
 }
 
 fn run_transact(txs: &[TxSpec]) -> Run {
-    let mut evm = hooked(world()).build_mainnet();
+    let mut evm = hooked(world(), Recorder::default()).build_mainnet();
     let mut outcomes = Vec::new();
     for tx in txs {
         let env = tx.env(caller_nonce(evm.ctx.journaled_state.db()));
@@ -527,8 +527,12 @@ fn run_transact(txs: &[TxSpec]) -> Run {
     }
 }
 
-fn run_inspected(txs: &[TxSpec]) -> (Run, FrameCheck) {
-    let mut evm = hooked(world()).build_mainnet_with_inspector(FrameCheck::default());
+/// `txs` through `inspect_tx_commit` with `inspector`.
+fn run_inspected<I: Inspector<HookedContext<InMemoryDB, Recorder>>>(
+    txs: &[TxSpec],
+    inspector: I,
+) -> (Run, I) {
+    let mut evm = hooked(world(), Recorder::default()).build_mainnet_with_inspector(inspector);
     let mut outcomes = Vec::new();
     for tx in txs {
         let env = tx.env(caller_nonce(evm.ctx.journaled_state.db()));
@@ -558,18 +562,7 @@ impl std::io::Write for SharedBuf {
 
 fn run_traced(txs: &[TxSpec]) -> (Run, String) {
     let buf = SharedBuf::default();
-    let tracer = TracerEip3155::new(Box::new(buf.clone()));
-    let mut evm = hooked(world()).build_mainnet_with_inspector(tracer);
-    let mut outcomes = Vec::new();
-    for tx in txs {
-        let env = tx.env(caller_nonce(evm.ctx.journaled_state.db()));
-        outcomes.push(evm.inspect_tx_commit(env).map_err(|e| format!("{e:?}")));
-    }
-    let run = Run {
-        outcomes,
-        hook: evm.ctx.journaled_state.hook().clone(),
-        db: evm.ctx.journaled_state.db().clone(),
-    };
+    let (run, _) = run_inspected(txs, TracerEip3155::new(Box::new(buf.clone())));
     let trace = String::from_utf8(buf.0.lock().expect("not poisoned").clone()).expect("utf-8");
     (run, trace)
 }
@@ -602,9 +595,7 @@ fn assert_same_as_stock(txs: &[TxSpec]) {
     let mut stock = Context::<BlockEnv, TxEnv, CfgEnv, InMemoryDB>::new(world(), SPEC);
     stock.cfg.tx_gas_limit_cap = Some(u64::MAX);
     let mut stock = stock.build_mainnet();
-    let mut unit = hooked_context(world(), SPEC, ());
-    unit.cfg.tx_gas_limit_cap = Some(u64::MAX);
-    let mut unit = unit.build_mainnet();
+    let mut unit = hooked(world(), ()).build_mainnet();
     for tx in txs {
         let nonce = caller_nonce(&stock.ctx.journaled_state.database);
         assert_eq!(nonce, caller_nonce(unit.ctx.journaled_state.db()));
@@ -631,7 +622,7 @@ fn assert_same_as_stock(txs: &[TxSpec]) {
 /// hook logs against `expected`, and returns the committed database.
 fn check(txs: &[TxSpec], expected: &[&str]) -> (InMemoryDB, Vec<Outcome>, FrameCheck) {
     let plain = run_transact(txs);
-    let (inspected, frames) = run_inspected(txs);
+    let (inspected, frames) = run_inspected(txs, FrameCheck::default());
     let (traced, trace) = run_traced(txs);
 
     for run in [&plain, &inspected, &traced] {
@@ -924,7 +915,7 @@ fn many_transactions_in_one_evm() {
 
 #[test]
 fn system_call_goes_through_the_hook() {
-    let mut evm = hooked(world()).build_mainnet();
+    let mut evm = hooked(world(), Recorder::default()).build_mainnet();
     let result = evm.system_call_one(STORE_OK, Bytes::new()).unwrap();
     assert!(result.is_success());
     let hook = evm.ctx.journaled_state.hook();
@@ -962,28 +953,23 @@ impl Database for FailingDb {
         if address == FAIL {
             return Err(Boom);
         }
-        Ok(self.0.basic(address).unwrap_or_else(|never| match never {}))
+        self.0.basic(address).map_err(|never| match never {})
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Boom> {
-        Ok(self
-            .0
+        self.0
             .code_by_hash(code_hash)
-            .unwrap_or_else(|never| match never {}))
+            .map_err(|never| match never {})
     }
 
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, Boom> {
-        Ok(self
-            .0
+        self.0
             .storage(address, index)
-            .unwrap_or_else(|never| match never {}))
+            .map_err(|never| match never {})
     }
 
     fn block_hash(&mut self, number: u64) -> Result<B256, Boom> {
-        Ok(self
-            .0
-            .block_hash(number)
-            .unwrap_or_else(|never| match never {}))
+        self.0.block_hash(number).map_err(|never| match never {})
     }
 }
 
@@ -1000,9 +986,7 @@ fn database_error_mid_transaction_discards_with_checkpoints_open() {
     let tx = call(PROXY, proxy_call(CALL_FAIL, 0, GAS)).env(0);
     let expected = ["()((!!D"];
 
-    let mut ctx = hooked_context(FailingDb(world()), SPEC, Recorder::default());
-    ctx.cfg.tx_gas_limit_cap = Some(u64::MAX);
-    let mut evm = ctx.build_mainnet();
+    let mut evm = hooked(FailingDb(world()), Recorder::default()).build_mainnet();
     let err = evm.transact_commit(tx.clone()).unwrap_err();
     assert!(format!("{err:?}").contains("Boom"), "{err:?}");
     let hook = evm.ctx.journaled_state.hook().clone();
@@ -1013,9 +997,8 @@ fn database_error_mid_transaction_discards_with_checkpoints_open() {
     assert_eq!(caller_nonce(&evm.ctx.journaled_state.db().0), 0);
     assert_eq!(evm.ctx.journaled_state.depth(), 0);
 
-    let mut ctx = hooked_context(FailingDb(world()), SPEC, Recorder::default());
-    ctx.cfg.tx_gas_limit_cap = Some(u64::MAX);
-    let mut evm = ctx.build_mainnet_with_inspector(FrameCheck::default());
+    let mut evm = hooked(FailingDb(world()), Recorder::default())
+        .build_mainnet_with_inspector(FrameCheck::default());
     assert!(evm.inspect_tx_commit(tx).is_err());
     assert_eq!(evm.ctx.journaled_state.hook().events, hook.events);
     assert!(

@@ -5,12 +5,12 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{MappedRwLockReadGuard, MappedRwLockWriteGuard};
-use shm_pool::BlockPool;
+use shm_pool::{BlockPool, PoolError};
 use shm_primitives::{ContextId, MapOptions, WritePlan, PAGE_SIZE};
 
 use crate::raw::RawRegionBytes;
 use crate::slot::Occupant;
-use crate::{Grant, MappingInfo, RegionError, RegionMeta, WriteOutcome};
+use crate::{Grant, RegionError, RegionMeta, WriteOutcome};
 
 /// The part of `offset..offset + len` that lies inside a region of `size`
 /// bytes (empty when it starts past the end).
@@ -38,11 +38,6 @@ fn page_offset(page: u64) -> Result<u64, RegionError> {
 #[inline]
 fn live_bytes(occupant: &Occupant) -> &[u8] {
     &occupant.block.as_slice()[..occupant.meta.size]
-}
-
-#[inline]
-fn read_into(occupant: &Occupant, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
-    copy_out(live_bytes(occupant), offset, buf)
 }
 
 /// Copies the live `bytes` at `offset` into `buf`, zero past their end;
@@ -103,7 +98,7 @@ impl RegionReadGuard<'_> {
     /// [`RegionError::OffsetOverflow`] when `offset + buf.len()` overflows 64 bits.
     #[inline]
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
-        read_into(&self.occupant, offset, buf)
+        copy_out(live_bytes(&self.occupant), offset, buf)
     }
 
     /// Copies page `page` (4 KiB at `page * PAGE_SIZE`) into `out`, zero past
@@ -112,12 +107,7 @@ impl RegionReadGuard<'_> {
     /// # Errors
     /// [`RegionError::PageOutOfRange`] when the page's offset overflows 64 bits.
     pub fn read_page(&self, page: u64, out: &mut [u8; PAGE_SIZE]) -> Result<usize, RegionError> {
-        read_into(&self.occupant, page_offset(page)?, out)
-    }
-
-    /// Bytes of the pool block behind the region (≥ its size).
-    pub fn capacity(&self) -> usize {
-        self.occupant.block.len()
+        copy_out(live_bytes(&self.occupant), page_offset(page)?, out)
     }
 
     /// Changes with every grant, revoke, host map and host unmap of the
@@ -133,8 +123,8 @@ impl RegionReadGuard<'_> {
     /// `None` for a region whose bytes are not a pooled block (a mapped file).
     #[inline]
     pub fn raw_bytes(&self) -> Option<RawRegionBytes> {
-        let base = self.occupant.block.pooled_base()?;
-        Some(RawRegionBytes::new(base, self.occupant.meta.size))
+        let base = self.occupant.block.pooled_base()?.cast_mut();
+        Some(RawRegionBytes::new(base, self.occupant.meta.size, false))
     }
 }
 
@@ -175,7 +165,7 @@ impl RegionWriteGuard<'_> {
     pub fn raw_bytes_for_writes(&mut self) -> Option<RawRegionBytes> {
         let size = self.occupant.meta.size;
         let base = self.occupant.block.pooled_base_for_writes(size)?;
-        Some(RawRegionBytes::for_writes(base, size))
+        Some(RawRegionBytes::new(base, size, true))
     }
 
     /// Logical size in bytes.
@@ -197,27 +187,6 @@ impl RegionWriteGuard<'_> {
     /// Bumps the access version (the write lock is held).
     fn access_changed(&self) {
         self.access_version.fetch_add(1, Ordering::Release);
-    }
-
-    /// As [`RegionReadGuard::read`].
-    ///
-    /// # Errors
-    /// [`RegionError::OffsetOverflow`].
-    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
-        read_into(&self.occupant, offset, buf)
-    }
-
-    /// As [`RegionReadGuard::read_page`].
-    ///
-    /// # Errors
-    /// [`RegionError::PageOutOfRange`].
-    pub fn read_page(&self, page: u64, out: &mut [u8; PAGE_SIZE]) -> Result<usize, RegionError> {
-        read_into(&self.occupant, page_offset(page)?, out)
-    }
-
-    /// Bytes of the pool block behind the region (≥ its size).
-    pub fn capacity(&self) -> usize {
-        self.occupant.block.len()
     }
 
     /// The [`WritePlan`] for `len` bytes at `offset` (growing when `allow_grow`
@@ -252,15 +221,16 @@ impl RegionWriteGuard<'_> {
         if offset.checked_add(len).is_none() {
             return Err(RegionError::OffsetOverflow { offset, len });
         }
-        let plan = self.plan(offset, len, allow_grow);
-        self.write_plan(plan, data, None)
+        self.write_planned(self.plan(offset, len, allow_grow), data, None)
     }
 
     /// Performs `plan` (made by [`plan`](Self::plan) for this region, or by
     /// [`WritePlan::new`] from its current size) with `data`, first reporting
     /// to `observer` each page that existed before the write and that the
     /// write changes (the revert journal's hook: pages only added by growth are
-    /// not reported, since shrinking back undoes them).
+    /// not reported, since shrinking back undoes them). With no observer: a
+    /// write whose pages the journal already saved in this frame (or that
+    /// nothing will revert).
     ///
     /// # Errors
     /// [`RegionError::StalePlan`] when the plan was made for another size or
@@ -269,32 +239,7 @@ impl RegionWriteGuard<'_> {
     #[inline]
     pub fn write_planned(
         &mut self,
-        plan: WritePlan,
-        data: &[u8],
-        observer: &mut PageObserver<'_>,
-    ) -> Result<WriteOutcome, RegionError> {
-        self.write_plan(plan, data, Some(observer))
-    }
-
-    /// As [`write_planned`](Self::write_planned) without an observer: for a
-    /// write whose pages the journal already saved in this frame (or that
-    /// nothing will revert).
-    ///
-    /// # Errors
-    /// As [`write_planned`](Self::write_planned).
-    #[inline]
-    pub fn write_unobserved(
-        &mut self,
-        plan: WritePlan,
-        data: &[u8],
-    ) -> Result<WriteOutcome, RegionError> {
-        self.write_plan(plan, data, None)
-    }
-
-    #[inline]
-    fn write_plan(
-        &mut self,
-        plan: WritePlan,
+        mut plan: WritePlan,
         data: &[u8],
         observer: Option<&mut PageObserver<'_>>,
     ) -> Result<WriteOutcome, RegionError> {
@@ -308,20 +253,21 @@ impl RegionWriteGuard<'_> {
         // Pages that exist now, before growth (refused growth leaves the
         // same range: growth only adds bytes past the old size).
         if let Some(observer) = observer {
-            let existing = plan.existing();
-            self.observe(existing.start as usize..existing.end as usize, observer);
+            if let Some((first, last)) = plan.existing_pages() {
+                let bytes = live_bytes(&self.occupant);
+                for page in first as usize..=last as usize {
+                    let start = page * PAGE_SIZE;
+                    let end = (start + PAGE_SIZE).min(bytes.len());
+                    observer(page as u64, &bytes[start..end]);
+                }
+            }
         }
-        let mut plan = plan;
         let mut growth_error = None;
         if plan.grows() {
             // `new_size` ≤ `max_size`, a `usize`.
-            match self.resize_to(plan.new_size as usize) {
-                Ok(()) => {}
-                Err(RegionError::Pool(error)) => {
-                    growth_error = Some(error);
-                    plan = plan.without_growth();
-                }
-                Err(other) => return Err(other),
+            if let Err(error) = self.resize_to(plan.new_size as usize) {
+                growth_error = Some(error);
+                plan = plan.without_growth();
             }
         }
         let written = plan.written as usize;
@@ -347,22 +293,6 @@ impl RegionWriteGuard<'_> {
         })
     }
 
-    /// Reports every page overlapping `range` (bytes that exist now) with its
-    /// current bytes.
-    fn observe(&self, range: Range<usize>, observer: &mut PageObserver<'_>) {
-        if range.is_empty() {
-            return;
-        }
-        let bytes = live_bytes(&self.occupant);
-        let first = range.start / PAGE_SIZE;
-        let last = (range.end - 1) / PAGE_SIZE;
-        for page in first..=last {
-            let start = page * PAGE_SIZE;
-            let end = (start + PAGE_SIZE).min(bytes.len());
-            observer(page as u64, &bytes[start..end]);
-        }
-    }
-
     /// Sets the logical size, growing or shrinking (the revert journal's undo of
     /// growth). Shrinking zeroes the cut bytes and keeps the block. Returns the
     /// old size.
@@ -371,25 +301,22 @@ impl RegionWriteGuard<'_> {
     /// [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`],
     /// [`RegionError::Pool`].
     pub fn set_size(&mut self, new_size: u64) -> Result<u64, RegionError> {
-        let old_size = self.size();
-        let max = self.occupant.meta.max_size;
-        let too_large = RegionError::RegionTooLarge {
-            requested: new_size,
-            max: max as u64,
-        };
-        let new_size = usize::try_from(new_size).map_err(|_| too_large.clone())?;
-        if new_size == 0 {
-            return Err(RegionError::ZeroSize);
+        let (old_size, max) = (self.size(), self.occupant.meta.max_size);
+        match usize::try_from(new_size) {
+            Ok(0) => Err(RegionError::ZeroSize),
+            Ok(size) if size <= max => {
+                self.resize_to(size)?;
+                Ok(old_size)
+            }
+            _ => Err(RegionError::RegionTooLarge {
+                requested: new_size,
+                max: max as u64,
+            }),
         }
-        if new_size > max {
-            return Err(too_large);
-        }
-        self.resize_to(new_size)?;
-        Ok(old_size)
     }
 
     /// `new_size` is non-zero and within `max_size`.
-    fn resize_to(&mut self, new_size: usize) -> Result<(), RegionError> {
+    fn resize_to(&mut self, new_size: usize) -> Result<(), PoolError> {
         let size = self.occupant.meta.size;
         if new_size < size {
             self.occupant
@@ -428,19 +355,16 @@ impl RegionWriteGuard<'_> {
 
     /// Gives `context` a host mapping with `options`, replacing any it had;
     /// returns the replaced one. Permission checks are `shm-access`'s job.
-    pub fn map(&mut self, context: ContextId, options: MapOptions) -> Option<MappingInfo> {
+    pub fn map(&mut self, context: ContextId, options: MapOptions) -> Option<MapOptions> {
         self.access_changed();
-        self.occupant
-            .meta
-            .mappings
-            .insert(context, MappingInfo::new(options))
+        self.occupant.meta.mappings.insert(context, options)
     }
 
     /// Removes the host mapping of `context` and returns it.
     ///
     /// # Errors
     /// [`RegionError::MappingNotFound`].
-    pub fn unmap(&mut self, context: ContextId) -> Result<MappingInfo, RegionError> {
+    pub fn unmap(&mut self, context: ContextId) -> Result<MapOptions, RegionError> {
         let meta = &mut self.occupant.meta;
         let handle = meta.handle;
         let mapping = meta

@@ -52,7 +52,7 @@ mod slot;
 
 pub use error::RegionError;
 pub use guard::{PageObserver, RegionReadGuard, RegionWriteGuard};
-pub use meta::{Grant, MappingInfo, RegionInfo, RegionMeta, WriteOutcome};
+pub use meta::{Grant, RegionInfo, RegionMeta, WriteOutcome};
 pub use raw::RawRegionBytes;
 pub use registry::{RegionRegistry, RegionSpec, RegistryConfig};
 pub use slot::Liveness;

@@ -2,7 +2,6 @@
 //! write did.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use shm_pool::PoolError;
 use shm_primitives::{ContextId, MapOptions, Permissions, RegionHandle, RegionOptions};
@@ -35,36 +34,6 @@ impl Grant {
     }
 }
 
-/// One context's mapping of a region made through the host API (mappings made
-/// by bytecode live in the transaction's journal, not here).
-///
-/// A mapping never gives a context more rights than its access rights: a
-/// read-only mapping only narrows them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MappingInfo {
-    /// The options it was made with (copy-on-write, read-only, hints).
-    pub options: MapOptions,
-    /// When it was made.
-    pub mapped_at: SystemTime,
-}
-
-impl MappingInfo {
-    /// A mapping with `options`, made now.
-    ///
-    /// ```
-    /// use shm_primitives::MapOptions;
-    /// use shm_region::MappingInfo;
-    /// let m = MappingInfo::new(MapOptions::READ_ONLY | MapOptions::COPY_ON_WRITE);
-    /// assert!(m.options.read_only() && !m.options.copy_on_write());
-    /// ```
-    pub fn new(options: MapOptions) -> Self {
-        Self {
-            options,
-            mapped_at: SystemTime::now(),
-        }
-    }
-}
-
 /// Everything about a region except its bytes: what access checks read
 /// (owner, base permissions, options, grants, mappings) and what stats show.
 #[derive(Debug, Clone)]
@@ -77,9 +46,8 @@ pub struct RegionMeta {
     pub(crate) size: usize,
     pub(crate) max_size: usize,
     pub(crate) grants: BTreeMap<ContextId, Grant>,
-    pub(crate) mappings: BTreeMap<ContextId, MappingInfo>,
+    pub(crate) mappings: BTreeMap<ContextId, MapOptions>,
     pub(crate) host_refs: u32,
-    pub(crate) created_at: SystemTime,
 }
 
 impl RegionMeta {
@@ -123,12 +91,15 @@ impl RegionMeta {
     pub fn grants(&self) -> &BTreeMap<ContextId, Grant> {
         &self.grants
     }
-    /// The host-made mapping of `context`, if any.
-    pub fn mapping(&self, context: ContextId) -> Option<&MappingInfo> {
-        self.mappings.get(&context)
+    /// The options of the mapping `context` made through the host API, if any
+    /// (mappings made by bytecode live in the transaction's journal, not
+    /// here). A mapping never gives a context more rights than its access
+    /// rights: a read-only mapping only narrows them.
+    pub fn mapping(&self, context: ContextId) -> Option<MapOptions> {
+        self.mappings.get(&context).copied()
     }
-    /// Every host-made mapping, by context.
-    pub fn mappings(&self) -> &BTreeMap<ContextId, MappingInfo> {
+    /// Every host-made mapping's options, by context.
+    pub fn mappings(&self) -> &BTreeMap<ContextId, MapOptions> {
         &self.mappings
     }
     /// References the host holds.
@@ -139,10 +110,6 @@ impl RegionMeta {
     /// region with a count of zero is used by nobody but its handle holders.
     pub fn ref_count(&self) -> u64 {
         self.mappings.len() as u64 + u64::from(self.host_refs)
-    }
-    /// When it was created.
-    pub fn created_at(&self) -> SystemTime {
-        self.created_at
     }
 }
 

@@ -33,25 +33,12 @@ unsafe impl Send for RawRegionBytes {}
 unsafe impl Sync for RawRegionBytes {}
 
 impl RawRegionBytes {
-    /// `len` live bytes at `base`, the pooled block's own pointer (see
-    /// [`Block::pooled_base`](shm_pool::Block::pooled_base)).
-    pub(crate) fn new(base: *const u8, len: usize) -> Self {
-        Self {
-            ptr: base.cast_mut(),
-            len,
-            writable: false,
-        }
-    }
-
-    /// `len` live bytes at `base`, the pooled block's own pointer, whose dirty
-    /// mark was raised to `len` (see
+    /// `len` live bytes at `ptr`, the pooled block's own pointer (see
+    /// [`Block::pooled_base`](shm_pool::Block::pooled_base)); `writable` only
+    /// when the block's dirty mark was raised to `len` (see
     /// [`Block::pooled_base_for_writes`](shm_pool::Block::pooled_base_for_writes)).
-    pub(crate) fn for_writes(base: *mut u8, len: usize) -> Self {
-        Self {
-            ptr: base,
-            len,
-            writable: true,
-        }
+    pub(crate) fn new(ptr: *mut u8, len: usize, writable: bool) -> Self {
+        Self { ptr, len, writable }
     }
 
     /// Whether it was captured for writes.

@@ -1,7 +1,7 @@
 //! The slot table: handles with generations, names, limits.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
@@ -136,12 +136,6 @@ const UNASSIGNED: RegionHandle = match RegionHandle::new(1, 1) {
     None => panic!("1/1 is a valid handle"),
 };
 
-#[inline]
-fn position(handle: RegionHandle) -> usize {
-    // `index() ≥ 1` by construction of `RegionHandle`.
-    (handle.index() - 1) as usize
-}
-
 /// The region registry: every region of one manager, addressed by
 /// generation-checked [`RegionHandle`]s.
 ///
@@ -190,7 +184,7 @@ impl RegionRegistry {
         Self {
             pool,
             config,
-            slots: Slots::new(),
+            slots: Slots::default(),
             book: Book::default(),
         }
     }
@@ -198,11 +192,6 @@ impl RegionRegistry {
     /// The pool regions take their blocks from.
     pub fn pool(&self) -> &BlockPool {
         &self.pool
-    }
-
-    /// The registry's limits.
-    pub fn config(&self) -> &RegistryConfig {
-        &self.config
     }
 
     /// Regions alive (including those awaiting a final free).
@@ -217,9 +206,10 @@ impl RegionRegistry {
 
     #[inline]
     fn slot(&self, handle: RegionHandle) -> Result<&Slot, RegionError> {
-        // A `match`, not `ok_or`: every warm access looks its slot up, and
-        // the eager error cost 8 instructions of each (callgrind).
-        match self.slots.get(position(handle)) {
+        // `index() ≥ 1` by construction of `RegionHandle`. A `match`, not
+        // `ok_or`: every warm access looks its slot up, and the eager error
+        // cost 8 instructions of each (callgrind).
+        match self.slots.get((handle.index() - 1) as usize) {
             Some(slot) => Ok(slot),
             None => Err(RegionError::InvalidRegionHandle(handle)),
         }
@@ -233,20 +223,7 @@ impl RegionRegistry {
     /// [`RegionError::NameTaken`], [`RegionError::TooManyRegions`],
     /// [`RegionError::Pool`].
     pub fn create(&self, spec: RegionSpec) -> Result<RegionHandle, RegionError> {
-        let max = self.config.max_region_size;
-        if spec.size == 0 {
-            return Err(RegionError::ZeroSize);
-        }
-        let max_size = spec.max_size.unwrap_or(max).min(max);
-        let too_large = RegionError::RegionTooLarge {
-            requested: spec.size,
-            max: max_size,
-        };
-        if spec.size > max_size {
-            return Err(too_large);
-        }
-        let size = usize::try_from(spec.size).map_err(|_| too_large.clone())?;
-        let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
+        let (size, max_size) = self.sizes(&spec, usize::MAX)?;
         // The pool is asked outside the table lock, and the region is built
         // outside it too. A name is checked first, so that a taken name does
         // not churn the pool. An anonymous create reads the counts only under
@@ -396,20 +373,7 @@ impl RegionRegistry {
         spec: RegionSpec,
         block: Block,
     ) -> Result<RegionHandle, RegionError> {
-        let max = self.config.max_region_size;
-        if spec.size == 0 {
-            return Err(RegionError::ZeroSize);
-        }
-        let max_size = spec.max_size.unwrap_or(max).min(max);
-        let too_large = RegionError::RegionTooLarge {
-            requested: spec.size,
-            max: max_size,
-        };
-        let size = usize::try_from(spec.size).map_err(|_| too_large.clone())?;
-        if spec.size > max_size || size > block.len() {
-            return Err(too_large);
-        }
-        let max_size = usize::try_from(max_size).unwrap_or(usize::MAX);
+        let (size, max_size) = self.sizes(&spec, block.len())?;
         let mut table = self.book.table.lock();
         self.check_room(&table, &spec)?;
         let position = handle.index() - 1;
@@ -439,6 +403,23 @@ impl RegionRegistry {
             table.names.insert(name, handle);
         }
         Ok(handle)
+    }
+
+    /// The size and growth limit of `spec` as `usize`s; the size must also
+    /// fit in `room` bytes (the block `create_at` was given).
+    fn sizes(&self, spec: &RegionSpec, room: usize) -> Result<(usize, usize), RegionError> {
+        let max = self.config.max_region_size;
+        let max_size = spec.max_size.unwrap_or(max).min(max);
+        match usize::try_from(spec.size) {
+            Ok(0) => Err(RegionError::ZeroSize),
+            Ok(size) if spec.size <= max_size && size <= room => {
+                Ok((size, usize::try_from(max_size).unwrap_or(usize::MAX)))
+            }
+            _ => Err(RegionError::RegionTooLarge {
+                requested: spec.size,
+                max: max_size,
+            }),
+        }
     }
 
     /// Counts a region in. Caller holds the table lock.
@@ -526,10 +507,7 @@ impl RegionRegistry {
     #[inline]
     pub fn access_version(&self, handle: RegionHandle) -> Option<u64> {
         let slot = self.slot(handle).ok()?;
-        Some(
-            slot.access_version
-                .load(std::sync::atomic::Ordering::Acquire),
-        )
+        Some(slot.access_version.load(Acquire))
     }
 
     /// As [`lock_read`](Self::lock_read), waiting at most `timeout`;
@@ -579,10 +557,8 @@ impl RegionRegistry {
     /// from final ones (a transaction layer waits for the outcome of a
     /// pending free, never for a final one).
     pub fn liveness(&self, handle: RegionHandle) -> Liveness {
-        match self.slot(handle) {
-            Ok(slot) => slot.state.read().liveness(handle),
-            Err(_) => Liveness::Invalid,
-        }
+        self.slot(handle)
+            .map_or(Liveness::Invalid, |slot| slot.state.read().liveness(handle))
     }
 
     /// The handle of the live region called `name`.
@@ -590,15 +566,10 @@ impl RegionRegistry {
     /// # Errors
     /// [`RegionError::NameNotFound`] (also while its region awaits a final free).
     pub fn lookup(&self, name: &str) -> Result<RegionHandle, RegionError> {
-        let not_found = || RegionError::NameNotFound(name.to_string());
-        let handle = *self
-            .book
-            .table
-            .lock()
-            .names
-            .get(name)
-            .ok_or_else(not_found)?;
-        self.check(handle).map(|()| handle).map_err(|_| not_found())
+        let handle = self.book.table.lock().names.get(name).copied();
+        handle
+            .filter(|&handle| self.check(handle).is_ok())
+            .ok_or_else(|| RegionError::NameNotFound(name.to_string()))
     }
 
     /// A snapshot of one region for listings.
@@ -609,20 +580,13 @@ impl RegionRegistry {
         let guard = self.lock_read(handle)?;
         Ok(RegionInfo {
             meta: guard.meta().clone(),
-            capacity: guard.capacity(),
+            capacity: guard.occupant.block.len(),
         })
     }
 
     /// Handles of all live regions, by slot index.
     pub fn handles(&self) -> Vec<RegionHandle> {
-        let used = self.book.table.lock().used as usize;
-        (0..used)
-            .filter_map(|position| {
-                let state = self.slots.get(position)?.state.read();
-                let occupant = state.occupant.as_ref().filter(|o| !o.pending_free)?;
-                Some(occupant.meta.handle)
-            })
-            .collect()
+        self.handles_where(false)
     }
 
     /// Snapshots of all live regions, by slot index (for stats and listings).
@@ -652,12 +616,7 @@ impl RegionRegistry {
     /// # Errors
     /// Handle errors.
     pub fn begin_free(&self, handle: RegionHandle) -> Result<(), RegionError> {
-        let slot = self.slot(handle)?;
-        let mut state = slot.state.write();
-        state.live(handle)?;
-        if let Some(occupant) = state.occupant.as_mut() {
-            occupant.pending_free = true;
-        }
+        self.lock_write(handle)?.occupant.pending_free = true;
         Ok(())
     }
 
@@ -735,12 +694,17 @@ impl RegionRegistry {
 
     /// Handles awaiting a final free, by slot index.
     pub fn pending_frees(&self) -> Vec<RegionHandle> {
+        self.handles_where(true)
+    }
+
+    /// Handles of the regions whose pending-free mark is `pending`, by slot index.
+    fn handles_where(&self, pending: bool) -> Vec<RegionHandle> {
         let used = self.book.table.lock().used as usize;
         (0..used)
             .filter_map(|position| {
                 let state = self.slots.get(position)?.state.read();
-                let occupant = state.occupant.as_ref().filter(|o| o.pending_free)?;
-                Some(occupant.meta.handle)
+                let o = state.occupant.as_ref()?;
+                (o.pending_free == pending).then_some(o.meta.handle)
             })
             .collect()
     }

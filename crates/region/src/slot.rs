@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
-use std::time::SystemTime;
 
 use parking_lot::RwLock;
 use shm_pool::Block;
@@ -43,7 +42,6 @@ impl Occupant {
                 grants: BTreeMap::new(),
                 mappings: BTreeMap::new(),
                 host_refs: 0,
-                created_at: SystemTime::now(),
             },
             block,
             pending_free: false,
@@ -70,6 +68,7 @@ pub enum Liveness {
     Invalid,
 }
 
+#[derive(Default)]
 pub(crate) struct SlotState {
     /// Highest generation ever issued for this slot (0: none yet). A handle
     /// of this slot with a generation up to this that is not the live
@@ -112,6 +111,7 @@ impl SlotState {
 /// bytes so that threads working on neighbouring slots (the lowest free
 /// indices, which concurrent creates take) never share a cache line.
 #[repr(align(128))]
+#[derive(Default)]
 pub(crate) struct Slot {
     pub(crate) state: RwLock<SlotState>,
     /// Bumped (under the write lock of `state`) by every change of the
@@ -122,18 +122,6 @@ pub(crate) struct Slot {
     pub(crate) access_version: AtomicU64,
 }
 
-impl Slot {
-    fn new() -> Self {
-        Self {
-            state: RwLock::new(SlotState {
-                issued: 0,
-                occupant: None,
-            }),
-            access_version: AtomicU64::new(0),
-        }
-    }
-}
-
 /// Slots in the first segment; segment `k` holds `FIRST_SEGMENT << k` slots.
 const FIRST_SEGMENT: usize = 64;
 /// Enough segments for every `u32` slot index.
@@ -141,17 +129,12 @@ const SEGMENTS: usize = 27;
 
 /// Slots with stable addresses, grown a segment at a time: a slot once made
 /// never moves, so a handle lookup reads it without any table lock.
+#[derive(Default)]
 pub(crate) struct Slots {
     segments: [OnceLock<Box<[Slot]>>; SEGMENTS],
 }
 
 impl Slots {
-    pub(crate) fn new() -> Self {
-        Self {
-            segments: std::array::from_fn(|_| OnceLock::new()),
-        }
-    }
-
     /// (segment, offset) of 0-based slot `position`.
     #[inline]
     fn locate(position: usize) -> (usize, usize) {
@@ -170,7 +153,11 @@ impl Slots {
         let (segment, offset) = Self::locate(position);
         self.segments
             .get(segment)?
-            .get_or_init(|| (0..FIRST_SEGMENT << segment).map(|_| Slot::new()).collect())
+            .get_or_init(|| {
+                (0..FIRST_SEGMENT << segment)
+                    .map(|_| Slot::default())
+                    .collect()
+            })
             .get(offset)
     }
 }
@@ -188,7 +175,7 @@ mod tests {
         assert_eq!(Slots::locate(192), (2, 0));
         let (segment, offset) = Slots::locate(u32::MAX as usize - 1);
         assert!(segment < SEGMENTS && offset < FIRST_SEGMENT << segment);
-        let slots = Slots::new();
+        let slots = Slots::default();
         assert!(slots.get(200).is_none());
         assert!(slots.get_or_make(200).is_some());
         assert!(slots.get(200).is_some() && slots.get(192).is_some() && slots.get(0).is_none());

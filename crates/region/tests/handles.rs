@@ -1,27 +1,14 @@
 //! Freed handles stay dead however often their slot is reused.
 
-use shm_pool::{BlockPool, PoolConfig};
 use shm_primitives::{Address, RegionHandle};
-use shm_region::{RegionError, RegionRegistry, RegionSpec, RegistryConfig};
+use shm_region::{RegionError, RegionSpec};
 
 mod common;
-#[allow(unused_imports)]
-use common::RegistryExt;
-
-fn registry(max_regions: usize) -> RegionRegistry {
-    RegionRegistry::new(
-        BlockPool::new(PoolConfig::with_blocks([64, 8, 1, 1])),
-        RegistryConfig {
-            max_regions,
-            max_region_size: 1 << 20,
-            max_persistent_regions: max_regions,
-        },
-    )
-}
+use common::{registry_with, RegistryExt};
 
 #[test]
 fn a_freed_handle_never_reaches_the_region_that_reuses_its_slot() {
-    let registry = registry(4);
+    let registry = registry_with([64, 8, 1, 1], 4, 1 << 20);
     let owner = Address::repeat_byte(7);
     let mut dead: Vec<RegionHandle> = Vec::new();
     for cycle in 0u32..2_000 {
@@ -69,7 +56,7 @@ fn a_freed_handle_never_reaches_the_region_that_reuses_its_slot() {
 
 #[test]
 fn interleaved_slots_keep_their_own_generations() {
-    let registry = registry(8);
+    let registry = registry_with([64, 8, 1, 1], 8, 1 << 20);
     let owner = Address::repeat_byte(9);
     let mut live: Vec<RegionHandle> = (0..8)
         .map(|_| registry.create(RegionSpec::new(8, owner)).unwrap())

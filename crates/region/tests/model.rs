@@ -5,12 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use shm_pool::{BlockPool, PoolConfig};
 use shm_primitives::{Address, ContextId, MapOptions, RegionHandle, RegionOptions};
-use shm_region::{RegionError, RegionRegistry, RegionSpec, RegistryConfig};
+use shm_region::{RegionError, RegionSpec};
 
 mod common;
-use common::RegistryExt;
+use common::{registry_with, RegistryExt};
 
 const MAX_REGIONS: usize = 6;
 const MAX_SIZE: u64 = 20_000;
@@ -196,16 +195,7 @@ fn context(n: u8) -> ContextId {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut pool_config = PoolConfig::with_blocks([16, 16, 24, 4]);
-    pool_config.large_alloc_limit = 1 << 20;
-    let registry = RegionRegistry::new(
-        BlockPool::new(pool_config),
-        RegistryConfig {
-            max_regions: MAX_REGIONS,
-            max_region_size: MAX_SIZE,
-            max_persistent_regions: MAX_REGIONS,
-        },
-    );
+    let registry = registry_with([16, 16, 24, 4], MAX_REGIONS, MAX_SIZE);
     let mut model = Model::new();
 
     for op in ops {
@@ -296,10 +286,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let expected = model
                     .live(h)
                     .map(|r| r.mappings.insert(context(c), options));
-                let got = registry
-                    .map(h, context(c), options)
-                    .map(|old| old.map(|m| m.options));
-                prop_assert_eq!(got, expected);
+                prop_assert_eq!(registry.map(h, context(c), options), expected);
             }
             Op::Unmap { pick, context: c } => {
                 let h = model.pick(pick);
@@ -311,7 +298,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             context: context(c),
                         })
                 });
-                prop_assert_eq!(registry.unmap(h, context(c)).map(|m| m.options), expected);
+                prop_assert_eq!(registry.unmap(h, context(c)), expected);
             }
             Op::Read { pick, offset, len } => {
                 let h = model.pick(pick);
@@ -391,13 +378,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             let guard = guard.expect("live");
             prop_assert_eq!(guard.bytes(), &region.bytes[..]);
-            let mappings: BTreeMap<ContextId, MapOptions> = guard
-                .meta()
-                .mappings()
-                .iter()
-                .map(|(c, m)| (*c, m.options))
-                .collect();
-            prop_assert_eq!(&mappings, &region.mappings);
+            prop_assert_eq!(guard.meta().mappings(), &region.mappings);
         }
     }
     Ok(())

@@ -4,13 +4,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use shm_pool::{BlockPool, PoolConfig};
 use shm_primitives::Address;
-use shm_region::{RegionRegistry, RegionSpec, RegistryConfig};
+use shm_region::RegionSpec;
 
 mod common;
-#[allow(unused_imports)]
-use common::RegistryExt;
+use common::{registry_with, RegistryExt};
 
 const THREADS: usize = 8;
 const LANE: usize = 4096;
@@ -58,14 +56,7 @@ impl Rng {
 
 #[test]
 fn threads_share_regions_without_tearing() {
-    let registry = Arc::new(RegionRegistry::new(
-        BlockPool::new(PoolConfig::with_blocks([64, 64, 8, 2])),
-        RegistryConfig {
-            max_regions: 64,
-            max_region_size: 1 << 20,
-            max_persistent_regions: 64,
-        },
-    ));
+    let registry = Arc::new(registry_with([64, 64, 8, 2], 64, 1 << 20));
     let owner = Address::repeat_byte(1);
     let lanes = registry
         .create(RegionSpec::new((THREADS * LANE) as u64, owner).named("lanes"))

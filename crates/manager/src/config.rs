@@ -151,7 +151,6 @@ impl SharedMemoryConfig {
     /// pools 1024/256/64/16.
     pub fn production() -> Self {
         Self {
-            enabled: true,
             max_regions: 1024,
             max_persistent_regions: 768,
             max_region_size: 64 * MIB,
@@ -164,12 +163,7 @@ impl SharedMemoryConfig {
             eager_cleanup: true,
             pool_blocks: [1024, 256, 64, 16],
             large_alloc_limit: 4 * 64 * MIB,
-            lock_wait: DEFAULT_LOCK_WAIT,
-            lock_wait_ns_per_gas: DEFAULT_WAIT_NS_PER_GAS,
-            max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
-            namespace: None,
-            namespace_root: None,
-            namespace_group_access: false,
+            ..Self::testing()
         }
     }
 
@@ -177,25 +171,16 @@ impl SharedMemoryConfig {
     /// no mapping or IPC, GC every 10 s or above 128 MiB, pools 256/64/16/4.
     pub fn development() -> Self {
         Self {
-            enabled: true,
             max_regions: 256,
             max_persistent_regions: 192,
             max_region_size: 16 * MIB,
             enable_cow: true,
-            enable_memory_mapping: false,
-            enable_ipc: false,
             security_level: SecurityLevel::Basic,
             gc_interval_ms: 10_000,
             gc_threshold_mb: 128,
-            eager_cleanup: false,
             pool_blocks: [256, 64, 16, 4],
             large_alloc_limit: 4 * 16 * MIB,
-            lock_wait: DEFAULT_LOCK_WAIT,
-            lock_wait_ns_per_gas: DEFAULT_WAIT_NS_PER_GAS,
-            max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
-            namespace: None,
-            namespace_root: None,
-            namespace_group_access: false,
+            ..Self::testing()
         }
     }
 

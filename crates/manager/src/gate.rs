@@ -16,9 +16,6 @@ pub(crate) struct GcGate {
     shards: Box<[CachePadded<RwLock<()>>]>,
 }
 
-/// The gate held open by one creation.
-pub(crate) type OpenGate<'a> = RwLockReadGuard<'a, ()>;
-
 /// The gate closed by one collection: every shard, exclusively.
 pub(crate) struct ClosedGate<'a> {
     _shards: Vec<RwLockWriteGuard<'a, ()>>,
@@ -35,7 +32,7 @@ impl GcGate {
 
     /// Holds the gate open for a creation on this thread.
     #[inline]
-    pub(crate) fn open(&self) -> OpenGate<'_> {
+    pub(crate) fn open(&self) -> RwLockReadGuard<'_, ()> {
         self.shards[thread_shard(self.shards.len())].read()
     }
 

@@ -69,10 +69,11 @@ impl SharedMemoryManager {
         if !self.config.enabled {
             return None;
         }
-        let interval_due = self
-            .config
-            .gc_interval()
-            .is_some_and(|interval| self.since_last_gc() >= interval);
+        let interval_due = self.config.gc_interval().is_some_and(|interval| {
+            let elapsed = self.started.elapsed();
+            let last = Duration::from_nanos(self.last_gc_nanos.load(Relaxed));
+            elapsed.saturating_sub(last) >= interval
+        });
         let threshold_due = self.config.gc_threshold_bytes().is_some_and(|threshold| {
             let memory = self.metrics.snapshot().memory_bytes;
             memory > threshold && memory != self.memory_after_gc.load(Relaxed)
@@ -82,11 +83,6 @@ impl SharedMemoryManager {
         }
         let gate = self.gc_gate.try_close()?;
         Some(self.collect(gate))
-    }
-
-    fn since_last_gc(&self) -> Duration {
-        let elapsed = self.started.elapsed();
-        elapsed.saturating_sub(Duration::from_nanos(self.last_gc_nanos.load(Relaxed)))
     }
 
     fn collect(&self, _gate: ClosedGate<'_>) -> GcReport {
@@ -129,7 +125,9 @@ impl SharedMemoryManager {
     /// region between the check and the free.
     fn free_if_unreferenced(&self, handle: RegionHandle) -> Option<u64> {
         // A region a transaction holds is in use, whatever its counts say.
-        let _lock = self.host_lock_within(handle, LockMode::Exclusive, Duration::ZERO)?;
+        let _lock = self
+            .host_lock(handle, LockMode::Exclusive, Duration::ZERO)
+            .ok()?;
         let size = {
             let guard = self.registry.lock_read(handle).ok()?;
             let meta = guard.meta();

@@ -3,10 +3,9 @@
 
 use shm_pool::Block;
 use shm_primitives::{Address, ContextId, MapOptions, Permissions, RegionHandle, RegionOptions};
-use shm_region::{Grant, Liveness, RegionInfo, RegionSpec};
+use shm_region::{Grant, RegionInfo, RegionSpec};
 
 use crate::manager::HostLock;
-use crate::mapped::Refreshed;
 use crate::{LockMode, SharedMemoryManager, ShmError};
 
 /// The context that owns regions made through the host API unless a
@@ -356,17 +355,8 @@ impl SharedMemoryManager {
     /// that a running transaction may still undo is waited for (up to
     /// `lock_wait`), and liveness is judged once the lock is held.
     fn host_resolve(&self, handle: RegionHandle, mode: LockMode) -> Result<HostLock<'_>, ShmError> {
-        self.ensure_enabled()?;
-        match self.registry.liveness(handle) {
-            Liveness::Live | Liveness::PendingFree => {}
-            Liveness::Freed => return Err(ShmError::RegionFreed(handle)),
-            Liveness::Invalid => match self.refresh_handle(handle) {
-                Refreshed::Known => {}
-                Refreshed::Busy => return Err(ShmError::RegionBusy { handle }),
-                Refreshed::Unknown => return Err(ShmError::InvalidRegionHandle(handle)),
-            },
-        }
-        let lock = self.host_lock(handle, mode)?;
+        self.check_handle(handle)?;
+        let lock = self.host_lock(handle, mode, self.config.lock_wait)?;
         self.registry.check(handle)?;
         Ok(lock)
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use shm_primitives::RegionHandle;
 
 /// A transaction's identity in the lock table: a monotonic `u64`, handed out by
-/// [`SharedMemoryManager::next_transaction_id`](crate::SharedMemoryManager::next_transaction_id).
+/// [`SharedMemoryManager::begin_transaction`](crate::SharedMemoryManager::begin_transaction).
 /// Ids with the top bit set belong to single host calls ([`TxId::is_host`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct TxId(pub u64);
@@ -19,11 +19,6 @@ pub struct TxId(pub u64);
 impl TxId {
     /// The bit that marks the ids of host calls.
     pub const HOST_BIT: u64 = 1 << 63;
-
-    /// The raw value.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
 
     /// Whether this id was drawn for one host call rather than a transaction.
     pub const fn is_host(self) -> bool {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use shm_metrics::{Metrics, MetricsRecorder};
 use shm_pool::BlockPool;
 use shm_primitives::{MapOptions, RegionHandle};
-use shm_region::{RegionRegistry, RegionSpec};
+use shm_region::{Liveness, RegionRegistry, RegionSpec};
 
 use shm_mapped::MappedRegion;
 
@@ -96,8 +96,8 @@ pub struct SharedMemoryManager {
     mapped: Option<Arc<MappedBacking>>,
     pub(crate) locks: RegionLockTable,
     pub(crate) metrics: Arc<MetricsRecorder>,
-    next_tx: AtomicU64,
-    cow_pages: AtomicU64,
+    pub(crate) next_tx: AtomicU64,
+    pub(crate) cow_pages: AtomicU64,
     pub(crate) started: Instant,
     /// When the last collection ended, in nanoseconds since `started`.
     pub(crate) last_gc_nanos: AtomicU64,
@@ -135,15 +135,10 @@ impl SharedMemoryManager {
             config.registry_config(),
         ));
         let metrics = Arc::new(MetricsRecorder::new());
-        let mapped = if config.is_mapped() {
-            Some(MappedBacking::open(
-                &config,
-                registry.clone(),
-                metrics.clone(),
-            )?)
-        } else {
-            None
-        };
+        let mapped = config
+            .is_mapped()
+            .then(|| MappedBacking::open(&config, registry.clone(), metrics.clone()))
+            .transpose()?;
         let locks = match &mapped {
             Some(backing) => RegionLockTable::with_cross_process(backing.clone()),
             None => RegionLockTable::new(),
@@ -192,26 +187,6 @@ impl SharedMemoryManager {
         self.locks.locked_regions()
     }
 
-    /// A fresh transaction id: 1, 2, 3, … in call order.
-    pub(crate) fn next_transaction_id(&self) -> TxId {
-        TxId(self.next_tx.fetch_add(1, Relaxed) & !TxId::HOST_BIT)
-    }
-
-    pub(crate) fn cow_pages_add(&self, pages: u64) {
-        if pages > 0 {
-            self.cow_pages.fetch_add(pages, Relaxed);
-        }
-    }
-
-    /// Subtracts `pages` from the copy-on-write page gauge, stopping at 0.
-    pub(crate) fn cow_pages_sub(&self, pages: u64) {
-        if pages > 0 {
-            let _ = self
-                .cow_pages
-                .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(pages)));
-        }
-    }
-
     /// Private copy-on-write pages currently held by running transactions.
     pub fn cow_pages(&self) -> u64 {
         self.cow_pages.load(Relaxed)
@@ -244,7 +219,7 @@ impl SharedMemoryManager {
     /// not memory-backed (not tmpfs or ramfs): making a region file there is
     /// disk work, priced higher again.
     pub fn is_mapped_on_disk(&self) -> bool {
-        self.mapped.as_ref().is_some_and(|m| !m.memory_backed())
+        self.mapped.as_ref().is_some_and(|m| !m.ns.memory_backed())
     }
 
     // ----- mapped namespaces (IPC) -----
@@ -289,7 +264,7 @@ impl SharedMemoryManager {
 
     /// The directory of the mapped namespace, if regions live in one.
     pub fn namespace_dir(&self) -> Option<&std::path::Path> {
-        self.mapped.as_ref().map(|m| m.dir())
+        self.mapped.as_ref().map(|m| m.ns.dir())
     }
 
     /// The mapped file behind `handle` (header words, commit generation), if
@@ -298,13 +273,20 @@ impl SharedMemoryManager {
         self.mapped.as_ref()?.region(handle)
     }
 
-    /// Attaches the region `handle` names if another process created it in
-    /// the namespace after this manager attached; whether it did. The
-    /// transaction layer calls this when a handle is unknown.
-    pub(crate) fn refresh_handle(&self, handle: RegionHandle) -> Refreshed {
-        match &self.mapped {
-            Some(mapped) => mapped.refresh(handle),
-            None => Refreshed::Unknown,
+    /// Checks `handle` before its lock is taken: a region freed for good is
+    /// refused at once (nothing to wait for); one this process does not know
+    /// is looked for in the mapped namespace (another process may have made
+    /// it since this manager attached).
+    pub(crate) fn check_handle(&self, handle: RegionHandle) -> Result<(), ShmError> {
+        self.ensure_enabled()?;
+        match self.registry.liveness(handle) {
+            Liveness::Live | Liveness::PendingFree => Ok(()),
+            Liveness::Freed => Err(ShmError::RegionFreed(handle)),
+            Liveness::Invalid => match self.mapped.as_ref().map(|m| m.refresh(handle)) {
+                Some(Refreshed::Known) => Ok(()),
+                Some(Refreshed::Busy) => Err(ShmError::RegionBusy { handle }),
+                Some(Refreshed::Unknown) | None => Err(ShmError::InvalidRegionHandle(handle)),
+            },
         }
     }
 
@@ -325,31 +307,16 @@ impl SharedMemoryManager {
         }
     }
 
-    /// Takes `handle`'s two-phase lock for one host call, waiting `lock_wait`.
+    /// Takes `handle`'s two-phase lock for one host call, waiting at most `wait`.
     pub(crate) fn host_lock(
         &self,
         handle: RegionHandle,
         mode: LockMode,
+        wait: Duration,
     ) -> Result<HostLock<'_>, ShmError> {
         let id = host_call_id();
-        self.locks
-            .acquire(handle, id, mode, self.config.lock_wait)?;
+        self.locks.acquire(handle, id, mode, wait)?;
         Ok(HostLock {
-            locks: &self.locks,
-            handle,
-            id,
-        })
-    }
-
-    pub(crate) fn host_lock_within(
-        &self,
-        handle: RegionHandle,
-        mode: LockMode,
-        wait: Duration,
-    ) -> Option<HostLock<'_>> {
-        let id = host_call_id();
-        self.locks.acquire(handle, id, mode, wait).ok()?;
-        Some(HostLock {
             locks: &self.locks,
             handle,
             id,

@@ -54,7 +54,7 @@ struct Mappings {
 
 /// The mapped side of one manager.
 pub(crate) struct MappedBacking {
-    ns: Namespace,
+    pub(crate) ns: Namespace,
     registry: Arc<RegionRegistry>,
     /// The manager's metrics: regions this process learns another process
     /// made, freed or resized move its gauge too.
@@ -125,14 +125,6 @@ impl MappedBacking {
         Ok(backing)
     }
 
-    pub(crate) fn dir(&self) -> &Path {
-        self.ns.dir()
-    }
-
-    pub(crate) fn memory_backed(&self) -> bool {
-        self.ns.memory_backed()
-    }
-
     /// Attaches one region file: persistent regions join the registry under
     /// their handle; a transaction-scoped file whose process is gone is
     /// removed; one of a live process is left alone. Returns the handle
@@ -150,11 +142,10 @@ impl MappedBacking {
         };
         let header = region.header().clone();
         if !header.options.persistent {
-            let own = header.creator_pid == std::process::id();
-            if !own && process_alive(header.creator_pid) {
-                return Ok(None);
+            // A transaction-scoped file of a live process is left alone.
+            if header.creator_pid == std::process::id() || !process_alive(header.creator_pid) {
+                region.set_keep(false);
             }
-            region.set_keep(false);
             return Ok(None);
         }
         if self.registry.slot_use(header.handle.index()).0 {
@@ -302,12 +293,9 @@ impl MappedBacking {
             return false;
         };
         let placeholder = RegionSpec {
-            name: None,
-            size: 1,
-            owner: shm_primitives::Address::ZERO,
             permissions: shm_primitives::Permissions::empty(),
-            options: shm_primitives::RegionOptions::default(),
             max_size: Some(1),
+            ..RegionSpec::new(1, shm_primitives::Address::ZERO)
         };
         self.registry.create_at(handle, placeholder, block).is_ok()
             && self.registry.free(handle).is_ok()
@@ -344,11 +332,7 @@ impl MappedBacking {
                 spec.size
             };
             let mut header = RegionHeader::new(handle, capacity, spec.owner);
-            header.max_size = if spec.options.auto_grow {
-                max_size
-            } else {
-                spec.size
-            };
+            header.max_size = capacity;
             header.permissions = spec.permissions;
             header.options = spec.options;
             header.checksummed = self.checksummed;

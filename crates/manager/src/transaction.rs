@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use shm_access::AccessDenied;
 use shm_journal::{Page, RegionOps};
 use shm_primitives::{
-    AccessKind, ContextId, HaltCause, MapOptions, RegionHandle, RegionOptions, WritePlan, PAGE_SIZE,
+    AccessKind, ContextId, MapOptions, RegionHandle, RegionOptions, WritePlan, PAGE_SIZE,
 };
-use shm_region::{Liveness, PageObserver, RawRegionBytes, RegionSpec, WriteOutcome};
+use shm_region::{PageObserver, RawRegionBytes, RegionSpec, WriteOutcome};
 
-use crate::mapped::Refreshed;
 use crate::{LockMode, SharedMemoryManager, ShmError, TxId};
 
 /// What a transaction means to do with a region; it decides the lock mode
@@ -121,7 +120,7 @@ impl SharedMemoryManager {
     pub fn begin_transaction(self: &Arc<Self>) -> TxRegions {
         TxRegions {
             manager: Arc::clone(self),
-            id: self.next_transaction_id(),
+            id: TxId(self.next_tx.fetch_add(1, Ordering::Relaxed) & !TxId::HOST_BIT),
             released: false,
             stamp: Cell::new(next_stamp()),
         }
@@ -151,11 +150,6 @@ impl TxRegions {
         self.id
     }
 
-    /// The manager.
-    pub fn manager(&self) -> &Arc<SharedMemoryManager> {
-        &self.manager
-    }
-
     /// Resolves `handle` for `context` and `intent`: checks the handle (a
     /// region freed for good halts at once, without waiting), attaches it if
     /// another process made it in a mapped namespace, takes the transaction's
@@ -165,7 +159,7 @@ impl TxRegions {
     /// undo is waited for, never reported early — and checks the permission
     /// (spec §5's order: handle, lock, mapping, permission). `tx_mapping` is the
     /// mapping the transaction itself made for `context`, which wins over the
-    /// host's. Returns also how long it waited.
+    /// host's.
     ///
     /// # Errors
     /// [`ShmError::InvalidRegionHandle`], [`ShmError::RegionFreed`],
@@ -179,26 +173,16 @@ impl TxRegions {
         tx_mapping: Option<MapOptions>,
         wait: Duration,
     ) -> Result<Resolved, ShmError> {
-        self.resolve_timed(handle, context, intent, tx_mapping, wait)
-            .0
-    }
-
-    /// As [`resolve`](Self::resolve), also returning how long it waited for
-    /// the lock (for a transaction's wait budget).
-    pub fn resolve_timed(
-        &mut self,
-        handle: RegionHandle,
-        context: ContextId,
-        intent: Intent,
-        tx_mapping: Option<MapOptions>,
-        wait: Duration,
-    ) -> (Result<Resolved, ShmError>, Duration) {
         let mut waited = Duration::ZERO;
-        let result = self.resolve_inner(handle, context, intent, tx_mapping, wait, &mut waited);
-        (result, waited)
+        self.resolve_timed(handle, context, intent, tx_mapping, wait, &mut waited)
     }
 
-    fn resolve_inner(
+    /// As [`resolve`](Self::resolve), also adding to `waited` how long it
+    /// waited for the lock (for a transaction's wait budget).
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    pub fn resolve_timed(
         &mut self,
         handle: RegionHandle,
         context: ContextId,
@@ -208,18 +192,7 @@ impl TxRegions {
         waited: &mut Duration,
     ) -> Result<Resolved, ShmError> {
         let manager = &*self.manager;
-        manager.ensure_enabled()?;
-        match manager.registry.liveness(handle) {
-            Liveness::Live | Liveness::PendingFree => {}
-            // Gone for good: nothing to wait for.
-            Liveness::Freed => return Err(ShmError::RegionFreed(handle)),
-            // In a mapped namespace another process may have made it since.
-            Liveness::Invalid => match manager.refresh_handle(handle) {
-                Refreshed::Known => {}
-                Refreshed::Busy => return Err(ShmError::RegionBusy { handle }),
-                Refreshed::Unknown => return Err(ShmError::InvalidRegionHandle(handle)),
-            },
-        }
+        manager.check_handle(handle)?;
         let mut mode = match intent {
             Intent::Read | Intent::Map => LockMode::Shared,
             Intent::Free => LockMode::Exclusive,
@@ -239,7 +212,6 @@ impl TxRegions {
         };
         loop {
             self.lock(handle, mode, wait, waited)?;
-            let manager = &*self.manager;
             // Alive once we hold it? (A free another transaction began is
             // now either final or undone.)
             let guard = manager.registry.lock_read(handle)?;
@@ -255,29 +227,16 @@ impl TxRegions {
                 continue;
             }
             let level = manager.config.security_level;
+            // Read rights suffice for a copy-on-write write (spec §5).
+            let kind = if intent == Intent::Write && !copy_on_write {
+                AccessKind::Write
+            } else {
+                AccessKind::Read
+            };
             let verdict = match intent {
-                Intent::Read => shm_access::check_access_with_mapping(
-                    level,
-                    meta,
-                    context,
-                    AccessKind::Read,
-                    mapping,
-                ),
-                // Read rights suffice for a copy-on-write write (spec §5).
-                Intent::Write if copy_on_write => shm_access::check_access_with_mapping(
-                    level,
-                    meta,
-                    context,
-                    AccessKind::Read,
-                    mapping,
-                ),
-                Intent::Write => shm_access::check_access_with_mapping(
-                    level,
-                    meta,
-                    context,
-                    AccessKind::Write,
-                    mapping,
-                ),
+                Intent::Read | Intent::Write => {
+                    shm_access::check_access_with_mapping(level, meta, context, kind, mapping)
+                }
                 Intent::Map => shm_access::check_map(level, meta, context),
                 Intent::Free => shm_access::check_access(level, meta, context, AccessKind::Free),
             };
@@ -320,23 +279,21 @@ impl TxRegions {
     }
 
     fn copy_on_write(&self, mapping: Option<MapOptions>) -> bool {
-        self.manager.config.enable_cow
-            && mapping.is_some_and(|m| m.copy_on_write() && !m.read_only())
+        self.manager.config.enable_cow && mapping.is_some_and(MapOptions::copy_on_write)
     }
 
     fn lock(
-        &mut self,
+        &self,
         handle: RegionHandle,
         mode: LockMode,
         wait: Duration,
         waited: &mut Duration,
     ) -> Result<(), ShmError> {
         let locks = &self.manager.locks;
-        // Held already in this mode (or exclusively): no clock, no wait.
-        match locks.mode_held(handle, self.id) {
-            Some(LockMode::Exclusive) => return Ok(()),
-            Some(LockMode::Shared) if mode == LockMode::Shared => return Ok(()),
-            _ => {}
+        // Held already in this mode or exclusively (Exclusive > Shared): no clock, no wait.
+        let held = locks.mode_held(handle, self.id);
+        if held.is_some_and(|held| held >= mode) {
+            return Ok(());
         }
         let start = Instant::now();
         let result = locks.acquire(handle, self.id, mode, wait);
@@ -552,9 +509,8 @@ impl TxRegions {
     fn free_now(&self, handle: RegionHandle) {
         self.restamp();
         let manager = &*self.manager;
-        let size = match manager.registry.lock_read(handle) {
-            Ok(guard) => guard.size(),
-            Err(_) => return,
+        let Ok(size) = manager.registry.lock_read(handle).map(|guard| guard.size()) else {
+            return;
         };
         if manager.registry.free(handle).is_ok() {
             manager.metrics.record_region_destroyed(handle, size);
@@ -566,11 +522,6 @@ impl TxRegions {
         self.manager.metrics.record_mapping(handle, context);
     }
 
-    /// Counts a halt of a shared-memory instruction.
-    pub fn record_halt(&self, cause: HaltCause) {
-        self.manager.metrics.record_halt(cause);
-    }
-
     /// Adds the transaction's batched counters to the metrics.
     pub fn record_accesses(&self, counts: AccessCounts) {
         let metrics = &self.manager.metrics;
@@ -580,10 +531,14 @@ impl TxRegions {
     }
 
     /// Moves the copy-on-write page gauge by what the transaction made and
-    /// dropped.
+    /// dropped (never below 0).
     pub fn record_cow_pages(&self, made: u64, dropped: u64) {
-        self.manager.cow_pages_add(made);
-        self.manager.cow_pages_sub(dropped);
+        if made > 0 || dropped > 0 {
+            let pages = &self.manager.cow_pages;
+            let _ = pages.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.wrapping_add(made).saturating_sub(dropped))
+            });
+        }
     }
 
     /// Whether this transaction holds `handle` (in any mode).
@@ -612,9 +567,7 @@ impl TxRegions {
 
 impl Drop for TxRegions {
     fn drop(&mut self) {
-        if !self.released {
-            self.release_locks();
-        }
+        self.release_locks();
     }
 }
 

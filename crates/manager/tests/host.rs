@@ -218,7 +218,7 @@ fn transaction_regions_are_locked_then_freed_at_the_end() {
     let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
     let mut tx = m.begin_transaction();
     let next = m.begin_transaction();
-    assert_eq!(next.id(), TxId(tx.id().get() + 1));
+    assert_eq!(next.id(), TxId(tx.id().0 + 1));
     next.release();
     let scoped = tx.create(RegionSpec::new(100, alice())).unwrap();
     let persistent = RegionOptions {

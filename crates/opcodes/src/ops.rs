@@ -113,9 +113,10 @@ impl ActiveSession {
                 .config()
                 .wait_for_gas(gas_left, self.wait.remaining)
         };
-        let (result, waited) = self
-            .tx()
-            .resolve_timed(handle, context, intent, tx_mapping, wait);
+        let mut waited = std::time::Duration::ZERO;
+        let result =
+            self.tx()
+                .resolve_timed(handle, context, intent, tx_mapping, wait, &mut waited);
         self.wait.remaining = self.wait.remaining.saturating_sub(waited);
         match result {
             Ok(region) => {

@@ -42,15 +42,15 @@ use crate::{LockMode, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
 /// [`ShmError::RegionBusy`]. Mapping, grants and references change metadata
 /// only and do not wait for transactions.
 ///
-/// Regions made through the host API are owned by [`HOST_CONTEXT`] unless the
-/// [`RegionRequest`] names an owner, and start with **one host reference**:
+/// Regions made through the host API are owned by [`HOST_CONTEXT`](crate::HOST_CONTEXT) unless the
+/// [`RegionRequest`](crate::RegionRequest) names an owner, and start with **one host reference**:
 /// the creator's. [`release_region`](Self::release_region) drops it.
 ///
 /// # Garbage collection
 ///
 /// A region is *unreferenced* when all of these hold: it is live (not awaiting
 /// a final free), it is not persistent, its reference count
-/// ([`RegionMeta::ref_count`]: mappings by any context plus host references) is
+/// ([`RegionMeta::ref_count`](shm_region::RegionMeta::ref_count): mappings by any context plus host references) is
 /// zero, and no transaction holds its lock in the [`RegionLockTable`].
 /// [`garbage_collect`](Self::garbage_collect) frees every unreferenced region
 /// and compacts the pools. So a host region goes once the host released it and

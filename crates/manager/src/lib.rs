@@ -37,8 +37,8 @@
 //! # Ok::<(), ShmError>(())
 //! ```
 #![warn(missing_docs)]
-// Only `TxRegions::read` has unsafe code (a read without the slot lock, with
-// its invariant stated there).
+// Only `TxRegions::read` and `TxRegions::write_saved` have unsafe code (an
+// access without the slot lock, with its invariant stated there).
 #![deny(unsafe_code)]
 
 mod config;

@@ -131,6 +131,17 @@ impl<DB: DatabaseRef> DatabaseRef for ShmDb<DB> {
     }
 
     #[inline]
+    fn storage_by_account_id_ref(
+        &self,
+        address: Address,
+        account_id: revm::state::AccountId,
+        storage_key: StorageKey,
+    ) -> Result<StorageValue, Self::Error> {
+        self.inner
+            .storage_by_account_id_ref(address, account_id, storage_key)
+    }
+
+    #[inline]
     fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
         self.inner.block_hash_ref(number)
     }
@@ -149,5 +160,51 @@ impl<DB: DatabaseCommit> DatabaseCommit for ShmDb<DB> {
         if let Some(undecided) = &self.undecided {
             undecided.decide(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use revm::primitives::U256;
+    use revm::state::AccountId;
+    use std::convert::Infallible;
+
+    /// A database that answers a lookup by account id differently from one by
+    /// address, as a database with its own account index may: the wrapper
+    /// must reach the inner database's own answer, not revm's default.
+    struct ById;
+
+    impl DatabaseRef for ById {
+        type Error = Infallible;
+        fn basic_ref(&self, _: Address) -> Result<Option<AccountInfo>, Infallible> {
+            Ok(None)
+        }
+        fn code_by_hash_ref(&self, _: B256) -> Result<Bytecode, Infallible> {
+            Ok(Bytecode::default())
+        }
+        fn storage_ref(&self, _: Address, _: StorageKey) -> Result<StorageValue, Infallible> {
+            Ok(U256::ZERO)
+        }
+        fn storage_by_account_id_ref(
+            &self,
+            _: Address,
+            _: AccountId,
+            _: StorageKey,
+        ) -> Result<StorageValue, Infallible> {
+            Ok(U256::from(7))
+        }
+        fn block_hash_ref(&self, _: u64) -> Result<B256, Infallible> {
+            Ok(B256::ZERO)
+        }
+    }
+
+    #[test]
+    fn a_storage_lookup_by_account_id_reaches_the_inner_database() {
+        let db = ShmDb::detached(ById);
+        let id = AccountId::new(3).unwrap();
+        let by_id = db.storage_by_account_id_ref(Address::ZERO, id, U256::ONE);
+        assert_eq!(by_id, Ok(U256::from(7)));
+        assert_eq!(db.storage_ref(Address::ZERO, U256::ONE), Ok(U256::ZERO));
     }
 }

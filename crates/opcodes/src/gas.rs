@@ -122,6 +122,7 @@ impl GasSchedule {
     }
 
     /// What saving `added` more pages costs when the journal holds `held`.
+    #[inline]
     pub fn pages_cost(&self, held: u64, added: u64) -> u64 {
         if added == 0 {
             return 0;
@@ -131,6 +132,7 @@ impl GasSchedule {
     }
 
     /// Cold or warm access.
+    #[inline]
     pub fn access(&self, cold: bool) -> u64 {
         if cold {
             self.cold_access
@@ -140,6 +142,7 @@ impl GasSchedule {
     }
 
     /// Copy cost of `len` bytes.
+    #[inline]
     pub fn copy(&self, len: u64) -> u64 {
         self.copy_word.saturating_mul(words(len))
     }

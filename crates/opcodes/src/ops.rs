@@ -385,7 +385,7 @@ impl ActiveSession {
 
     /// The write itself, through the transaction: pages not yet saved in this
     /// frame go to the journal first, unless `all_saved` says there are none.
-    #[inline]
+    #[inline(always)]
     fn write_through(
         &mut self,
         access: &WriteAccess,

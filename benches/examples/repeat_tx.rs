@@ -9,12 +9,13 @@
 //! ```
 //!
 //! (N = 510 minus N = 10, divided by 500, is one transaction; docs/performance.md.)
-//! Workloads: an estimator row (`SSTORE_50`, …), `snailtracer` or `analysis`.
+//! Workloads: an estimator row (`SSTORE_50`, …), `snailtracer`, `analysis` or
+//! `burntpix`.
 
 use revm::{context::TxEnv, Database, ExecuteEvm};
 use shm_benches::{
-    analysis, estimator, hooked_evm, or_exit, production_manager, shm_evm, snailtracer, stock_evm,
-    Workload,
+    analysis, burntpix, estimator, hooked_evm, or_exit, production_manager, shm_evm, snailtracer,
+    stock_evm, Workload,
 };
 use std::{fmt::Debug, hint::black_box, process::ExitCode};
 
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
     let result = match workload.as_str() {
         "snailtracer" => run(or_exit(snailtracer()), variant, times),
         "analysis" => run(or_exit(analysis()), variant, times),
+        "burntpix" => run(or_exit(burntpix()), variant, times),
         row => run(or_exit(estimator(row)), variant, times),
     };
     match result {

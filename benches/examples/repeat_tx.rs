@@ -53,6 +53,10 @@ fn main() -> ExitCode {
         eprintln!("usage: repeat_tx <workload> <stock|hooked_unit|shm_unused> <times>");
         return ExitCode::from(2);
     };
+    if !["stock", "hooked_unit", "shm_unused"].contains(&variant.as_str()) {
+        eprintln!("error: unknown variant {variant:?} (stock, hooked_unit, shm_unused)");
+        return ExitCode::from(2);
+    }
     let Ok(times) = times.parse::<u64>() else {
         eprintln!("error: <times> must be a whole number, got {times:?}");
         return ExitCode::from(2);

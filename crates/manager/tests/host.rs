@@ -15,6 +15,13 @@ fn alice() -> Address {
 fn bob() -> Address {
     Address::repeat_byte(0xb0)
 }
+/// The options of a region that grows with writes past its end.
+fn growing() -> RegionOptions {
+    RegionOptions {
+        auto_grow: true,
+        ..RegionOptions::default()
+    }
+}
 
 #[test]
 fn create_write_read_find_info_free() {
@@ -117,12 +124,8 @@ fn auto_grow_up_to_the_region_maximum() {
     let mut config = SharedMemoryConfig::testing();
     config.max_region_size = 8192;
     let m = SharedMemoryManager::new(config).unwrap();
-    let grow = RegionOptions {
-        auto_grow: true,
-        ..RegionOptions::default()
-    };
     let h = m
-        .create_region(RegionRequest::new(10).options(grow))
+        .create_region(RegionRequest::new(10).options(growing()))
         .unwrap();
     assert_eq!(m.write_region(h, 8, b"0123456789"), Ok(10));
     assert_eq!(m.region_info(h).unwrap().meta.size(), 18);
@@ -380,12 +383,8 @@ fn invalid_config_is_refused() {
 #[test]
 fn reads_without_the_slot_lock_stop_at_every_change_of_the_bytes() {
     let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
-    let growing = RegionOptions {
-        auto_grow: true,
-        ..RegionOptions::default()
-    };
     let h = m
-        .create_region(RegionRequest::new(64).owner(alice()).options(growing))
+        .create_region(RegionRequest::new(64).owner(alice()).options(growing()))
         .unwrap();
     m.write_region(h, 0, b"before").unwrap();
     let mut tx = m.begin_transaction();
@@ -462,12 +461,8 @@ fn reads_without_the_slot_lock_stop_at_every_change_of_the_bytes() {
 fn writes_without_the_slot_lock_stop_at_every_change_and_leave_nothing_in_the_pool() {
     use shm_primitives::WritePlan;
     let m = SharedMemoryManager::new(SharedMemoryConfig::development()).unwrap();
-    let growing = RegionOptions {
-        auto_grow: true,
-        ..RegionOptions::default()
-    };
     let h = m
-        .create_region(RegionRequest::new(64).owner(alice()).options(growing))
+        .create_region(RegionRequest::new(64).owner(alice()).options(growing()))
         .unwrap();
     let mut tx = m.begin_transaction();
     let region = tx

@@ -12,30 +12,28 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parking_lot::RwLock;
-use shm_pool::{BlockPool, PoolConfig};
 use shm_primitives::{Address, RegionHandle};
-use shm_region::{RegionRegistry, RegionSpec, RegistryConfig};
+use shm_region::{RegionRegistry, RegionSpec};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const REGION: usize = 1 << 20;
 const SIZES: [usize; 3] = [32, 4096, 1 << 20];
 
+/// The bytes every region and baseline starts with.
+fn pattern() -> Vec<u8> {
+    (0..REGION).map(|i| i as u8).collect()
+}
+
 fn setup() -> (RegionRegistry, RegionHandle) {
-    let registry = RegionRegistry::new(
-        BlockPool::new(PoolConfig::with_blocks([16, 16, 4, 2])),
-        RegistryConfig {
-            max_regions: 16,
-            max_region_size: 4 << 20,
-            max_persistent_regions: 16,
-        },
-    );
+    let registry = common::registry_with([16, 16, 4, 2], 16, 4 << 20, 16);
     let handle = registry
         .create(RegionSpec::new(REGION as u64, Address::ZERO))
         .expect("create");
-    let pattern: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
-    registry
-        .lock_write(handle)
-        .and_then(|mut guard| guard.write(0, &pattern, false))
-        .expect("fill");
+    let mut guard = registry.lock_write(handle).expect("lock");
+    guard.write(0, &pattern(), false).expect("fill");
+    drop(guard);
     (registry, handle)
 }
 
@@ -49,7 +47,7 @@ fn label(size: usize) -> String {
 
 fn reads(c: &mut Criterion) {
     let (registry, handle) = setup();
-    let vec: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
+    let vec = pattern();
     let locked = RwLock::new(vec.clone());
     let mut group = c.benchmark_group("read");
     for size in SIZES {
@@ -140,7 +138,7 @@ fn parallel_reads(
 /// shared `Vec<u8>` (no lock at all): the machine's own scaling ceiling.
 fn scaling(c: &mut Criterion) {
     let (registry, handle) = setup();
-    let vec: Vec<u8> = (0..REGION).map(|i| i as u8).collect();
+    let vec = pattern();
     let from_region = |offset: u64, buf: &mut [u8]| {
         registry
             .lock_read(handle)

@@ -7,16 +7,13 @@ use shm_primitives::{ContextId, RegionHandle};
 /// request. Every refusal is one of these; nothing in this crate panics on input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegionError {
-    /// The handle never named a region of this registry (index never used, or a
-    /// generation that was never issued for its slot).
+    /// The handle never named a region of this registry.
     #[error("invalid region handle {0:?}")]
     InvalidRegionHandle(RegionHandle),
-    /// The handle named a region that has since been freed (its generation is
-    /// dead; it will never name another region).
+    /// The handle named a region that has since been freed.
     #[error("region {0:?} was freed")]
     RegionFreed(RegionHandle),
-    /// The registry already holds its configured number of live regions (or ran
-    /// out of slot indices).
+    /// The registry holds its maximum of live regions (or ran out of slots).
     #[error("too many regions (limit {limit})")]
     TooManyRegions {
         /// The configured maximum number of live regions.
@@ -47,8 +44,7 @@ pub enum RegionError {
         /// The context that has no mapping.
         context: ContextId,
     },
-    /// `offset + len` does not fit in 64 bits (or an offset given as a wider
-    /// integer is at or above 2^64).
+    /// `offset + len` does not fit in 64 bits (or the offset itself does not).
     #[error("offset {offset} + length {len} overflows 64 bits")]
     OffsetOverflow {
         /// The start offset (saturated to `u64::MAX` when it was wider).
@@ -59,20 +55,18 @@ pub enum RegionError {
     /// A page index whose byte offset overflows 64 bits.
     #[error("page {0} is beyond any addressable offset")]
     PageOutOfRange(u64),
-    /// The region's slot is not in the state the operation needs (for example
-    /// re-inserting a removed region whose slot was released).
+    /// The region is not awaiting a final free.
     #[error("slot of region {0:?} is not awaiting re-insertion")]
     SlotNotRemoved(RegionHandle),
-    /// Too many persistent regions: the rest of the slots are kept for
-    /// transaction-scoped regions (spec §4), so that no context can lock the
-    /// others out of ALLOC.
+    /// Too many persistent regions: the other slots are kept for
+    /// transaction-scoped regions (spec §4).
     #[error("too many persistent regions (limit {limit}; the other slots are kept for transaction-scoped regions)")]
     TooManyPersistentRegions {
         /// The most persistent regions at once.
         limit: usize,
     },
     /// A [`WritePlan`](shm_primitives::WritePlan) made for another size of the
-    /// region (or for more bytes than were given).
+    /// region or for more bytes than were given.
     #[error("write plan does not match the region")]
     StalePlan,
     /// [`RegionRegistry::create_at`](crate::RegionRegistry::create_at): the

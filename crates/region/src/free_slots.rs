@@ -1,12 +1,8 @@
 //! The free list of the slot table: which empty slots may be reused.
 
-/// Positions of empty slots that may be reused, as a bit set, lowest first.
-///
-/// A set of words rather than a tree: taking and returning a slot (what every
-/// create and free does, under the table lock) only flips a bit, and never
-/// allocates once the set has grown to the highest position used. A tree
-/// allocated a node whenever it went from empty to one entry, the usual state
-/// of a registry whose regions come and go one by one.
+/// Positions of empty slots that may be reused, as a bit set, lowest first:
+/// taking and returning a slot (under the table lock) only flips a bit, and
+/// never allocates once the set has grown to the highest position used.
 #[derive(Debug, Default)]
 pub(crate) struct FreeSlots {
     words: Vec<u64>,

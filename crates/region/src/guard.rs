@@ -41,8 +41,7 @@ fn live_bytes(occupant: &Occupant) -> &[u8] {
 }
 
 /// Copies the live `bytes` at `offset` into `buf`, zero past their end;
-/// returns how many came from `bytes`. Every read of a region ends here, with
-/// the slot lock or without it ([`RawRegionBytes`]).
+/// returns how many came from `bytes`. Every read of a region ends here.
 ///
 /// # Errors
 /// [`RegionError::OffsetOverflow`] when `offset + buf.len()` overflows 64 bits.
@@ -65,32 +64,49 @@ pub struct RegionReadGuard<'a> {
     pub(crate) access_version: &'a AtomicU64,
 }
 
-impl std::fmt::Debug for RegionReadGuard<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegionReadGuard")
-            .field("handle", &self.occupant.meta.handle)
-            .field("size", &self.occupant.meta.size)
-            .finish()
-    }
+/// `Debug` and the read-only accessors both guards have.
+macro_rules! region_view {
+    ($guard:ident) => {
+        impl std::fmt::Debug for $guard<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($guard))
+                    .field("handle", &self.occupant.meta.handle)
+                    .field("size", &self.occupant.meta.size)
+                    .finish()
+            }
+        }
+
+        impl $guard<'_> {
+            /// The region's metadata (for access checks and listings).
+            #[inline]
+            pub fn meta(&self) -> &RegionMeta {
+                &self.occupant.meta
+            }
+
+            /// Logical size in bytes.
+            pub fn size(&self) -> u64 {
+                self.occupant.meta.size as u64
+            }
+
+            /// The region's live bytes (exactly its size).
+            pub fn bytes(&self) -> &[u8] {
+                live_bytes(&self.occupant)
+            }
+
+            /// Changes with every grant, revoke, host map and host unmap of the
+            /// region's slot: equal versions mean equal access rights.
+            #[inline]
+            pub fn access_version(&self) -> u64 {
+                self.access_version.load(Ordering::Acquire)
+            }
+        }
+    };
 }
 
+region_view!(RegionReadGuard);
+region_view!(RegionWriteGuard);
+
 impl RegionReadGuard<'_> {
-    /// The region's metadata (for access checks and listings).
-    #[inline]
-    pub fn meta(&self) -> &RegionMeta {
-        &self.occupant.meta
-    }
-
-    /// Logical size in bytes.
-    pub fn size(&self) -> u64 {
-        self.occupant.meta.size as u64
-    }
-
-    /// The region's live bytes (exactly its size).
-    pub fn bytes(&self) -> &[u8] {
-        live_bytes(&self.occupant)
-    }
-
     /// Copies bytes at `offset` into `buf`; bytes past the end read as zero
     /// (as CALLDATACOPY). Returns how many came from the region.
     ///
@@ -108,14 +124,6 @@ impl RegionReadGuard<'_> {
     /// [`RegionError::PageOutOfRange`] when the page's offset overflows 64 bits.
     pub fn read_page(&self, page: u64, out: &mut [u8; PAGE_SIZE]) -> Result<usize, RegionError> {
         copy_out(live_bytes(&self.occupant), page_offset(page)?, out)
-    }
-
-    /// Changes with every grant, revoke, host map and host unmap of the
-    /// region's slot: equal versions mean equal access rights for every
-    /// context.
-    #[inline]
-    pub fn access_version(&self) -> u64 {
-        self.access_version.load(Ordering::Acquire)
     }
 
     /// Where the region's live bytes are, for a reader that will hold the
@@ -141,22 +149,7 @@ pub struct RegionWriteGuard<'a> {
     pub(crate) access_version: &'a AtomicU64,
 }
 
-impl std::fmt::Debug for RegionWriteGuard<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegionWriteGuard")
-            .field("handle", &self.occupant.meta.handle)
-            .field("size", &self.occupant.meta.size)
-            .finish()
-    }
-}
-
 impl RegionWriteGuard<'_> {
-    /// The region's metadata.
-    #[inline]
-    pub fn meta(&self) -> &RegionMeta {
-        &self.occupant.meta
-    }
-
     /// As [`RegionReadGuard::raw_bytes`], for a holder that will also write
     /// through the capture (see [`RawRegionBytes::write`]): the block's dirty
     /// mark is raised to the region's size, so that the pool zeroes whatever
@@ -168,23 +161,7 @@ impl RegionWriteGuard<'_> {
         Some(RawRegionBytes::new(base, size, true))
     }
 
-    /// Logical size in bytes.
-    pub fn size(&self) -> u64 {
-        self.occupant.meta.size as u64
-    }
-
-    /// The region's live bytes (exactly its size).
-    pub fn bytes(&self) -> &[u8] {
-        live_bytes(&self.occupant)
-    }
-
-    /// As [`RegionReadGuard::access_version`].
-    #[inline]
-    pub fn access_version(&self) -> u64 {
-        self.access_version.load(Ordering::Acquire)
-    }
-
-    /// Bumps the access version (the write lock is held).
+    /// Bumps the access version (under the write lock).
     fn access_changed(&self) {
         self.access_version.fetch_add(1, Ordering::Release);
     }
@@ -227,10 +204,9 @@ impl RegionWriteGuard<'_> {
     /// Performs `plan` (made by [`plan`](Self::plan) for this region, or by
     /// [`WritePlan::new`] from its current size) with `data`, first reporting
     /// to `observer` each page that existed before the write and that the
-    /// write changes (the revert journal's hook: pages only added by growth are
-    /// not reported, since shrinking back undoes them). With no observer: a
-    /// write whose pages the journal already saved in this frame (or that
-    /// nothing will revert).
+    /// write changes (the revert journal's hook: pages only added by growth
+    /// are not reported, since shrinking back undoes them).
+    /// No observer: pages already saved, or a write nothing will revert.
     ///
     /// # Errors
     /// [`RegionError::StalePlan`] when the plan was made for another size or

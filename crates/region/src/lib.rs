@@ -1,19 +1,11 @@
 //! The region registry of EVM shared memory.
 //!
 //! A *region* is a named, zero-initialised byte array that outlives call frames
-//! (spec §1). This crate keeps every region of one manager: it hands out
-//! generation-checked [`RegionHandle`](shm_primitives::RegionHandle)s, holds
-//! each region's bytes in one contiguous block from an
-//! [`shm_pool::BlockPool`], and does bounded, overflow-checked reads, planned
-//! writes and growth under a per-region lock. It also records owners,
-//! permissions, options, host grants and host mappings, which `shm-access`
-//! checks; it does no permission checking itself.
-//!
-//! - `meta`: the value types (metadata, grants, mappings, write outcomes);
-//! - `slot`: the slot table, where each region lives with its lock;
-//! - `guard`: locked access to one region;
-//! - `registry`: creation, lookup and the two-phase free;
-//! - `free_slots`: the registry's free list, lowest slot first.
+//! (spec §1). This crate keeps every region of one manager: generation-checked
+//! [`RegionHandle`](shm_primitives::RegionHandle)s, each region's bytes in one
+//! [`shm_pool::BlockPool`] block, bounded reads, planned writes and growth
+//! under a per-region lock, and the owners, permissions, options, grants and
+//! mappings that `shm-access` checks (this crate checks no permission).
 //!
 //! The revert journal builds on [`RegionWriteGuard::write_planned`] (a hook
 //! that sees each page before it changes), [`RegionWriteGuard::restore_page`],
@@ -39,8 +31,7 @@
 //! # Ok::<(), shm_region::RegionError>(())
 //! ```
 #![warn(missing_docs)]
-// Only `raw` has unsafe code (it allows it there, with its invariant).
-#![deny(unsafe_code)]
+#![deny(unsafe_code)] // `raw` allows it, with its invariant.
 
 mod error;
 mod free_slots;

@@ -92,9 +92,8 @@ impl RegionMeta {
         &self.grants
     }
     /// The options of the mapping `context` made through the host API, if any
-    /// (mappings made by bytecode live in the transaction's journal, not
-    /// here). A mapping never gives a context more rights than its access
-    /// rights: a read-only mapping only narrows them.
+    /// (bytecode's mappings live in the transaction's journal). A mapping only
+    /// narrows a context's access rights, never widens them.
     pub fn mapping(&self, context: ContextId) -> Option<MapOptions> {
         self.mappings.get(&context).copied()
     }
@@ -106,8 +105,7 @@ impl RegionMeta {
     pub fn host_refs(&self) -> u32 {
         self.host_refs
     }
-    /// Reference count: the number of mappings plus the host's references. A
-    /// region with a count of zero is used by nobody but its handle holders.
+    /// Reference count: the number of mappings plus the host's references.
     pub fn ref_count(&self) -> u64 {
         self.mappings.len() as u64 + u64::from(self.host_refs)
     }

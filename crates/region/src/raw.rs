@@ -1,13 +1,11 @@
 //! A region's bytes for a transaction that holds the region by its two-phase
 //! lock instead of its slot lock: the one place of this crate with `unsafe`.
 //!
-//! A transaction that holds a region's two-phase lock already excludes every
-//! other writer, resizer and freer of it (and, holding it exclusively, every
-//! reader); taking the slot's lock again for each 32-byte access cost two
-//! atomic operations and about a hundred instructions. The transaction layer
-//! keeps a [`RawRegionBytes`] per resolved region and reads (or, when it
-//! holds the region exclusively, writes) through it while its own bookkeeping
-//! proves the bytes are still there.
+//! That lock already excludes every other writer, resizer and freer (and,
+//! held exclusively, every reader); taking the slot's lock again for each
+//! 32-byte access cost about a hundred instructions. The transaction layer
+//! reads (or, holding the region exclusively, writes) through a
+//! [`RawRegionBytes`] while its own bookkeeping proves the bytes are there.
 #![allow(unsafe_code)]
 
 use crate::guard::copy_out;

@@ -19,9 +19,8 @@ pub struct RegistryConfig {
     pub max_regions: usize,
     /// Largest size any region may have, growth included.
     pub max_region_size: u64,
-    /// Most persistent regions alive at once: the other `max_regions −
-    /// max_persistent_regions` slots are kept for transaction-scoped regions
-    /// (spec §4), so filling the persistent ones locks nobody out of ALLOC.
+    /// Most persistent regions alive at once: the other slots are kept for
+    /// transaction-scoped regions (spec §4), so nobody is locked out of ALLOC.
     pub max_persistent_regions: usize,
 }
 
@@ -104,11 +103,10 @@ struct Table {
     names: HashMap<String, RegionHandle>,
 }
 
-/// The table and its counts. The counts are atomics so that `create` can
-/// refuse a doomed request and `len` can answer without the lock, but they
-/// change only under the lock, which keeps every limit exact. All of it sits
-/// on its own 128-byte line(s): a create or free takes the lock and bumps a
-/// count in one cache-line transfer, and slot or pool traffic never evicts it.
+/// The table and its counts. The counts are atomics so that `create` and
+/// `len` can read them without the lock, but change only under it, which keeps
+/// every limit exact. On its own 128-byte line(s): a create or free takes the
+/// lock and bumps a count in one cache-line transfer.
 #[repr(align(128))]
 #[derive(Default)]
 struct Book {
@@ -141,18 +139,14 @@ const UNASSIGNED: RegionHandle = match RegionHandle::new(1, 1) {
 ///
 /// Each region lives in a slot with its own `RwLock` over its bytes and
 /// metadata, so work on different regions (and reads of one region) runs in
-/// parallel. Slots never move, so reaching a region by handle takes only that
-/// slot's lock (one atomic operation to lock, one to unlock); the bookkeeping
-/// table (free list, names, counts) sits behind a `Mutex` taken only by
-/// create, free and name lookups, once per create or free of an anonymous
-/// region and only for the few integer and set updates that must be
-/// exact (the region's metadata is built and its block allocated outside it).
+/// parallel; slots never move, so reaching a region by handle takes only that
+/// lock. The bookkeeping table (free list, names, counts) sits behind a
+/// `Mutex` taken only by create, free and name lookups.
 ///
-/// Handles: a new region takes the lowest free slot index, at that slot's next
-/// generation. Freeing retires the generation for good; a slot whose
-/// generation would wrap is never reused. So a handle never names a region
-/// other than the one it was issued for, and handle assignment depends only on
-/// the sequence of calls.
+/// A new region takes the lowest free slot index, at that slot's next
+/// generation. Freeing retires the generation for good, and a slot whose
+/// generation would wrap is never reused: a handle never names another region
+/// than its own, and handle assignment depends only on the sequence of calls.
 ///
 /// ```
 /// use shm_pool::{BlockPool, PoolConfig};
@@ -224,12 +218,11 @@ impl RegionRegistry {
     /// [`RegionError::Pool`].
     pub fn create(&self, spec: RegionSpec) -> Result<RegionHandle, RegionError> {
         let (size, max_size) = self.sizes(&spec, usize::MAX)?;
-        // The pool is asked outside the table lock, and the region is built
-        // outside it too. A name is checked first, so that a taken name does
-        // not churn the pool. An anonymous create reads the counts only under
-        // the lock: a read before it would pull the table's line over from
-        // another creating thread once more. Room errors still come before
-        // pool errors: a refused allocation checks the counts.
+        // The block is allocated and the region built outside the table lock.
+        // A name is checked first, so that a taken name does not churn the
+        // pool; an anonymous create reads the counts only under the lock (a
+        // read before it would pull the table's line over once more). Room
+        // errors still come before pool errors: a refused allocation checks.
         if spec.name.is_some() {
             self.check_room(&self.book.table.lock(), &spec)?;
         }
@@ -241,17 +234,15 @@ impl RegionRegistry {
             }
         };
         let mut occupant = Occupant::new(UNASSIGNED, &spec, size, max_size, block);
-        let too_many = || RegionError::TooManyRegions {
-            limit: self.config.max_regions,
-        };
+        let limit = self.config.max_regions;
+        let too_many = || RegionError::TooManyRegions { limit };
 
         let mut table = self.book.table.lock();
         self.check_room(&table, &spec)?;
         let Some(name) = spec.name.clone() else {
-            // Anonymous: the table lock only counts the region in and claims
-            // a position; the slot is filled after it is released, so that
-            // the slot's line (which the other threads' regions come and go
-            // through) never moves while the table is locked.
+            // Anonymous: the table lock only counts the region in and claims a
+            // position; the slot is filled after its release, so that the
+            // slot's line never moves while the table is locked.
             self.count_in(&spec);
             let mut position = Self::claim(&mut table);
             drop(table);
@@ -299,10 +290,9 @@ impl RegionRegistry {
     }
 
     /// Puts `occupant` in the claimed slot at `position`, at the slot's next
-    /// generation. A claimed slot is normally empty; it can be full when
-    /// [`create_at`](Self::create_at) placed a region there while a free of
-    /// its previous region was between its slot and the free list. That
-    /// region keeps it, and the caller claims another.
+    /// generation. The slot can be full when [`create_at`](Self::create_at)
+    /// filled it while a free of its previous region was between its slot and
+    /// the free list: that region keeps it, and the caller claims another.
     fn fill(&self, position: u32, mut occupant: Occupant) -> Filled {
         let Some(slot) = self.slots.get_or_make(position as usize) else {
             return Filled::Beyond;
@@ -325,24 +315,21 @@ impl RegionRegistry {
 
     /// Whether slot `index` (1-based) holds a region, and the highest
     /// generation it ever issued: what a caller that assigns handles itself
-    /// (a mapped namespace shared by processes) needs to pick a fresh one.
+    /// needs to pick a fresh one.
     pub fn slot_use(&self, index: u32) -> (bool, u32) {
-        let Some(slot) = index
+        let slot = index
             .checked_sub(1)
-            .and_then(|p| self.slots.get(p as usize))
-        else {
-            return (false, 0);
-        };
-        let state = slot.state.read();
-        (state.occupant.is_some(), state.issued)
+            .and_then(|p| self.slots.get(p as usize));
+        slot.map_or((false, 0), |slot| {
+            let state = slot.state.read();
+            (state.occupant.is_some(), state.issued)
+        })
     }
 
-    /// Places a region made elsewhere under a handle chosen elsewhere: what
-    /// a mapped namespace does when this process creates a region file (the
-    /// handle must be the same in every process) or attaches to one another
-    /// process made. `block` holds the bytes (at least `spec.size`, zero past
-    /// it); the slot must be empty and the generation above every one it
-    /// issued. Handle assignment by [`create`](Self::create) stays
+    /// Places a region under a handle chosen elsewhere (a mapped namespace
+    /// whose handles are the same in every process). `block` holds the bytes
+    /// (at least `spec.size`, zero past it); the slot must be empty and the
+    /// generation above every one it issued. [`create`](Self::create) stays
     /// consistent: the slot leaves the free list and skipped slots join it.
     ///
     /// ```
@@ -438,26 +425,20 @@ impl RegionRegistry {
         }
     }
 
-    /// Whether the counts leave room for `spec`. Exact when the caller holds
-    /// the table lock (the counts change only under it); without it, a hint.
+    /// Whether the counts leave room for `spec`: exact under the table lock,
+    /// a hint without it.
     fn check_counts(&self, spec: &RegionSpec) -> Result<(), RegionError> {
-        if self.book.occupied.load(Relaxed) >= self.config.max_regions {
-            return Err(RegionError::TooManyRegions {
-                limit: self.config.max_regions,
-            });
+        let (limit, persistent) = (self.config.max_regions, self.config.max_persistent_regions);
+        if self.book.occupied.load(Relaxed) >= limit {
+            return Err(RegionError::TooManyRegions { limit });
         }
-        if spec.options.persistent
-            && self.book.persistent.load(Relaxed) >= self.config.max_persistent_regions
-        {
-            return Err(RegionError::TooManyPersistentRegions {
-                limit: self.config.max_persistent_regions,
-            });
+        if spec.options.persistent && self.book.persistent.load(Relaxed) >= persistent {
+            return Err(RegionError::TooManyPersistentRegions { limit: persistent });
         }
         Ok(())
     }
 
-    /// Whether there is room for `spec`: counts and name. `table` is the
-    /// locked table, which also makes the counts exact.
+    /// Whether the locked `table` has room for `spec`: counts and name.
     fn check_room(&self, table: &Table, spec: &RegionSpec) -> Result<(), RegionError> {
         self.check_counts(spec)?;
         match spec.name.as_deref() {
@@ -491,9 +472,7 @@ impl RegionRegistry {
     }
 
     /// Locks the region `handle` names exclusively.
-    ///
-    /// # Errors
-    /// As [`lock_read`](Self::lock_read).
+    /// Errors as for [`lock_read`](Self::lock_read).
     #[inline]
     pub fn lock_write(&self, handle: RegionHandle) -> Result<RegionWriteGuard<'_>, RegionError> {
         let slot = self.slot(handle)?;
@@ -502,8 +481,7 @@ impl RegionRegistry {
 
     /// The access version of the slot `handle` names (see
     /// [`RegionReadGuard::access_version`]), read without its lock: `None` when
-    /// no slot is there. It tells nothing about liveness; a caller that holds
-    /// the region by other means compares it with the version it resolved.
+    /// no slot is there. It tells nothing about liveness.
     #[inline]
     pub fn access_version(&self, handle: RegionHandle) -> Option<u64> {
         let slot = self.slot(handle).ok()?;
@@ -513,9 +491,6 @@ impl RegionRegistry {
     /// As [`lock_read`](Self::lock_read), waiting at most `timeout`;
     /// `Ok(None)` when the region stayed busy (a busy slot is reported busy
     /// before its handle is checked).
-    ///
-    /// # Errors
-    /// As [`lock_read`](Self::lock_read).
     pub fn try_lock_read_for(
         &self,
         handle: RegionHandle,
@@ -530,9 +505,7 @@ impl RegionRegistry {
 
     /// As [`lock_write`](Self::lock_write), waiting at most `timeout`;
     /// `Ok(None)` when the region stayed busy.
-    ///
-    /// # Errors
-    /// As [`lock_read`](Self::lock_read).
+    /// Errors as for [`lock_read`](Self::lock_read).
     pub fn try_lock_write_for(
         &self,
         handle: RegionHandle,
@@ -546,16 +519,13 @@ impl RegionRegistry {
     }
 
     /// Whether `handle` names a live region (the cheap handle check).
-    ///
-    /// # Errors
-    /// As [`lock_read`](Self::lock_read).
+    /// Errors as for [`lock_read`](Self::lock_read).
     pub fn check(&self, handle: RegionHandle) -> Result<(), RegionError> {
         self.slot(handle)?.state.read().live(handle).map(|_| ())
     }
 
     /// What the slot says about `handle` right now, pending frees told apart
-    /// from final ones (a transaction layer waits for the outcome of a
-    /// pending free, never for a final one).
+    /// from final ones.
     pub fn liveness(&self, handle: RegionHandle) -> Liveness {
         self.slot(handle)
             .map_or(Liveness::Invalid, |slot| slot.state.read().liveness(handle))
@@ -573,9 +543,7 @@ impl RegionRegistry {
     }
 
     /// A snapshot of one region for listings.
-    ///
-    /// # Errors
-    /// As [`lock_read`](Self::lock_read).
+    /// Errors as for [`lock_read`](Self::lock_read).
     pub fn info(&self, handle: RegionHandle) -> Result<RegionInfo, RegionError> {
         let guard = self.lock_read(handle)?;
         Ok(RegionInfo {
@@ -599,22 +567,17 @@ impl RegionRegistry {
 
     /// Frees a region for good: its handle dies, its name is released, its
     /// block goes back to the pool and its slot may be reused (at the next
-    /// generation; a slot whose generations are used up is retired).
-    ///
-    /// # Errors
-    /// Handle errors.
+    /// generation).
+    /// Errors as for [`lock_read`](Self::lock_read).
     pub fn free(&self, handle: RegionHandle) -> Result<(), RegionError> {
         self.take_occupant(handle, |state| state.live(handle).map(|_| ()))
     }
 
-    /// First half of a free that a revert may still undo: the handle stops
-    /// working at once (it reads as [`RegionError::RegionFreed`]), but the
-    /// bytes, the name and the slot are kept until
+    /// First half of a free that a revert may still undo: the handle reads as
+    /// [`RegionError::RegionFreed`] at once, but the bytes, the name and the
+    /// slot (which still counts toward `max_regions`) are kept until
     /// [`finish_free`](Self::finish_free) or [`cancel_free`](Self::cancel_free).
-    /// A pending region still counts toward `max_regions`.
-    ///
-    /// # Errors
-    /// Handle errors.
+    /// Errors as for [`lock_read`](Self::lock_read).
     pub fn begin_free(&self, handle: RegionHandle) -> Result<(), RegionError> {
         self.lock_write(handle)?.occupant.pending_free = true;
         Ok(())
@@ -629,13 +592,9 @@ impl RegionRegistry {
         let not_pending = RegionError::SlotNotRemoved(handle);
         let slot = self.slot(handle).map_err(|_| not_pending.clone())?;
         let mut state = slot.state.write();
-        match state.occupant.as_mut() {
-            Some(o) if o.pending_free && o.meta.handle == handle => {
-                o.pending_free = false;
-                Ok(())
-            }
-            _ => Err(not_pending),
-        }
+        let occupant = state.occupant.as_mut().filter(|o| o.is_pending(handle));
+        occupant.ok_or(not_pending)?.pending_free = false;
+        Ok(())
     }
 
     /// Completes [`begin_free`](Self::begin_free) as [`free`](Self::free) does.
@@ -646,7 +605,7 @@ impl RegionRegistry {
         let not_pending = RegionError::SlotNotRemoved(handle);
         self.slot(handle).map_err(|_| not_pending.clone())?;
         self.take_occupant(handle, |state| match &state.occupant {
-            Some(o) if o.pending_free && o.meta.handle == handle => Ok(()),
+            Some(o) if o.is_pending(handle) => Ok(()),
             _ => Err(not_pending),
         })
     }
@@ -677,19 +636,15 @@ impl RegionRegistry {
                 table.names.remove(name);
             }
         }
-        // The block goes back to its pool when dropped.
-        drop(occupant);
+        drop(occupant); // Outside the table lock: the block goes back to the pool.
         Ok(())
     }
 
     /// The size of the region `handle` names while it awaits a final free.
     pub fn pending_size(&self, handle: RegionHandle) -> Option<u64> {
         let state = self.slot(handle).ok()?.state.read();
-        state
-            .occupant
-            .as_ref()
-            .filter(|o| o.pending_free && o.meta.handle == handle)
-            .map(|o| o.meta.size())
+        let occupant = state.occupant.as_ref()?;
+        occupant.is_pending(handle).then(|| occupant.meta.size())
     }
 
     /// Handles awaiting a final free, by slot index.
@@ -722,8 +677,7 @@ impl std::fmt::Debug for RegionRegistry {
 #[cfg(test)]
 impl RegionRegistry {
     /// Test hook: puts slot `index` (1-based) in the free list, whatever it
-    /// holds: the state a free leaves for a moment when `create_at` fills
-    /// the slot between the free's slot and table steps.
+    /// holds (what a free racing a `create_at` leaves for a moment).
     pub(crate) fn force_free(&self, index: u32) {
         self.book.table.lock().free.insert(index - 1);
     }

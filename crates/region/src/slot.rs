@@ -52,6 +52,11 @@ impl Occupant {
     pub(crate) fn is_live(&self, handle: RegionHandle) -> bool {
         !self.pending_free && self.meta.handle == handle
     }
+
+    /// Whether it is the region `handle` names, awaiting a final free.
+    pub(crate) fn is_pending(&self, handle: RegionHandle) -> bool {
+        self.pending_free && self.meta.handle == handle
+    }
 }
 
 /// What a slot says about one handle, without waiting for anyone.
@@ -70,9 +75,8 @@ pub enum Liveness {
 
 #[derive(Default)]
 pub(crate) struct SlotState {
-    /// Highest generation ever issued for this slot (0: none yet). A handle
-    /// of this slot with a generation up to this that is not the live
-    /// region's named a region that was freed.
+    /// Highest generation ever issued for this slot (0: none yet): a handle
+    /// up to it that is not the live region's named a freed region.
     pub(crate) issued: u32,
     pub(crate) occupant: Option<Occupant>,
 }
@@ -97,7 +101,7 @@ impl SlotState {
 
     pub(crate) fn liveness(&self, handle: RegionHandle) -> Liveness {
         match &self.occupant {
-            Some(o) if o.meta.handle == handle && o.pending_free => Liveness::PendingFree,
+            Some(o) if o.is_pending(handle) => Liveness::PendingFree,
             Some(o) if o.meta.handle == handle => Liveness::Live,
             _ if handle.generation() <= self.issued => Liveness::Freed,
             _ => Liveness::Invalid,
@@ -106,19 +110,16 @@ impl SlotState {
 }
 
 /// One slot of the registry: the home of successive regions, one at a time.
-/// Slots never move and are never dropped while the registry lives, so
-/// reaching a region by handle takes only the slot's own lock. Aligned to 128
-/// bytes so that threads working on neighbouring slots (the lowest free
-/// indices, which concurrent creates take) never share a cache line.
+/// Aligned to 128 bytes so that threads working on neighbouring slots (which
+/// concurrent creates take) never share a cache line.
 #[repr(align(128))]
 #[derive(Default)]
 pub(crate) struct Slot {
     pub(crate) state: RwLock<SlotState>,
     /// Bumped (under the write lock of `state`) by every change of the
-    /// occupant's grants or host mappings: what a transaction compares to know
-    /// that its cached access verdicts still hold. Outside `state`, so that a
-    /// holder of the region's transaction lock can check it without the slot
-    /// lock ([`RegionRegistry::access_version`](crate::RegionRegistry::access_version)).
+    /// occupant's grants or host mappings, so that a transaction knows its
+    /// cached access verdicts still hold. Outside `state`, to be read without
+    /// the slot lock ([`RegionRegistry::access_version`](crate::RegionRegistry::access_version)).
     pub(crate) access_version: AtomicU64,
 }
 

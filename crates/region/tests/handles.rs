@@ -8,59 +8,42 @@ use common::{registry_with, RegistryExt};
 
 #[test]
 fn a_freed_handle_never_reaches_the_region_that_reuses_its_slot() {
-    let registry = registry_with([64, 8, 1, 1], 4, 1 << 20);
+    let registry = registry_with([64, 8, 1, 1], 4, 1 << 20, 4);
     let owner = Address::repeat_byte(7);
     let mut dead: Vec<RegionHandle> = Vec::new();
     for cycle in 0u32..2_000 {
         let h = registry.create(RegionSpec::new(64, owner)).unwrap();
-        assert_eq!(
-            (h.index(), h.generation()),
-            (1, cycle + 1),
-            "slot 1 is reused at the next generation"
-        );
+        let reused = (h.index(), h.generation()) == (1, cycle + 1);
+        assert!(reused, "slot 1 is reused at the next generation: {h:?}");
         registry.write(h, 0, &cycle.to_le_bytes(), false).unwrap();
         // Every earlier handle of this slot is dead: no read, write, map or free gets through.
         for &old in dead.iter().rev().take(16).chain(dead.first()) {
-            let mut buf = [0u8; 4];
-            assert_eq!(
-                registry.read(old, 0, &mut buf),
-                Err(RegionError::RegionFreed(old))
-            );
-            assert_eq!(
-                registry.write(old, 0, b"evil", false).map(|o| o.written),
-                Err(RegionError::RegionFreed(old))
-            );
-            assert_eq!(
-                registry.map(old, owner, Default::default()).map(|_| ()),
-                Err(RegionError::RegionFreed(old))
-            );
-            assert_eq!(registry.free(old), Err(RegionError::RegionFreed(old)));
+            let freed = Err(RegionError::RegionFreed(old));
+            assert_eq!(registry.read(old, 0, &mut [0u8; 4]), freed);
+            let write = registry.write(old, 0, b"evil", false);
+            assert_eq!(write.map(|o| o.written), freed);
+            let map = registry.map(old, owner, Default::default());
+            assert_eq!(map.map(|_| 0), freed);
+            assert_eq!(registry.free(old).map(|_| 0), freed);
         }
         let mut buf = [0u8; 4];
         registry.read(h, 0, &mut buf).unwrap();
-        assert_eq!(
-            u32::from_le_bytes(buf),
-            cycle,
-            "the live region kept its own bytes"
-        );
+        let kept = u32::from_le_bytes(buf);
+        assert_eq!(kept, cycle, "the live region kept its own bytes");
         registry.free(h).unwrap();
         dead.push(h);
     }
     // A generation never issued is invalid, not freed.
     let future = RegionHandle::new(1, 2_001).unwrap();
-    assert_eq!(
-        registry.check(future).unwrap_err(),
-        RegionError::InvalidRegionHandle(future)
-    );
+    let invalid = Err(RegionError::InvalidRegionHandle(future));
+    assert_eq!(registry.check(future), invalid);
 }
 
 #[test]
 fn interleaved_slots_keep_their_own_generations() {
-    let registry = registry_with([64, 8, 1, 1], 8, 1 << 20);
-    let owner = Address::repeat_byte(9);
-    let mut live: Vec<RegionHandle> = (0..8)
-        .map(|_| registry.create(RegionSpec::new(8, owner)).unwrap())
-        .collect();
+    let registry = registry_with([64, 8, 1, 1], 8, 1 << 20, 8);
+    let create = || registry.create(RegionSpec::new(8, Address::repeat_byte(9)));
+    let mut live: Vec<RegionHandle> = (0..8).map(|_| create().unwrap()).collect();
     let mut dead = Vec::new();
     for round in 0..500usize {
         // Free two slots in a changing order, then refill: lowest index first.
@@ -70,19 +53,15 @@ fn interleaved_slots_keep_their_own_generations() {
             registry.free(live[i]).unwrap();
             dead.push(live[i]);
         }
-        let mut refill = [a, b];
-        refill.sort_unstable();
-        for i in refill {
-            let h = registry.create(RegionSpec::new(8, owner)).unwrap();
+        for i in [a.min(b), a.max(b)] {
+            let h = create().unwrap();
             assert_eq!(h.index(), live[i].index(), "lowest free slot first");
             assert!(h.generation() > live[i].generation());
             live[i] = h;
         }
-        for h in &live {
-            assert!(registry.check(*h).is_ok());
-        }
+        assert!(live.iter().all(|&h| registry.check(h).is_ok()));
     }
     for h in dead {
-        assert_eq!(registry.check(h).unwrap_err(), RegionError::RegionFreed(h));
+        assert_eq!(registry.check(h), Err(RegionError::RegionFreed(h)));
     }
 }

@@ -3,6 +3,7 @@
 //! generation). The registry must never diverge from it and never panic.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use proptest::prelude::*;
 use shm_primitives::{Address, ContextId, MapOptions, RegionHandle, RegionOptions};
@@ -14,94 +15,54 @@ use common::{registry_with, RegistryExt};
 const MAX_REGIONS: usize = 6;
 const MAX_SIZE: u64 = 20_000;
 
-#[derive(Clone, Debug)]
-enum Offset {
-    Near(u64),
-    /// `u64::MAX - k`: past any end, and overflowing with most lengths.
-    Top(u64),
-}
-
-impl Offset {
-    fn value(&self) -> u64 {
-        match *self {
-            Offset::Near(v) => v,
-            Offset::Top(k) => u64::MAX - k,
-        }
-    }
-}
-
-fn offset() -> impl Strategy<Value = Offset> {
+/// Mostly near the regions; one in nine `u64::MAX - k`: past any end, and
+/// overflowing with most lengths.
+fn offset() -> impl Strategy<Value = u64> {
     prop_oneof![
-        8 => (0u64..12_000).prop_map(Offset::Near),
-        1 => (0u64..8).prop_map(Offset::Top),
+        8 => 0u64..12_000,
+        1 => (0u64..8).prop_map(|k| u64::MAX - k),
     ]
 }
 
+/// Every operation but `Create` works on `model.pick(pick)`, its first field.
 #[derive(Clone, Debug)]
 enum Op {
-    Create {
-        size: u64,
-        auto_grow: bool,
-        max_size: u64,
-    },
-    Free {
-        pick: usize,
-    },
-    BeginFree {
-        pick: usize,
-    },
-    CancelFree {
-        pick: usize,
-    },
-    FinishFree {
-        pick: usize,
-    },
-    Map {
-        pick: usize,
-        context: u8,
-        options: u8,
-    },
-    Unmap {
-        pick: usize,
-        context: u8,
-    },
-    Read {
-        pick: usize,
-        offset: Offset,
-        len: usize,
-    },
-    Write {
-        pick: usize,
-        offset: Offset,
-        len: usize,
-        fill: u8,
-        allow_grow: bool,
-    },
-    SetSize {
-        pick: usize,
-        new_size: u64,
-    },
+    /// `size`, `auto_grow`, `max_size`.
+    Create(u64, bool, u64),
+    Free(usize),
+    BeginFree(usize),
+    CancelFree(usize),
+    FinishFree(usize),
+    /// `pick`, context number, `MapOptions` bits.
+    Map(usize, u8, u8),
+    /// `pick`, context number.
+    Unmap(usize, u8),
+    /// `pick`, `offset`, `len`.
+    Read(usize, u64, usize),
+    /// `pick`, `offset`, `len`, first byte, `allow_grow`.
+    Write(usize, u64, usize, u8, bool),
+    /// `pick`, `new_size`.
+    SetSize(usize, u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let pick = any::<usize>();
     prop_oneof![
-        3 => (1u64..9_000, any::<bool>(), 0u64..25_000)
-            .prop_map(|(size, auto_grow, max_size)| Op::Create { size, auto_grow, max_size }),
-        1 => pick.prop_map(|pick| Op::Free { pick }),
-        1 => pick.prop_map(|pick| Op::BeginFree { pick }),
-        1 => pick.prop_map(|pick| Op::CancelFree { pick }),
-        1 => pick.prop_map(|pick| Op::FinishFree { pick }),
-        1 => (pick, 0u8..3, 0u8..16).prop_map(|(pick, context, options)| Op::Map { pick, context, options }),
-        1 => (pick, 0u8..3).prop_map(|(pick, context)| Op::Unmap { pick, context }),
-        4 => (pick, offset(), 0usize..5_000).prop_map(|(pick, offset, len)| Op::Read { pick, offset, len }),
+        3 => (1u64..9_000, any::<bool>(), 0u64..25_000).prop_map(|(s, g, m)| Op::Create(s, g, m)),
+        1 => pick.prop_map(Op::Free),
+        1 => pick.prop_map(Op::BeginFree),
+        1 => pick.prop_map(Op::CancelFree),
+        1 => pick.prop_map(Op::FinishFree),
+        1 => (pick, 0u8..3, 0u8..16).prop_map(|(p, c, o)| Op::Map(p, c, o)),
+        1 => (pick, 0u8..3).prop_map(|(p, c)| Op::Unmap(p, c)),
+        4 => (pick, offset(), 0usize..5_000).prop_map(|(p, o, l)| Op::Read(p, o, l)),
         4 => (pick, offset(), 0usize..5_000, any::<u8>(), any::<bool>())
-            .prop_map(|(pick, offset, len, fill, allow_grow)| Op::Write { pick, offset, len, fill, allow_grow }),
-        1 => (pick, 0u64..22_000).prop_map(|(pick, new_size)| Op::SetSize { pick, new_size }),
+            .prop_map(|(p, o, l, f, g)| Op::Write(p, o, l, f, g)),
+        1 => (pick, 0u64..22_000).prop_map(|(p, n)| Op::SetSize(p, n)),
     ]
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct ModelRegion {
     bytes: Vec<u8>,
     auto_grow: bool,
@@ -122,13 +83,10 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        let never = [
-            RegionHandle::new(1, 7),
-            RegionHandle::new(40, 1),
-            RegionHandle::new(u32::MAX, u32::MAX),
-        ];
+        let never = [(1, 7), (40, 1), (u32::MAX, u32::MAX)];
+        let known = never.into_iter().flat_map(|(i, g)| RegionHandle::new(i, g));
         Model {
-            known: never.into_iter().flatten().collect(),
+            known: known.collect(),
             ..Model::default()
         }
     }
@@ -161,33 +119,16 @@ impl Model {
 }
 
 fn overflow(offset: u64, len: usize) -> Result<u64, RegionError> {
+    let len = len as u64;
     offset
-        .checked_add(len as u64)
-        .ok_or(RegionError::OffsetOverflow {
-            offset,
-            len: len as u64,
-        })
+        .checked_add(len)
+        .ok_or(RegionError::OffsetOverflow { offset, len })
 }
 
-fn model_read(bytes: &[u8], offset: u64, len: usize) -> (usize, Vec<u8>) {
-    let mut out = vec![0u8; len];
-    let start = usize::try_from(offset).unwrap_or(usize::MAX);
-    if start >= bytes.len() {
-        return (0, out);
-    }
-    let n = len.min(bytes.len() - start);
-    out[..n].copy_from_slice(&bytes[start..start + n]);
-    (n, out)
-}
-
-fn model_write(bytes: &mut [u8], offset: u64, data: &[u8]) -> usize {
-    let start = usize::try_from(offset).unwrap_or(usize::MAX);
-    if start >= bytes.len() {
-        return 0;
-    }
-    let n = data.len().min(bytes.len() - start);
-    bytes[start..start + n].copy_from_slice(&data[..n]);
-    n
+/// The part of `offset..offset + len` inside `size` bytes (empty past the end).
+fn inside(size: usize, offset: u64, len: usize) -> Range<usize> {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
+    start..start + len.min(size - start)
 }
 
 fn context(n: u8) -> ContextId {
@@ -195,25 +136,18 @@ fn context(n: u8) -> ContextId {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let registry = registry_with([16, 16, 24, 4], MAX_REGIONS, MAX_SIZE);
+    let registry = registry_with([16, 16, 24, 4], MAX_REGIONS, MAX_SIZE, MAX_REGIONS);
     let mut model = Model::new();
 
     for op in ops {
         match op {
-            Op::Create {
-                size,
-                auto_grow,
-                max_size,
-            } => {
+            Op::Create(size, auto_grow, max_size) => {
                 let options = RegionOptions {
                     auto_grow,
                     ..RegionOptions::default()
                 };
-                let got = registry.create(
-                    RegionSpec::new(size, context(0))
-                        .options(options)
-                        .max_size(max_size),
-                );
+                let spec = RegionSpec::new(size, context(0)).options(options);
+                let got = registry.create(spec.max_size(max_size));
                 let max_size = max_size.min(MAX_SIZE);
                 let expected = if size > max_size {
                     Err(RegionError::RegionTooLarge {
@@ -224,9 +158,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Err(RegionError::TooManyRegions { limit: MAX_REGIONS })
                 } else {
                     let slot = model.free_slots.pop_first().unwrap_or(model.issued.len());
-                    if slot == model.issued.len() {
-                        model.issued.push(0);
-                    }
+                    model.issued.resize(model.issued.len().max(slot + 1), 0);
                     model.issued[slot] += 1;
                     let handle = RegionHandle::new(slot as u32 + 1, model.issued[slot]).unwrap();
                     model.known.push(handle);
@@ -234,15 +166,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         bytes: vec![0; size as usize],
                         auto_grow,
                         max_size,
-                        mappings: BTreeMap::new(),
-                        pending_free: false,
+                        ..ModelRegion::default()
                     };
                     model.regions.insert(handle, region);
                     Ok(handle)
                 };
                 prop_assert_eq!(got, expected);
             }
-            Op::Free { pick } => {
+            Op::Free(pick) => {
                 let h = model.pick(pick);
                 let expected = model.live(h).map(|_| ());
                 if expected.is_ok() {
@@ -250,20 +181,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 prop_assert_eq!(registry.free(h), expected);
             }
-            Op::BeginFree { pick } => {
+            Op::BeginFree(pick) => {
                 let h = model.pick(pick);
                 let expected = model.live(h).map(|r| r.pending_free = true);
                 prop_assert_eq!(registry.begin_free(h), expected);
             }
-            Op::CancelFree { pick } | Op::FinishFree { pick } => {
+            Op::CancelFree(pick) | Op::FinishFree(pick) => {
                 let h = model.pick(pick);
                 let pending = model.regions.get(&h).is_some_and(|r| r.pending_free);
-                let expected = if pending {
-                    Ok(())
-                } else {
-                    Err(RegionError::SlotNotRemoved(h))
-                };
-                let got = if matches!(op, Op::CancelFree { .. }) {
+                let expected = pending.then_some(()).ok_or(RegionError::SlotNotRemoved(h));
+                let got = if matches!(op, Op::CancelFree(_)) {
                     if pending {
                         model.regions.get_mut(&h).unwrap().pending_free = false;
                     }
@@ -276,50 +203,36 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 };
                 prop_assert_eq!(got, expected);
             }
-            Op::Map {
-                pick,
-                context: c,
-                options,
-            } => {
-                let h = model.pick(pick);
+            Op::Map(pick, c, options) => {
+                let (h, cx) = (model.pick(pick), context(c));
                 let options = MapOptions::from_bits_truncate(options);
-                let expected = model
-                    .live(h)
-                    .map(|r| r.mappings.insert(context(c), options));
-                prop_assert_eq!(registry.map(h, context(c), options), expected);
+                let expected = model.live(h).map(|r| r.mappings.insert(cx, options));
+                prop_assert_eq!(registry.map(h, cx, options), expected);
             }
-            Op::Unmap { pick, context: c } => {
+            Op::Unmap(pick, c) => {
                 let h = model.pick(pick);
+                let context = context(c);
                 let expected = model.live(h).and_then(|r| {
-                    r.mappings
-                        .remove(&context(c))
-                        .ok_or(RegionError::MappingNotFound {
-                            handle: h,
-                            context: context(c),
-                        })
+                    let missing = RegionError::MappingNotFound { handle: h, context };
+                    r.mappings.remove(&context).ok_or(missing)
                 });
-                prop_assert_eq!(registry.unmap(h, context(c)), expected);
+                prop_assert_eq!(registry.unmap(h, context), expected);
             }
-            Op::Read { pick, offset, len } => {
+            Op::Read(pick, offset, len) => {
                 let h = model.pick(pick);
-                let offset = offset.value();
                 let expected = model.live(h).and_then(|r| {
                     overflow(offset, len)?;
-                    Ok(model_read(&r.bytes, offset, len))
+                    let mut out = vec![0u8; len];
+                    let range = inside(r.bytes.len(), offset, len);
+                    out[..range.len()].copy_from_slice(&r.bytes[range.clone()]);
+                    Ok((range.len(), out))
                 });
                 let mut buf = vec![0xa5; len];
                 let got = registry.read(h, offset, &mut buf).map(|n| (n, buf));
                 prop_assert_eq!(got, expected);
             }
-            Op::Write {
-                pick,
-                offset,
-                len,
-                fill,
-                allow_grow,
-            } => {
+            Op::Write(pick, offset, len, fill, allow_grow) => {
                 let h = model.pick(pick);
-                let offset = offset.value();
                 let data: Vec<u8> = (0..len).map(|i| fill.wrapping_add(i as u8)).collect();
                 let expected = model.live(h).and_then(|r| {
                     let end = overflow(offset, len)?;
@@ -331,7 +244,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             r.bytes.resize(target as usize, 0);
                         }
                     }
-                    let written = model_write(&mut r.bytes, offset, &data);
+                    let range = inside(r.bytes.len(), offset, len);
+                    let written = range.len();
+                    r.bytes[range].copy_from_slice(&data[..written]);
                     Ok((written, old_size, r.bytes.len() as u64))
                 });
                 let got = registry.write(h, offset, &data, allow_grow).map(|o| {
@@ -340,7 +255,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 });
                 prop_assert_eq!(got, expected);
             }
-            Op::SetSize { pick, new_size } => {
+            Op::SetSize(pick, new_size) => {
                 let h = model.pick(pick);
                 let expected = model.live(h).and_then(|r| {
                     let current = r.bytes.len() as u64;
@@ -361,12 +276,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
 
         // After every step: the same live regions, with the same bytes and mappings.
-        let live: Vec<RegionHandle> = model
-            .regions
-            .iter()
-            .filter(|(_, r)| !r.pending_free)
-            .map(|(h, _)| *h)
-            .collect();
+        let live = model.regions.iter().filter(|(_, r)| !r.pending_free);
+        let live: Vec<RegionHandle> = live.map(|(h, _)| *h).collect();
         let mut listed = registry.handles();
         listed.sort();
         prop_assert_eq!(&listed, &live);

@@ -5,12 +5,13 @@
 // `criterion_group!` makes an undocumented public function.
 #![allow(missing_docs)]
 
+use alloy_primitives::hex;
 use criterion::{criterion_group, criterion_main, Criterion};
 use revm::{
     bytecode::Bytecode,
     context::{BlockEnv, CfgEnv, Context, TxEnv},
     database::InMemoryDB,
-    primitives::{hardfork::SpecId, Address, TxKind},
+    primitives::{hardfork::SpecId, Address, Bytes, TxKind},
     state::AccountInfo,
     ExecuteEvm, MainBuilder,
 };
@@ -47,26 +48,15 @@ impl FrameHook for Counter {
 }
 
 fn world() -> InMemoryDB {
-    let looper = vec![
-        0x61, 0x03, 0xe8, // PUSH2 1000           counter
-        0x5b, // 3: JUMPDEST
-        0x5f, 0x5f, 0x5f, 0x5f, 0x5f, // PUSH0 x5: retSize .. value
-        0x60, 0xa1, // PUSH1 TARGET
-        0x5a, 0xf1, 0x50, // GAS CALL POP
-        0x60, 0x01, 0x90, 0x03, // counter - 1
-        0x80, 0x60, 0x03, 0x57, // DUP1, JUMPI(3) while non-zero
-        0x00, // STOP
-    ];
+    // PUSH2 1000 (counter) 3: JUMPDEST PUSH0 x5 PUSH1 TARGET GAS CALL POP
+    // PUSH1 1 SWAP1 SUB (counter - 1) DUP1 PUSH1 3 JUMPI (while non-zero) STOP
+    let looper = hex!("6103e8 5b 5f5f5f5f5f 60a1 5af150 60019003 80600357 00");
     let mut db = InMemoryDB::default();
     db.insert_account_info(CALLER, AccountInfo::default());
-    db.insert_account_info(
-        LOOPER,
-        AccountInfo::default().with_code(Bytecode::new_raw(looper.into())),
-    );
-    db.insert_account_info(
-        TARGET,
-        AccountInfo::default().with_code(Bytecode::new_raw(vec![0x00].into())),
-    );
+    for (address, code) in [(LOOPER, &looper[..]), (TARGET, &[0x00])] {
+        let code = Bytecode::new_raw(Bytes::copy_from_slice(code));
+        db.insert_account_info(address, AccountInfo::default().with_code(code));
+    }
     db
 }
 

@@ -7,7 +7,7 @@ use revm::{
     bytecode::Bytecode,
     database_interface::{Database, DatabaseCommit, DatabaseRef},
     primitives::{Address, AddressMap, StorageKey, StorageValue, B256},
-    state::{Account, AccountInfo},
+    state::{Account, AccountId, AccountInfo},
 };
 
 use crate::session::Undecided;
@@ -72,78 +72,42 @@ impl<DB: std::fmt::Debug> std::fmt::Debug for ShmDb<DB> {
 impl<DB: Database> Database for ShmDb<DB> {
     type Error = DB::Error;
 
-    #[inline]
-    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        self.inner.basic(address)
-    }
-
-    #[inline]
-    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        self.inner.code_by_hash(code_hash)
-    }
-
-    #[inline]
-    fn storage(
-        &mut self,
-        address: Address,
-        index: StorageKey,
-    ) -> Result<StorageValue, Self::Error> {
-        self.inner.storage(address, index)
-    }
-
-    #[inline]
-    fn storage_by_account_id(
-        &mut self,
-        address: Address,
-        account_id: revm::state::AccountId,
-        storage_key: StorageKey,
-    ) -> Result<StorageValue, Self::Error> {
-        self.inner
-            .storage_by_account_id(address, account_id, storage_key)
-    }
-
-    #[inline]
-    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
-        self.inner.block_hash(number)
+    forward! { inner;
+        fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error>;
+        fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error>;
+        fn storage(
+            &mut self,
+            address: Address,
+            index: StorageKey,
+        ) -> Result<StorageValue, Self::Error>;
+        fn storage_by_account_id(
+            &mut self,
+            address: Address,
+            account_id: AccountId,
+            storage_key: StorageKey,
+        ) -> Result<StorageValue, Self::Error>;
+        fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error>;
     }
 }
 
 impl<DB: DatabaseRef> DatabaseRef for ShmDb<DB> {
     type Error = DB::Error;
 
-    #[inline]
-    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        self.inner.basic_ref(address)
-    }
-
-    #[inline]
-    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        self.inner.code_by_hash_ref(code_hash)
-    }
-
-    #[inline]
-    fn storage_ref(
-        &self,
-        address: Address,
-        index: StorageKey,
-    ) -> Result<StorageValue, Self::Error> {
-        self.inner.storage_ref(address, index)
-    }
-
-    #[inline]
-    fn storage_by_account_id_ref(
-        &self,
-        address: Address,
-        account_id: revm::state::AccountId,
-        storage_key: StorageKey,
-    ) -> Result<StorageValue, Self::Error> {
-        self.inner
-            .storage_by_account_id_ref(address, account_id, storage_key)
-    }
-
-    #[inline]
-    fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
-        self.inner.block_hash_ref(number)
+    forward! { inner;
+        fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error>;
+        fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error>;
+        fn storage_ref(
+            &self,
+            address: Address,
+            index: StorageKey,
+        ) -> Result<StorageValue, Self::Error>;
+        fn storage_by_account_id_ref(
+            &self,
+            address: Address,
+            account_id: AccountId,
+            storage_key: StorageKey,
+        ) -> Result<StorageValue, Self::Error>;
+        fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error>;
     }
 }
 
@@ -167,7 +131,6 @@ impl<DB: DatabaseCommit> DatabaseCommit for ShmDb<DB> {
 mod tests {
     use super::*;
     use revm::primitives::U256;
-    use revm::state::AccountId;
     use std::convert::Infallible;
 
     /// A database that answers a lookup by account id differently from one by

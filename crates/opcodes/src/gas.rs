@@ -8,49 +8,35 @@ use shm_primitives::words;
 /// worst mainnet opcode's (measured figures: `docs/gas.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GasSchedule {
-    /// SHARED_ALLOC base, also the whole cost of an ALLOC that pushes 0. Priced
-    /// between a warm SLOAD (100) and a CREATE's bookkeeping: a registry insert,
-    /// a pool pop and a lock-table entry, a few hundred nanoseconds of work.
+    /// SHARED_ALLOC base, also the whole cost of an ALLOC that pushes 0: between a
+    /// warm SLOAD (100) and a CREATE's bookkeeping.
     pub alloc_base: u64,
-    /// SHARED_ALLOC surcharge per word of a persistent region: the price of a new
-    /// storage slot (SSTORE from zero, 20,000), since persistent bytes outlive the
-    /// transaction like storage does.
+    /// SHARED_ALLOC surcharge per word of a persistent region: a new storage slot's
+    /// price (SSTORE from zero, 20,000), as persistent bytes outlive the transaction.
     pub persistent_word: u64,
     /// SHARED_FREE: a registry update, like a warm SSTORE to an existing slot (100).
     pub free: u64,
     /// First touch of a region in a transaction (MAP, READ, WRITE): EIP-2929's
-    /// cold account access (2,600) — a hash-map lookup, a lock-table entry and,
-    /// with IPC, possibly a page-cache miss.
+    /// cold account access (2,600).
     pub cold_access: u64,
     /// Later touches: EIP-2929's warm access (100), as TLOAD/TSTORE cost.
     pub warm_access: u64,
     /// Per 32-byte word copied by READ/WRITE: MCOPY/CALLDATACOPY's copy cost (3).
     pub copy_word: u64,
     /// Per 4 KiB page saved in the revert journal (first write to a page in a
-    /// frame) and per copy-on-write fault: a 4 KiB copy plus a journal entry,
-    /// priced like copying 4 KiB with MCOPY (128 words × 3 = 384) minus the copy
-    /// words the write itself already pays, rounded to 200. This is the linear
-    /// term of the page price `g(P) = journal_page·P + P²/journal_page_quad_divisor`.
+    /// frame) and per copy-on-write fault: the linear term of the page price
+    /// `g(P) = journal_page·P + P²/journal_page_quad_divisor`.
     pub journal_page: u64,
-    /// Divisor of the quadratic term of the page price, over `P`, the page
-    /// buffers the transaction's journal holds (saved copies and private
-    /// pages). Page saves held memory linearly in gas (≈ 20 bytes per gas); the
-    /// quadratic term bounds what a transaction can make the host hold the way
-    /// EVM memory's does: at 16 the 16,777,216-gas cap of EIP-7825 buys fewer
-    /// than 15,000 pages (58 MiB), under spec §8's 64 MiB (`docs/gas.md`).
+    /// Divisor of the quadratic term of `g(P)`, `P` being the page buffers the
+    /// transaction's journal holds: at 16 the 16,777,216-gas cap of EIP-7825 buys
+    /// fewer than 15,000 pages (58 MiB), under spec §8's 64 MiB.
     pub journal_page_quad_divisor: u64,
-    /// Surcharge of an ALLOC whose region is a file in a mapped namespace:
-    /// creating, sizing, mapping and publishing a file is file-system work
-    /// (≈ 30 system calls, 120–200 µs on tmpfs), priced like CREATE (32,000)
-    /// so that it costs no more host time per gas than the slowest mainnet
-    /// loop (`docs/gas.md`).
+    /// Surcharge of an ALLOC whose region is a file in a mapped namespace
+    /// (file-system work, 120–200 µs on tmpfs): priced like CREATE (32,000).
     pub mapped_alloc: u64,
-    /// The same surcharge when the namespace's file system is not
-    /// memory-backed (not tmpfs or ramfs, e.g. ext4 under `/tmp`): there the
-    /// same file work took ≈ 1.9 ms per ALLOC under a sustained attack (a
-    /// journal, data flushed on rename), 7× the slowest mainnet loop's time
-    /// per gas at 32,000. Ten times CREATE brings it back under
-    /// (`docs/gas.md`).
+    /// The same surcharge when the namespace's file system is not memory-backed
+    /// (e.g. ext4 under `/tmp`), where the same work took ≈ 1.9 ms per ALLOC
+    /// under a sustained attack: ten times CREATE.
     pub mapped_alloc_on_disk: u64,
     /// Divisor of the quadratic term of region memory, `f(w) = 3w + w²/quad`:
     /// EVM memory's own formula (512), applied to all region memory a transaction
@@ -88,9 +74,7 @@ impl GasSchedule {
     /// assert_eq!(g.memory_cost(512), 3 * 512 + 512);
     /// ```
     pub fn memory_cost(&self, w: u64) -> u64 {
-        let w = w as u128;
-        let cost = self.memory_word as u128 * w + w * w / self.memory_quad_divisor.max(1) as u128;
-        u64::try_from(cost).unwrap_or(u64::MAX)
+        linear_plus_quadratic(self.memory_word, self.memory_quad_divisor, w)
     }
 
     /// What adding `added` words costs when the transaction has allocated `w`
@@ -115,10 +99,7 @@ impl GasSchedule {
     /// assert_eq!(g.page_cost(256), 200 * 256 + 256 * 256 / 16); // 1 MiB saved: 55,296
     /// ```
     pub fn page_cost(&self, pages: u64) -> u64 {
-        let p = pages as u128;
-        let cost =
-            self.journal_page as u128 * p + p * p / self.journal_page_quad_divisor.max(1) as u128;
-        u64::try_from(cost).unwrap_or(u64::MAX)
+        linear_plus_quadratic(self.journal_page, self.journal_page_quad_divisor, pages)
     }
 
     /// What saving `added` more pages costs when the journal holds `held`.
@@ -146,6 +127,13 @@ impl GasSchedule {
     pub fn copy(&self, len: u64) -> u64 {
         self.copy_word.saturating_mul(words(len))
     }
+}
+
+/// `linear·x + x²/divisor` (a divisor of 0 counts as 1), saturating at `u64::MAX`.
+fn linear_plus_quadratic(linear: u64, divisor: u64, x: u64) -> u64 {
+    let x = x as u128;
+    let cost = linear as u128 * x + x * x / divisor.max(1) as u128;
+    u64::try_from(cost).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -120,11 +120,8 @@ impl FrameHook for () {
 /// revm's [`Journal`] with a [`FrameHook`] told about every checkpoint.
 ///
 /// All [`JournalTr`] methods forward to the inner journal, so execution
-/// results and state are identical to the stock journal's; the hook runs after
-/// the inner journal in `checkpoint`, `checkpoint_commit`,
-/// `checkpoint_revert`, `create_account_checkpoint` (on success only),
-/// `commit_tx`, `discard_tx` and `finalize` (see the [module
-/// docs](crate::hook) for which revm paths call which).
+/// results and state are identical to the stock journal's (the [module
+/// docs](crate::hook) list which revm paths reach the hook).
 ///
 /// The journal counts the checkpoints it has reported as open, so the hook's
 /// pairing holds even if the journal is driven by hand: a commit or revert
@@ -207,19 +204,16 @@ impl<DB, H: FrameHook> HookedJournal<DB, H> {
         self.hook.checkpoint();
     }
 
+    /// Reports the innermost open checkpoint settled, if one is open.
     #[inline]
-    fn committed(&mut self) {
+    fn settled(&mut self, commit: bool) {
         if self.open_checkpoints > 0 {
             self.open_checkpoints -= 1;
-            self.hook.checkpoint_commit();
-        }
-    }
-
-    #[inline]
-    fn reverted(&mut self) {
-        if self.open_checkpoints > 0 {
-            self.open_checkpoints -= 1;
-            self.hook.checkpoint_revert();
+            if commit {
+                self.hook.checkpoint_commit();
+            } else {
+                self.hook.checkpoint_revert();
+            }
         }
     }
 
@@ -228,10 +222,7 @@ impl<DB, H: FrameHook> HookedJournal<DB, H> {
     #[inline]
     fn end_transaction(&mut self, outcome: TxOutcome) {
         while self.open_checkpoints > 0 {
-            match outcome {
-                TxOutcome::Committed => self.committed(),
-                TxOutcome::Discarded => self.reverted(),
-            }
+            self.settled(outcome == TxOutcome::Committed);
         }
         self.hook.transaction_end(outcome);
     }
@@ -254,223 +245,104 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
         Self::new_with_hook(database, H::default())
     }
 
-    #[inline]
-    fn db_and_state(&self) -> (&DB, &EvmState) {
-        self.inner.db_and_state()
+    forward! { inner;
+        fn db_and_state(&self) -> (&DB, &EvmState);
+        fn db_and_state_mut(&mut self) -> (&mut DB, &mut EvmState);
+        fn sload(
+            &mut self,
+            address: Address,
+            key: StorageKey,
+        ) -> Result<StateLoad<StorageValue>, DbError<DB>>;
+        fn sload_skip_cold_load(
+            &mut self,
+            address: Address,
+            key: StorageKey,
+            skip_cold_load: bool,
+        ) -> Result<StateLoad<StorageValue>, JournalLoadError<DbError<DB>>>;
+        fn sstore(
+            &mut self,
+            address: Address,
+            key: StorageKey,
+            value: StorageValue,
+        ) -> Result<StateLoad<SStoreResult>, DbError<DB>>;
+        fn sstore_skip_cold_load(
+            &mut self,
+            address: Address,
+            key: StorageKey,
+            value: StorageValue,
+            skip_cold_load: bool,
+        ) -> Result<StateLoad<SStoreResult>, JournalLoadError<DbError<DB>>>;
+        fn tload(&mut self, address: Address, key: StorageKey) -> StorageValue;
+        fn tstore(&mut self, address: Address, key: StorageKey, value: StorageValue);
+        fn log(&mut self, log: Log);
+        fn take_logs(&mut self) -> Vec<Log>;
+        fn logs(&self) -> &[Log];
+        fn selfdestruct(
+            &mut self,
+            address: Address,
+            target: Address,
+            skip_cold_load: bool,
+        ) -> Result<StateLoad<SelfDestructResult>, JournalLoadError<DbError<DB>>>;
+        fn warm_access_list(&mut self, access_list: AddressMap<HashSet<StorageKey>>);
+        fn warm_coinbase_account(&mut self, address: Address);
+        fn warm_precompiles(&mut self, addresses: &AddressSet);
+        fn precompile_addresses(&self) -> &AddressSet;
+        fn set_spec_id(&mut self, spec_id: SpecId);
+        fn set_eip7708_config(&mut self, disabled: bool, eip8246_delayed_clear_disabled: bool);
+        fn touch_account(&mut self, address: Address);
+        fn transfer(
+            &mut self,
+            from: Address,
+            to: Address,
+            balance: U256,
+        ) -> Result<Option<TransferError>, DbError<DB>>;
+        fn transfer_loaded(
+            &mut self,
+            from: Address,
+            to: Address,
+            balance: U256,
+        ) -> Option<TransferError>;
+        #[allow(deprecated)]
+        fn caller_accounting_journal_entry(
+            &mut self,
+            address: Address,
+            old_balance: U256,
+            bump_nonce: bool,
+        );
+        fn balance_incr(&mut self, address: Address, balance: U256) -> Result<(), DbError<DB>>;
+        #[allow(deprecated)]
+        fn nonce_bump_journal_entry(&mut self, address: Address);
+        fn load_account(&mut self, address: Address) -> Result<StateLoad<&Account>, DbError<DB>>;
+        fn load_account_with_code(
+            &mut self,
+            address: Address,
+        ) -> Result<StateLoad<&Account>, DbError<DB>>;
+        fn load_account_delegated(
+            &mut self,
+            address: Address,
+        ) -> Result<StateLoad<AccountLoad>, DbError<DB>>;
+        fn load_account_mut_skip_cold_load(
+            &mut self,
+            address: Address,
+            skip_cold_load: bool,
+        ) -> Result<StateLoad<Self::JournaledAccount<'_>>, JournalLoadError<DbError<DB>>>;
+        fn load_account_mut_optional_code(
+            &mut self,
+            address: Address,
+            load_code: bool,
+        ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DbError<DB>>;
+        fn set_code_with_hash(&mut self, address: Address, code: Bytecode, hash: B256);
+        fn depth(&self) -> usize;
+        fn load_account_info_skip_cold_load(
+            &mut self,
+            address: Address,
+            load_code: bool,
+            skip_cold_load: bool,
+        ) -> Result<AccountInfoLoad<'_>, JournalLoadError<DbError<DB>>>;
     }
 
-    #[inline]
-    fn db_and_state_mut(&mut self) -> (&mut DB, &mut EvmState) {
-        self.inner.db_and_state_mut()
-    }
-
-    #[inline]
-    fn sload(
-        &mut self,
-        address: Address,
-        key: StorageKey,
-    ) -> Result<StateLoad<StorageValue>, DbError<DB>> {
-        self.inner.sload(address, key)
-    }
-
-    #[inline]
-    fn sload_skip_cold_load(
-        &mut self,
-        address: Address,
-        key: StorageKey,
-        skip_cold_load: bool,
-    ) -> Result<StateLoad<StorageValue>, JournalLoadError<DbError<DB>>> {
-        self.inner
-            .sload_skip_cold_load(address, key, skip_cold_load)
-    }
-
-    #[inline]
-    fn sstore(
-        &mut self,
-        address: Address,
-        key: StorageKey,
-        value: StorageValue,
-    ) -> Result<StateLoad<SStoreResult>, DbError<DB>> {
-        self.inner.sstore(address, key, value)
-    }
-
-    #[inline]
-    fn sstore_skip_cold_load(
-        &mut self,
-        address: Address,
-        key: StorageKey,
-        value: StorageValue,
-        skip_cold_load: bool,
-    ) -> Result<StateLoad<SStoreResult>, JournalLoadError<DbError<DB>>> {
-        self.inner
-            .sstore_skip_cold_load(address, key, value, skip_cold_load)
-    }
-
-    #[inline]
-    fn tload(&mut self, address: Address, key: StorageKey) -> StorageValue {
-        self.inner.tload(address, key)
-    }
-
-    #[inline]
-    fn tstore(&mut self, address: Address, key: StorageKey, value: StorageValue) {
-        self.inner.tstore(address, key, value)
-    }
-
-    #[inline]
-    fn log(&mut self, log: Log) {
-        self.inner.log(log)
-    }
-
-    #[inline]
-    fn take_logs(&mut self) -> Vec<Log> {
-        self.inner.take_logs()
-    }
-
-    #[inline]
-    fn logs(&self) -> &[Log] {
-        self.inner.logs()
-    }
-
-    #[inline]
-    fn selfdestruct(
-        &mut self,
-        address: Address,
-        target: Address,
-        skip_cold_load: bool,
-    ) -> Result<StateLoad<SelfDestructResult>, JournalLoadError<DbError<DB>>> {
-        self.inner.selfdestruct(address, target, skip_cold_load)
-    }
-
-    #[inline]
-    fn warm_access_list(&mut self, access_list: AddressMap<HashSet<StorageKey>>) {
-        self.inner.warm_access_list(access_list)
-    }
-
-    #[inline]
-    fn warm_coinbase_account(&mut self, address: Address) {
-        self.inner.warm_coinbase_account(address)
-    }
-
-    #[inline]
-    fn warm_precompiles(&mut self, addresses: &AddressSet) {
-        self.inner.warm_precompiles(addresses)
-    }
-
-    #[inline]
-    fn precompile_addresses(&self) -> &AddressSet {
-        self.inner.precompile_addresses()
-    }
-
-    #[inline]
-    fn set_spec_id(&mut self, spec_id: SpecId) {
-        self.inner.set_spec_id(spec_id)
-    }
-
-    #[inline]
-    fn set_eip7708_config(&mut self, disabled: bool, eip8246_delayed_clear_disabled: bool) {
-        self.inner
-            .set_eip7708_config(disabled, eip8246_delayed_clear_disabled)
-    }
-
-    #[inline]
-    fn touch_account(&mut self, address: Address) {
-        self.inner.touch_account(address)
-    }
-
-    #[inline]
-    fn transfer(
-        &mut self,
-        from: Address,
-        to: Address,
-        balance: U256,
-    ) -> Result<Option<TransferError>, DbError<DB>> {
-        self.inner.transfer(from, to, balance)
-    }
-
-    #[inline]
-    fn transfer_loaded(
-        &mut self,
-        from: Address,
-        to: Address,
-        balance: U256,
-    ) -> Option<TransferError> {
-        self.inner.transfer_loaded(from, to, balance)
-    }
-
-    #[inline]
-    #[allow(deprecated)]
-    fn caller_accounting_journal_entry(
-        &mut self,
-        address: Address,
-        old_balance: U256,
-        bump_nonce: bool,
-    ) {
-        self.inner
-            .caller_accounting_journal_entry(address, old_balance, bump_nonce)
-    }
-
-    #[inline]
-    fn balance_incr(&mut self, address: Address, balance: U256) -> Result<(), DbError<DB>> {
-        self.inner.balance_incr(address, balance)
-    }
-
-    #[inline]
-    #[allow(deprecated)]
-    fn nonce_bump_journal_entry(&mut self, address: Address) {
-        self.inner.nonce_bump_journal_entry(address)
-    }
-
-    #[inline]
-    fn load_account(&mut self, address: Address) -> Result<StateLoad<&Account>, DbError<DB>> {
-        self.inner.load_account(address)
-    }
-
-    #[inline]
-    fn load_account_with_code(
-        &mut self,
-        address: Address,
-    ) -> Result<StateLoad<&Account>, DbError<DB>> {
-        self.inner.load_account_with_code(address)
-    }
-
-    #[inline]
-    fn load_account_delegated(
-        &mut self,
-        address: Address,
-    ) -> Result<StateLoad<AccountLoad>, DbError<DB>> {
-        self.inner.load_account_delegated(address)
-    }
-
-    #[inline]
-    fn load_account_mut_skip_cold_load(
-        &mut self,
-        address: Address,
-        skip_cold_load: bool,
-    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, JournalLoadError<DbError<DB>>> {
-        self.inner
-            .load_account_mut_skip_cold_load(address, skip_cold_load)
-    }
-
-    #[inline]
-    fn load_account_mut_optional_code(
-        &mut self,
-        address: Address,
-        load_code: bool,
-    ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DbError<DB>> {
-        self.inner
-            .load_account_mut_optional_code(address, load_code)
-    }
-
-    #[inline]
-    fn set_code_with_hash(&mut self, address: Address, code: Bytecode, hash: B256) {
-        self.inner.set_code_with_hash(address, code, hash)
-    }
-
-    // `clear` keeps its default (`let _ = self.finalize()`), so it goes
-    // through `finalize` below and the hook. So do `db`, `db_mut`, `evm_state`,
-    // `evm_state_mut`, `load_account_code`, `load_account_mut`,
-    // `load_account_with_code_mut`, `set_code`, `code` and `code_hash`: revm's
-    // `Journal` keeps those defaults too, and they reach it through the methods here.
+    // The methods not listed keep their defaults, as revm's `Journal` does:
+    // they reach it through the ones here (`clear` through `finalize`).
 
     #[inline]
     fn checkpoint(&mut self) -> JournalCheckpoint {
@@ -482,13 +354,13 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
     #[inline]
     fn checkpoint_commit(&mut self) {
         self.inner.checkpoint_commit();
-        self.committed();
+        self.settled(true);
     }
 
     #[inline]
     fn checkpoint_revert(&mut self, checkpoint: JournalCheckpoint) {
         self.inner.checkpoint_revert(checkpoint);
-        self.reverted();
+        self.settled(false);
     }
 
     #[inline]
@@ -506,11 +378,6 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
             .create_account_checkpoint(caller, address, balance, spec_id)?;
         self.opened();
         Ok(checkpoint)
-    }
-
-    #[inline]
-    fn depth(&self) -> usize {
-        self.inner.depth()
     }
 
     #[inline]
@@ -536,17 +403,6 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
         }
         self.hook.finalized();
         state
-    }
-
-    #[inline]
-    fn load_account_info_skip_cold_load(
-        &mut self,
-        address: Address,
-        load_code: bool,
-        skip_cold_load: bool,
-    ) -> Result<AccountInfoLoad<'_>, JournalLoadError<DbError<DB>>> {
-        self.inner
-            .load_account_info_skip_cold_load(address, load_code, skip_cold_load)
     }
 }
 
@@ -595,9 +451,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use revm::{
-        context_interface::journaled_state::account::JournaledAccountTr, database::EmptyDB,
-    };
+    use revm::database::EmptyDB;
 
     /// Records the hook calls as characters: `(` open, `)` commit, `!` revert,
     /// `C` / `D` transaction committed / discarded.
@@ -628,89 +482,48 @@ mod tests {
         journal
     }
 
+    /// Each script drives the journal (`(` checkpoint, `)` commit, `!` revert
+    /// the last checkpoint taken, or a default one when none is, `C` / `D`
+    /// commit / discard the transaction, `F` finalize, `X` clear) and must leave
+    /// the trace given, with nothing open.
     #[test]
-    fn nested_checkpoints_are_reported_in_order() {
-        let mut j = journal();
-        let outer = j.checkpoint();
-        let inner = j.checkpoint();
-        assert_eq!(j.depth(), 2);
-        j.checkpoint_revert(inner);
-        let _second = j.checkpoint();
-        j.checkpoint_commit();
-        j.checkpoint_revert(outer);
-        j.commit_tx();
-        assert_eq!(j.hook().0, "((!()!C");
-        assert_eq!(j.open_checkpoints(), 0);
-    }
-
-    #[test]
-    fn settles_without_an_open_checkpoint_are_not_reported() {
-        let mut j = journal();
-        j.checkpoint_commit();
-        j.checkpoint_revert(JournalCheckpoint::default());
-        assert_eq!(j.hook().0, "");
-        assert_eq!(j.depth(), 0);
-    }
-
-    #[test]
-    fn discard_reverts_open_checkpoints_innermost_first() {
-        let mut j = journal();
-        j.checkpoint();
-        j.checkpoint();
-        j.checkpoint_commit();
-        j.checkpoint();
-        j.discard_tx();
-        assert_eq!(j.hook().0, "(()(!!D");
-        assert_eq!(j.open_checkpoints(), 0);
-        // `discard_tx` may be repeated: each call is reported, nothing is open.
-        j.discard_tx();
-        assert_eq!(j.hook().0, "(()(!!DD");
-    }
-
-    #[test]
-    fn commit_tx_commits_open_checkpoints() {
-        let mut j = journal();
-        j.checkpoint();
-        j.checkpoint();
-        j.commit_tx();
-        assert_eq!(j.hook().0, "(())C");
-    }
-
-    #[test]
-    fn finalize_ends_only_a_transaction_left_open() {
-        let mut j = journal();
-        let _ = j.finalize();
-        assert_eq!(j.hook().0, "");
-        j.checkpoint();
-        let _ = j.finalize();
-        assert_eq!(j.hook().0, "()C");
-        // `clear` goes through `finalize`.
-        j.checkpoint();
-        j.clear();
-        assert_eq!(j.hook().0, "()C()C");
-        assert_eq!(j.depth(), 0);
-    }
-
-    #[test]
-    fn a_failed_create_account_checkpoint_is_not_reported() {
-        let mut j = journal();
-        let caller = Address::with_last_byte(1);
-        let taken = Address::with_last_byte(2);
-        j.load_account(caller).unwrap();
-        j.load_account_mut(taken).unwrap().data.bump_nonce();
-        let err = j
-            .create_account_checkpoint(caller, taken, U256::ZERO, SpecId::PRAGUE)
-            .unwrap_err();
-        assert_eq!(err, TransferError::CreateCollision);
-        assert_eq!(j.hook().0, "");
-        assert_eq!(j.depth(), 0);
-
-        let fresh = Address::with_last_byte(3);
-        j.load_account(fresh).unwrap();
-        j.create_account_checkpoint(caller, fresh, U256::ZERO, SpecId::PRAGUE)
-            .unwrap();
-        assert_eq!(j.hook().0, "(");
-        assert_eq!(j.depth(), 1);
+    fn hook_calls_follow_the_journal() {
+        for (script, trace) in [
+            // Nested checkpoints are reported in order.
+            ("((!()!C", "((!()!C"),
+            // Settles without an open checkpoint are not reported.
+            (")!", ""),
+            // A discard reverts what is open, innermost first; it may be
+            // repeated, and each one is reported.
+            ("(()(DD", "(()(!!DD"),
+            ("((C", "(())C"),
+            // `finalize` ends only a transaction left open; `clear` goes
+            // through `finalize`.
+            ("F(F(X", "()C()C"),
+        ] {
+            let mut j = journal();
+            let mut taken = Vec::new();
+            for op in script.chars() {
+                if op == '(' {
+                    taken.push(j.checkpoint());
+                    continue;
+                }
+                let last = taken.pop().unwrap_or_default();
+                match op {
+                    ')' => j.checkpoint_commit(),
+                    '!' => j.checkpoint_revert(last),
+                    'C' => j.commit_tx(),
+                    'D' => j.discard_tx(),
+                    'F' => drop(j.finalize()),
+                    _ => j.clear(),
+                }
+                if "CDFX".contains(op) {
+                    taken.clear();
+                }
+            }
+            assert_eq!(j.hook().0, trace, "{script}");
+            assert_eq!((j.depth(), j.open_checkpoints()), (0, 0), "{script}");
+        }
     }
 
     #[test]

@@ -30,23 +30,6 @@ pub const SHARED_READ: u8 = 0xE3;
 /// SHARED_WRITE.
 pub const SHARED_WRITE: u8 = 0xE4;
 
-/// The mnemonic of a shared-memory opcode, for traces and disassembly.
-///
-/// ```
-/// assert_eq!(shm_opcodes::instructions::name(0xE3), Some("SHARED_READ"));
-/// assert_eq!(shm_opcodes::instructions::name(0x01), None);
-/// ```
-pub const fn name(opcode: u8) -> Option<&'static str> {
-    match opcode {
-        SHARED_ALLOC => Some("SHARED_ALLOC"),
-        SHARED_FREE => Some("SHARED_FREE"),
-        SHARED_MAP => Some("SHARED_MAP"),
-        SHARED_READ => Some("SHARED_READ"),
-        SHARED_WRITE => Some("SHARED_WRITE"),
-        _ => None,
-    }
-}
-
 /// A host whose journal carries a [`ShmSession`]: the way the instructions reach
 /// shared memory through revm's own context (no globals, no thread-locals).
 pub trait ShmHost: ContextTr {

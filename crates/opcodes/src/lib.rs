@@ -1,12 +1,8 @@
-//! Shared memory as revm instructions, and the hook that keeps its revert
-//! journal in step with revm's own.
-//!
-//! For now this crate holds [`hook`]: a [`JournalTr`](revm::context_interface::JournalTr)
-//! implementation, [`HookedJournal`], that forwards every call to revm's
-//! [`Journal`](revm::Journal) and tells a [`FrameHook`] each time revm opens,
-//! commits or reverts a checkpoint and each time a transaction ends. State kept
-//! by the hook therefore reverts with exactly the frames revm reverts, on
-//! `transact*`, `inspect*` and system calls alike.
+//! Shared memory as revm instructions ([`instructions`], [`ShmEvmBuilder`]), and
+//! the hook that keeps its revert journal in step with revm's own:
+//! [`HookedJournal`] forwards every call to revm's [`Journal`](revm::Journal) and
+//! tells a [`FrameHook`] each time revm opens, commits or reverts a checkpoint
+//! and each time a transaction ends, on `transact*`, `inspect*` and system calls.
 //!
 //! ```
 //! use revm::{
@@ -35,6 +31,31 @@
 //! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+/// Implements each listed method as a call of the method of the same name on
+/// `self.$field`, with the same arguments: the wrappers here change nothing of
+/// what they forward.
+macro_rules! forward {
+    ($field:ident;) => {};
+    ($field:ident; $(#[$attr:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?)
+        $(-> $ret:ty)?; $($rest:tt)*) => {
+        #[inline]
+        $(#[$attr])*
+        fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+            self.$field.$name($($arg),*)
+        }
+        forward!($field; $($rest)*);
+    };
+    ($field:ident; $(#[$attr:meta])* fn $name:ident(&mut self $(, $arg:ident: $ty:ty)* $(,)?)
+        $(-> $ret:ty)?; $($rest:tt)*) => {
+        #[inline]
+        $(#[$attr])*
+        fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? {
+            self.$field.$name($($arg),*)
+        }
+        forward!($field; $($rest)*);
+    };
+}
 
 mod db;
 mod evm;

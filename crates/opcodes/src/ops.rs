@@ -13,11 +13,9 @@ use shm_region::{RegionSpec, WriteOutcome};
 use crate::session::{ActiveSession, OpError};
 use crate::table::{hint_covers, Entry};
 
-/// A region the transaction's table holds an entry for (found there, or just
-/// resolved and inserted), allowing the operation's intent. Only the handle,
-/// warmth and the transaction's mapping are copied out: the operation reads the rest in place, because
-/// copying a whole entry per warm access was a fifth of READ's time (a store
-/// forwarding stall on the copy, in `perf annotate`).
+/// A region whose table entry allows the operation's intent. Only what the
+/// checks need is copied out, the rest is read in place: copying a whole entry
+/// per warm access cost a fifth of READ's time (a store-forwarding stall).
 #[derive(Clone, Copy, Debug)]
 struct Hit {
     handle: RegionHandle,
@@ -438,7 +436,7 @@ impl ActiveSession {
             Ok(outcome) => outcome,
             Err(ShmError::StaleResolution(_)) => {
                 // The host changed the region's rights meanwhile: check again,
-                // then write as priced (the size only changes by our writes).
+                // then write as priced.
                 self.reresolve(context, handle, Intent::Write)?;
                 if self.table.entry(handle).region.size != size_priced {
                     return Err(self.halt(HaltCause::InvalidHandle));

@@ -39,10 +39,8 @@ pub enum OpError {
 /// embedder decides:
 ///
 /// - [`publish`](Self::publish) — the embedder committed the state (the
-///   [`ShmDb`](crate::ShmDb) wrapper that [`crate::ShmEvmBuilder`] puts around
-///   the database calls it from `DatabaseCommit::commit`, so revm's
-///   `transact_commit`, `inspect_tx_commit`, `replay_commit` and
-///   `system_call_commit` publish);
+///   [`ShmDb`](crate::ShmDb) around the database calls it from
+///   `DatabaseCommit::commit`, so every revm `*_commit` publishes);
 /// - [`abandon`](Self::abandon) — the embedder dropped it (`transact` of a
 ///   simulation, a traced re-run, a transaction a builder leaves out). This
 ///   also happens by itself when the next transaction starts on the same EVM
@@ -177,16 +175,14 @@ impl ShmSession {
         }
     }
 
-    /// Makes the effects of the executed, undecided transactions final and
-    /// releases their regions (the embedder committed their state). Returns
-    /// whether there was anything to publish.
+    /// Makes the undecided transactions' effects final and releases their
+    /// regions (the embedder committed their state); `false` if none waited.
     pub fn publish(&mut self) -> bool {
         self.active().is_some_and(|active| active.decide(true))
     }
 
-    /// Undoes the effects of the executed, undecided transactions and
-    /// releases their regions (the embedder dropped their state). Returns
-    /// whether there was anything to abandon.
+    /// Undoes the undecided transactions' effects and releases their regions
+    /// (the embedder dropped their state); `false` if none waited.
     pub fn abandon(&mut self) -> bool {
         self.active().is_some_and(|active| active.decide(false))
     }
@@ -197,11 +193,9 @@ impl ShmSession {
         self.active.as_ref().map_or(0, |a| a.journal.footprint())
     }
 
-    /// Whether the session is between transactions with nothing left over:
-    /// no transaction running, no checkpoint open, nothing recorded, no effects
-    /// waiting for a decision. (The journal keeps the capacity of its buffers
-    /// for the next transaction; [`journal_footprint`](Self::journal_footprint)
-    /// counts it.)
+    /// Whether the session is between transactions with nothing left over: no
+    /// transaction running, no checkpoint open, nothing recorded, no effects
+    /// waiting for a decision (buffers keep their capacity).
     pub fn is_idle(&self) -> bool {
         self.active.as_ref().is_none_or(|a| {
             a.tx.is_none()
@@ -334,8 +328,7 @@ impl ActiveSession {
         })
     }
 
-    /// Settles the undecided transactions ([`Undecided::decide`]) and
-    /// forgets them.
+    /// Settles the undecided transactions ([`Undecided::decide`]).
     #[cold]
     fn decide(&mut self, publish: bool) -> bool {
         self.handed_over = false;

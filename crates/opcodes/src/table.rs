@@ -209,21 +209,27 @@ impl ResolvedTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
+    use shm_manager::{SharedMemoryConfig, SharedMemoryManager, TxRegions};
     use shm_primitives::{Address, Permissions, RegionOptions};
     use std::time::Duration;
 
-    #[test]
-    fn entries_are_per_region_and_context() {
+    /// A new region, resolved for READ by `context` in an open transaction.
+    fn resolved(context: ContextId) -> (TxRegions, Resolved) {
         let manager = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+        let options = RegionOptions::default();
         let h = manager
-            .create_shared_region("t", 64, Permissions::read_write(), RegionOptions::default())
+            .create_shared_region("t", 64, Permissions::read_write(), options)
             .unwrap();
         let mut tx = manager.begin_transaction();
+        let region = tx.resolve(h, context, Intent::Read, None, Duration::ZERO);
+        (tx, region.unwrap())
+    }
+
+    #[test]
+    fn entries_are_per_region_and_context() {
         let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
-        let region = tx
-            .resolve(h, a, Intent::Read, None, Duration::ZERO)
-            .unwrap();
+        let (tx, region) = resolved(a);
+        let h = region.handle;
         let mut table = ResolvedTable::default();
         table.insert(Entry::uncached(region, a, Intent::Read, true, None));
         assert!(table.get(h).unwrap().allows(a, Intent::Read));
@@ -243,22 +249,14 @@ mod tests {
 
     #[test]
     fn an_index_past_the_cache_keeps_its_latest_entry() {
-        let manager = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
-        let h = manager
-            .create_shared_region("t", 64, Permissions::read_write(), RegionOptions::default())
-            .unwrap();
-        let mut tx = manager.begin_transaction();
         let me = Address::repeat_byte(1);
-        let region = tx
-            .resolve(h, me, Intent::Read, None, Duration::ZERO)
-            .unwrap();
+        let (tx, region) = resolved(me);
         // Indexes a hostile namespace could name: the table does not grow to them.
-        let far = |index: u32| {
+        let [a, b] = [1 << 20, u32::MAX].map(|index| {
             let mut far = region;
             far.handle = RegionHandle::new(index, 1).unwrap();
             far
-        };
-        let (a, b) = (far(1 << 20), far(u32::MAX));
+        });
         let mut table = ResolvedTable::default();
         table.insert(Entry::uncached(a, me, Intent::Read, true, None));
         assert!(table.get(a.handle).unwrap().allows(me, Intent::Read));

@@ -18,19 +18,26 @@
 //! `(` checkpoint, `)` commit, `!` revert, `C` / `D` transaction committed /
 //! discarded. Every executed transaction starts with `()`: revm's
 //! pre-execution checkpoint, committed before the first frame.
+//!
+//! A property test drives a `HookedJournal` by hand with any sequence of
+//! checkpoint operations: the hook must still see well-paired, LIFO
+//! checkpoints, at revm's journal depth.
 
 use std::{
-    fmt,
+    collections::BTreeMap,
+    io,
     sync::{Arc, Mutex},
 };
 
+use alloy_primitives::hex;
+use proptest::prelude::*;
 use revm::{
     bytecode::Bytecode,
     context::{BlockEnv, CfgEnv, Context, TxEnv},
-    context_interface::{result::ExecutionResult, JournalTr},
-    database::InMemoryDB,
-    database_interface::{DBErrorMarker, Database},
-    inspector::{inspectors::TracerEip3155, Inspector},
+    context_interface::{journaled_state::JournalCheckpoint, result::ExecutionResult, JournalTr},
+    database::{EmptyDB, InMemoryDB},
+    database_interface::{Database, ErasedError},
+    inspector::{inspectors::TracerEip3155, Inspector, NoOpInspector},
     interpreter::{
         interpreter::EthInterpreter, CallInputs, CallOutcome, CreateInputs, CreateOutcome,
         InstructionResult, Interpreter,
@@ -39,7 +46,7 @@ use revm::{
     state::AccountInfo,
     DatabaseCommit, ExecuteCommitEvm, ExecuteEvm, InspectCommitEvm, MainBuilder, SystemCallEvm,
 };
-use shm_opcodes::{hooked_context, FrameHook, HookedContext, TxOutcome};
+use shm_opcodes::{hooked_context, FrameHook, HookedContext, HookedJournal, TxOutcome};
 
 const SPEC: SpecId = SpecId::OSAKA;
 const GAS: u64 = 1_000_000;
@@ -65,193 +72,85 @@ const FACTORY2: Address = Address::with_last_byte(0xC2);
 const RECURSE: Address = Address::with_last_byte(0xD0);
 
 /// The contracts every test world holds, with hand-written bytecode.
-fn contracts() -> Vec<(Address, Vec<u8>)> {
-    let mut call_fail = vec![
-        0x60, 0x00, // PUSH1 0     retSize
-        0x60, 0x00, // PUSH1 0     retOffset
-        0x60, 0x00, // PUSH1 0     argsSize
-        0x60, 0x00, // PUSH1 0     argsOffset
-        0x60, 0x00, // PUSH1 0     value
-        0x73, // PUSH20 FAIL
-    ];
-    call_fail.extend_from_slice(FAIL.as_slice());
-    call_fail.extend_from_slice(&[
-        0x5a, // GAS
-        0xf1, // CALL
-        0x00, // STOP
-    ]);
-    vec![
-        (
-            STORE_OK,
-            vec![
-                0x60, 0x01, 0x60, 0x00, 0x55, // SSTORE(0, 1)
-                0x00, // STOP
-            ],
-        ),
-        (
-            REVERTER,
-            vec![
-                0x60, 0x02, 0x60, 0x00, 0x55, // SSTORE(0, 2)
-                0x60, 0x00, 0x60, 0x00, 0xfd, // REVERT(0, 0)
-            ],
-        ),
-        (
-            INVALID,
-            vec![
-                0x60, 0x03, 0x60, 0x00, 0x55, // SSTORE(0, 3)
-                0xfe, // INVALID
-            ],
-        ),
-        (
-            LOOP,
-            vec![
-                0x60, 0x04, 0x60, 0x00, 0x55, // SSTORE(0, 4)
-                0x5b, // 5: JUMPDEST
-                0x60, 0x05, 0x56, // JUMP(5): loops until out of gas
-            ],
-        ),
-        (
-            // CALL(gas = word 2, to = word 0, value = word 1) of its calldata,
-            // then SSTORE(1, success) and SSTORE(0, 0xff).
-            PROXY,
-            vec![
-                0x60, 0x00, // PUSH1 0       retSize
-                0x60, 0x00, // PUSH1 0       retOffset
-                0x60, 0x00, // PUSH1 0       argsSize
-                0x60, 0x00, // PUSH1 0       argsOffset
-                0x60, 0x20, 0x35, // CALLDATALOAD(32)  value
-                0x60, 0x00, 0x35, // CALLDATALOAD(0)   to
-                0x60, 0x40, 0x35, // CALLDATALOAD(64)  gas
-                0xf1, // CALL
-                0x60, 0x01, 0x55, // SSTORE(1, success)
-                0x60, 0xff, 0x60, 0x00, 0x55, // SSTORE(0, 0xff)
-                0x00, // STOP
-            ],
-        ),
-        (CALL_FAIL, call_fail),
-        (
-            // CREATE(value 0) with its calldata as init code; SSTORE(0, address).
-            FACTORY,
-            vec![
-                0x36, 0x60, 0x00, 0x60, 0x00, 0x37, // CALLDATACOPY(0, 0, CALLDATASIZE)
-                0x36, 0x60, 0x00, 0x60, 0x00, // size, offset 0, value 0
-                0xf0, // CREATE
-                0x60, 0x00, 0x55, // SSTORE(0, address)
-                0x00, // STOP
-            ],
-        ),
-        (
-            // CREATE2(value 0, salt 0) with its calldata as init code; SSTORE(0, address).
-            FACTORY2,
-            vec![
-                0x36, 0x60, 0x00, 0x60, 0x00, 0x37, // CALLDATACOPY(0, 0, CALLDATASIZE)
-                0x60, 0x00, // salt 0
-                0x36, 0x60, 0x00, 0x60, 0x00, // size, offset 0, value 0
-                0xf5, // CREATE2
-                0x60, 0x00, 0x55, // SSTORE(0, address)
-                0x00, // STOP
-            ],
-        ),
-        (
-            // Calls itself with all its gas until revm refuses (depth 1024).
-            RECURSE,
-            vec![
-                0x5f, 0x5f, 0x5f, 0x5f, 0x5f, // PUSH0 x5: retSize .. value
-                0x30, // ADDRESS
-                0x5a, // GAS
-                0xf1, // CALL
-                0x00, // STOP
-            ],
-        ),
-    ]
-}
+const CONTRACTS: [(Address, &[u8]); 9] = [
+    // SSTORE(0, 1) STOP
+    (STORE_OK, &hex!("6001600055 00")),
+    // SSTORE(0, 2) REVERT(0, 0)
+    (REVERTER, &hex!("6002600055 60006000fd")),
+    // SSTORE(0, 3) INVALID
+    (INVALID, &hex!("6003600055 fe")),
+    // SSTORE(0, 4) 5: JUMPDEST JUMP(5): loops until out of gas
+    (LOOP, &hex!("6004600055 5b 600556")),
+    // CALL(gas = word 2, to = word 0, value = word 1) of its calldata, then
+    // SSTORE(1, success) and SSTORE(0, 0xff) STOP
+    (
+        PROXY,
+        &hex!("6000600060006000 602035 600035 604035 f1 600155 60ff600055 00"),
+    ),
+    // CALL(gas: all, to: FAIL, value 0, no args, no return) STOP
+    (CALL_FAIL, &hex!("60006000600060006000 60fa 5a f1 00")),
+    // CALLDATACOPY(0, 0, CALLDATASIZE) CREATE(0, 0, CALLDATASIZE) SSTORE(0, address) STOP
+    (FACTORY, &hex!("3660006000 37 3660006000 f0 600055 00")),
+    // The same with CREATE2(0, 0, CALLDATASIZE, salt 0)
+    (
+        FACTORY2,
+        &hex!("3660006000 37 6000 3660006000 f5 600055 00"),
+    ),
+    // CALL(gas: all, to: ADDRESS, 0, 0, 0, 0, 0) STOP: recurses until revm refuses (depth 1024)
+    (RECURSE, &hex!("5f5f5f5f5f 30 5a f1 00")),
+];
 
-/// Init code: SSTORE(0, 7), then return the one-byte runtime code `00`.
-const INIT_OK: &[u8] = &[
-    0x60, 0x07, 0x60, 0x00, 0x55, // SSTORE(0, 7)
-    0x60, 0x00, 0x60, 0x00, 0x53, // MSTORE8(0, 0x00)
-    0x60, 0x01, 0x60, 0x00, 0xf3, // RETURN(0, 1)
-];
-/// Init code: SSTORE(0, 7), then REVERT.
-const INIT_REVERT: &[u8] = &[
-    0x60, 0x07, 0x60, 0x00, 0x55, // SSTORE(0, 7)
-    0x60, 0x00, 0x60, 0x00, 0xfd, // REVERT(0, 0)
-];
-/// Init code: SSTORE(0, 7), then return 0x6001 bytes (above EIP-170's 0x6000).
-const INIT_TOO_LARGE: &[u8] = &[
-    0x60, 0x07, 0x60, 0x00, 0x55, // SSTORE(0, 7)
-    0x61, 0x60, 0x01, 0x60, 0x00, 0xf3, // RETURN(0, 0x6001)
-];
-/// Init code: SSTORE(0, 7), then return code starting with 0xEF (EIP-3541).
-const INIT_EF: &[u8] = &[
-    0x60, 0x07, 0x60, 0x00, 0x55, // SSTORE(0, 7)
-    0x60, 0xef, 0x60, 0x00, 0x53, // MSTORE8(0, 0xef)
-    0x60, 0x01, 0x60, 0x00, 0xf3, // RETURN(0, 1)
-];
+/// Init code: SSTORE(0, 7) MSTORE8(0, 0x00) RETURN(0, 1): runtime code `00`.
+const INIT_OK: &[u8] = &hex!("6007600055 6000600053 60016000f3");
+/// Init code: SSTORE(0, 7) REVERT(0, 0).
+const INIT_REVERT: &[u8] = &hex!("6007600055 60006000fd");
+/// Init code: SSTORE(0, 7) RETURN(0, 0x6001): above EIP-170's 0x6000 bytes.
+const INIT_TOO_LARGE: &[u8] = &hex!("6007600055 616001 6000 f3");
+/// Init code: SSTORE(0, 7) MSTORE8(0, 0xef) RETURN(0, 1): code starting with 0xEF (EIP-3541).
+const INIT_EF: &[u8] = &hex!("6007600055 60ef600053 60016000f3");
 
 fn world() -> InMemoryDB {
     let mut db = InMemoryDB::default();
-    db.insert_account_info(
-        CALLER,
-        AccountInfo::default().with_balance(U256::from(CALLER_BALANCE)),
-    );
-    for (address, code) in contracts() {
-        db.insert_account_info(
-            address,
-            AccountInfo::default().with_code(Bytecode::new_raw(code.into())),
-        );
+    let caller = AccountInfo::default().with_balance(U256::from(CALLER_BALANCE));
+    db.insert_account_info(CALLER, caller);
+    for (address, code) in CONTRACTS {
+        let code = Bytecode::new_raw(Bytes::from_static(code));
+        db.insert_account_info(address, AccountInfo::default().with_code(code));
     }
     db
 }
 
 /// Calldata for [`PROXY`].
 fn proxy_call(to: Address, value: u64, gas: u64) -> Bytes {
-    let mut data = Vec::with_capacity(96);
-    data.extend_from_slice(B256::left_padding_from(to.as_slice()).as_slice());
-    data.extend_from_slice(&U256::from(value).to_be_bytes::<32>());
-    data.extend_from_slice(&U256::from(gas).to_be_bytes::<32>());
-    data.into()
+    let to = B256::left_padding_from(to.as_slice()).0;
+    let [value, gas] = [value, gas].map(|word| U256::from(word).to_be_bytes::<32>());
+    [to, value, gas].concat().into()
 }
 
-/// A transaction from [`CALLER`]; its nonce is the caller's current nonce
-/// plus `nonce_offset`.
-#[derive(Clone, Debug)]
-struct TxSpec {
-    kind: TxKind,
-    data: Bytes,
-    value: u64,
-    gas: u64,
-    nonce_offset: u64,
+/// A call from [`CALLER`]. A test transaction's nonce is relative: [`at_nonce`]
+/// adds the caller's current nonce to it.
+fn call(to: Address, data: Bytes) -> TxEnv {
+    TxEnv::builder()
+        .caller(CALLER)
+        .kind(TxKind::Call(to))
+        .data(data)
+        .gas_limit(GAS)
+        .build()
+        .expect("valid legacy transaction")
 }
 
-fn call(to: Address, data: Bytes) -> TxSpec {
-    TxSpec {
-        kind: TxKind::Call(to),
-        data,
-        value: 0,
-        gas: GAS,
-        nonce_offset: 0,
-    }
-}
-
-fn create(init_code: &[u8]) -> TxSpec {
-    TxSpec {
+fn create(init_code: &[u8]) -> TxEnv {
+    TxEnv {
         kind: TxKind::Create,
         ..call(Address::ZERO, init_code.to_vec().into())
     }
 }
 
-impl TxSpec {
-    fn env(&self, current_nonce: u64) -> TxEnv {
-        TxEnv::builder()
-            .caller(CALLER)
-            .kind(self.kind)
-            .data(self.data.clone())
-            .value(U256::from(self.value))
-            .gas_limit(self.gas)
-            .nonce(current_nonce + self.nonce_offset)
-            .build()
-            .expect("valid legacy transaction")
+fn at_nonce(tx: &TxEnv, current_nonce: u64) -> TxEnv {
+    let nonce = current_nonce + tx.nonce;
+    TxEnv {
+        nonce,
+        ..tx.clone()
     }
 }
 
@@ -292,22 +191,18 @@ impl Recorder {
 
     /// The log of each transaction in the compact string form.
     fn per_tx(&self) -> Vec<String> {
-        let mut out = vec![String::new()];
-        for event in &self.events {
-            let text = out.last_mut().expect("never empty");
-            match event {
-                Event::Open(_) => text.push('('),
-                Event::Commit(_) => text.push(')'),
-                Event::Revert(_) => text.push('!'),
-                Event::End(TxOutcome::Committed) => text.push('C'),
-                Event::End(TxOutcome::Discarded) => text.push('D'),
-            }
-            if matches!(event, Event::End(_)) {
-                out.push(String::new());
-            }
-        }
-        out.pop();
-        out
+        let log: String = self
+            .events
+            .iter()
+            .map(|event| match event {
+                Event::Open(_) => '(',
+                Event::Commit(_) => ')',
+                Event::Revert(_) => '!',
+                Event::End(TxOutcome::Committed) => 'C',
+                Event::End(TxOutcome::Discarded) => 'D',
+            })
+            .collect();
+        log.split_inclusive(['C', 'D']).map(String::from).collect()
     }
 }
 
@@ -337,28 +232,20 @@ impl FrameHook for Recorder {
     }
 }
 
-/// Checks, independently of the recorder's own stack, that in every
-/// transaction each checkpoint is settled exactly once, innermost first, and
-/// nothing is open at its end.
-fn assert_well_paired(events: &[Event]) {
-    let mut stack = Vec::new();
-    let mut settled = std::collections::HashSet::new();
-    for event in events {
-        match *event {
-            Event::Open(id) => stack.push(id),
-            Event::Commit(id) | Event::Revert(id) => {
-                assert_eq!(stack.pop(), Some(id), "settled out of LIFO order");
-                assert!(settled.insert(id), "checkpoint {id} settled twice");
-            }
-            Event::End(_) => assert!(stack.is_empty(), "open checkpoints at tx end"),
-        }
-    }
-    assert!(stack.is_empty(), "checkpoints left open: {stack:?}");
-    assert_eq!(
-        events.last().map(|e| matches!(e, Event::End(_))),
-        Some(true)
+/// Asserts that the recorder saw no misuse, which with its own stack means
+/// that every checkpoint was settled exactly once, innermost first, and none
+/// was open at a transaction end; and that the log ends with a transaction end.
+fn assert_well_paired(hook: &Recorder) {
+    assert!(hook.violations.is_empty(), "{:?}", hook.violations);
+    assert!(
+        matches!(hook.events.last(), Some(Event::End(_))),
+        "{:?}",
+        hook.events
     );
 }
+
+/// The context every test EVM runs in.
+type Ctx<DB> = HookedContext<DB, Recorder>;
 
 /// A frame as revm reported it to the inspector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -380,16 +267,15 @@ struct FrameCheck {
 }
 
 impl FrameCheck {
-    fn start<DB: Database>(&mut self, ctx: &HookedContext<DB, Recorder>) {
+    fn start<DB: Database>(&mut self, ctx: &Ctx<DB>) {
         let hook = ctx.journaled_state.hook();
         self.started.push((hook.next_id, hook.events.len()));
     }
 
-    /// `expect_checkpoint`: whether revm took a checkpoint for this frame;
-    /// `ok`: whether revm committed it.
+    /// `expect_checkpoint`: whether revm took a checkpoint for this frame.
     fn end<DB: Database>(
         &mut self,
-        ctx: &HookedContext<DB, Recorder>,
+        ctx: &Ctx<DB>,
         create: bool,
         result: InstructionResult,
         expect_checkpoint: bool,
@@ -427,7 +313,7 @@ impl FrameCheck {
         });
     }
 
-    fn check_depth<DB: Database>(&mut self, ctx: &HookedContext<DB, Recorder>, at: &str) {
+    fn check_depth<DB: Database>(&mut self, ctx: &Ctx<DB>, at: &str) {
         let hook_depth = ctx.journaled_state.hook().depth();
         let revm_depth = ctx.journaled_state.depth();
         if hook_depth != revm_depth {
@@ -438,51 +324,29 @@ impl FrameCheck {
     }
 }
 
-impl<DB: Database> Inspector<HookedContext<DB, Recorder>, EthInterpreter> for FrameCheck {
-    fn step(
-        &mut self,
-        _interp: &mut Interpreter<EthInterpreter>,
-        ctx: &mut HookedContext<DB, Recorder>,
-    ) {
+impl<DB: Database> Inspector<Ctx<DB>, EthInterpreter> for FrameCheck {
+    fn step(&mut self, _: &mut Interpreter, ctx: &mut Ctx<DB>) {
         self.steps += 1;
         self.check_depth(ctx, "step");
     }
 
-    fn call(
-        &mut self,
-        ctx: &mut HookedContext<DB, Recorder>,
-        _inputs: &mut CallInputs,
-    ) -> Option<CallOutcome> {
+    fn call(&mut self, ctx: &mut Ctx<DB>, _: &mut CallInputs) -> Option<CallOutcome> {
         self.start(ctx);
         None
     }
 
-    fn call_end(
-        &mut self,
-        ctx: &mut HookedContext<DB, Recorder>,
-        _inputs: &CallInputs,
-        outcome: &mut CallOutcome,
-    ) {
+    fn call_end(&mut self, ctx: &mut Ctx<DB>, _: &CallInputs, outcome: &mut CallOutcome) {
         let result = outcome.result.result;
         // `make_call_frame` checks the depth before it takes the checkpoint.
         self.end(ctx, false, result, result != InstructionResult::CallTooDeep);
     }
 
-    fn create(
-        &mut self,
-        ctx: &mut HookedContext<DB, Recorder>,
-        _inputs: &mut CreateInputs,
-    ) -> Option<CreateOutcome> {
+    fn create(&mut self, ctx: &mut Ctx<DB>, _: &mut CreateInputs) -> Option<CreateOutcome> {
         self.start(ctx);
         None
     }
 
-    fn create_end(
-        &mut self,
-        ctx: &mut HookedContext<DB, Recorder>,
-        _inputs: &CreateInputs,
-        outcome: &mut CreateOutcome,
-    ) {
+    fn create_end(&mut self, ctx: &mut Ctx<DB>, _: &CreateInputs, outcome: &mut CreateOutcome) {
         // A create frame has an address exactly when `create_account_checkpoint`
         // succeeded; every earlier failure reports none.
         let opened = outcome.address.is_some();
@@ -512,31 +376,20 @@ struct Run {
     db: InMemoryDB,
 }
 
-fn run_transact(txs: &[TxSpec]) -> Run {
-    let mut evm = hooked(world(), Recorder::default()).build_mainnet();
-    let mut outcomes = Vec::new();
-    for tx in txs {
-        let env = tx.env(caller_nonce(evm.ctx.journaled_state.db()));
-        outcomes.push(evm.transact_commit(env).map_err(|e| format!("{e:?}")));
-        assert_eq!(evm.ctx.journaled_state.open_checkpoints(), 0);
-    }
-    Run {
-        outcomes,
-        hook: evm.ctx.journaled_state.hook().clone(),
-        db: evm.ctx.journaled_state.db().clone(),
-    }
-}
-
-/// `txs` through `inspect_tx_commit` with `inspector`.
-fn run_inspected<I: Inspector<HookedContext<InMemoryDB, Recorder>>>(
-    txs: &[TxSpec],
-    inspector: I,
-) -> (Run, I) {
+/// `txs` through `inspect_tx_commit` with `inspector` when `inspect`, else
+/// through `transact_commit` (which does not call the inspector).
+fn run<I: Inspector<Ctx<InMemoryDB>>>(txs: &[TxEnv], inspector: I, inspect: bool) -> (Run, I) {
     let mut evm = hooked(world(), Recorder::default()).build_mainnet_with_inspector(inspector);
     let mut outcomes = Vec::new();
     for tx in txs {
-        let env = tx.env(caller_nonce(evm.ctx.journaled_state.db()));
-        outcomes.push(evm.inspect_tx_commit(env).map_err(|e| format!("{e:?}")));
+        let env = at_nonce(tx, caller_nonce(evm.ctx.journaled_state.db()));
+        let outcome = if inspect {
+            evm.inspect_tx_commit(env)
+        } else {
+            evm.transact_commit(env)
+        };
+        outcomes.push(outcome.map_err(|e| format!("{e:?}")));
+        assert_eq!(evm.ctx.journaled_state.open_checkpoints(), 0);
     }
     let run = Run {
         outcomes,
@@ -560,38 +413,27 @@ impl std::io::Write for SharedBuf {
     }
 }
 
-fn run_traced(txs: &[TxSpec]) -> (Run, String) {
-    let buf = SharedBuf::default();
-    let (run, _) = run_inspected(txs, TracerEip3155::new(Box::new(buf.clone())));
-    let trace = String::from_utf8(buf.0.lock().expect("not poisoned").clone()).expect("utf-8");
-    (run, trace)
-}
-
 /// The database as a sorted, comparable dump.
 fn dump(db: &InMemoryDB) -> Vec<String> {
-    let mut out: Vec<String> = db
-        .cache
-        .accounts
-        .iter()
-        .map(|(address, account)| {
-            let mut storage: Vec<_> = account.storage.iter().collect();
-            storage.sort();
-            format!(
-                "{address} {:?} {} {} {} {storage:?}",
-                account.account_state,
-                account.info.balance,
-                account.info.nonce,
-                account.info.code_hash
-            )
-        })
-        .collect();
+    let mut out = Vec::new();
+    for (address, account) in &db.cache.accounts {
+        let info = &account.info;
+        let fields = (
+            &account.account_state,
+            info.balance,
+            info.nonce,
+            info.code_hash,
+        );
+        let storage: BTreeMap<_, _> = account.storage.iter().collect();
+        out.push(format!("{address} {fields:?} {storage:?}"));
+    }
     out.sort();
     out
 }
 
 /// The stock journal and `HookedJournal<_, ()>` agree on every result and on
 /// the state each transaction produces.
-fn assert_same_as_stock(txs: &[TxSpec]) {
+fn assert_same_as_stock(txs: &[TxEnv]) {
     let mut stock = Context::<BlockEnv, TxEnv, CfgEnv, InMemoryDB>::new(world(), SPEC);
     stock.cfg.tx_gas_limit_cap = Some(u64::MAX);
     let mut stock = stock.build_mainnet();
@@ -599,8 +441,8 @@ fn assert_same_as_stock(txs: &[TxSpec]) {
     for tx in txs {
         let nonce = caller_nonce(&stock.ctx.journaled_state.database);
         assert_eq!(nonce, caller_nonce(unit.ctx.journaled_state.db()));
-        let a = stock.transact(tx.env(nonce));
-        let b = unit.transact(tx.env(nonce));
+        let a = stock.transact(at_nonce(tx, nonce));
+        let b = unit.transact(at_nonce(tx, nonce));
         match (a, b) {
             (Ok(a), Ok(b)) => {
                 assert_eq!(a.result, b.result, "{tx:?}");
@@ -620,24 +462,24 @@ fn assert_same_as_stock(txs: &[TxSpec]) {
 
 /// Runs `txs` every way, checks every invariant, checks the per-transaction
 /// hook logs against `expected`, and returns the committed database.
-fn check(txs: &[TxSpec], expected: &[&str]) -> (InMemoryDB, Vec<Outcome>, FrameCheck) {
-    let plain = run_transact(txs);
-    let (inspected, frames) = run_inspected(txs, FrameCheck::default());
-    let (traced, trace) = run_traced(txs);
+fn check(txs: &[TxEnv], expected: &[&str]) -> (InMemoryDB, Vec<Outcome>, FrameCheck) {
+    let (plain, _) = run(txs, NoOpInspector, false);
+    let (inspected, frames) = run(txs, FrameCheck::default(), true);
+    let buf = SharedBuf::default();
+    let (traced, _) = run(txs, TracerEip3155::new(Box::new(buf.clone())), true);
+    let trace = String::from_utf8(buf.0.lock().expect("not poisoned").clone()).expect("utf-8");
 
     for run in [&plain, &inspected, &traced] {
-        assert!(run.hook.violations.is_empty(), "{:?}", run.hook.violations);
-        assert_well_paired(&run.hook.events);
+        assert_well_paired(&run.hook);
     }
     assert!(frames.mismatches.is_empty(), "{:#?}", frames.mismatches);
     assert!(frames.started.is_empty(), "frames left unfinished");
     assert_eq!(plain.hook.per_tx(), expected, "hook log");
-    assert_eq!(plain.hook.events, inspected.hook.events);
-    assert_eq!(plain.hook.events, traced.hook.events);
-    assert_eq!(plain.outcomes, inspected.outcomes);
-    assert_eq!(plain.outcomes, traced.outcomes);
-    assert_eq!(dump(&plain.db), dump(&inspected.db));
-    assert_eq!(dump(&plain.db), dump(&traced.db));
+    for other in [&inspected, &traced] {
+        assert_eq!(plain.hook.events, other.hook.events);
+        assert_eq!(plain.outcomes, other.outcomes);
+        assert_eq!(dump(&plain.db), dump(&other.db));
+    }
     // The tracer really ran: one JSON line per executed instruction at least.
     if frames.steps > 0 {
         assert!(trace.lines().count() >= frames.steps, "{trace}");
@@ -667,49 +509,62 @@ fn success(outcome: &Outcome) -> bool {
     matches!(outcome, Ok(result) if result.is_success())
 }
 
+/// `tx` alone in a fresh world, which must succeed with hook log `log`.
+fn check_ok(tx: TxEnv, log: &str) -> (InMemoryDB, FrameCheck) {
+    let (db, outcomes, frames) = check(&[tx], &[log]);
+    assert!(success(&outcomes[0]), "{log}: {:?}", outcomes[0]);
+    (db, frames)
+}
+
 #[test]
 fn plain_call_succeeds() {
-    let (db, outcomes, frames) = check(&[call(STORE_OK, Bytes::new())], &["()()C"]);
-    assert!(success(&outcomes[0]));
+    let (db, frames) = check_ok(call(STORE_OK, Bytes::new()), "()()C");
     assert_eq!(slot(&db, STORE_OK, 0), U256::from(1));
     assert_eq!(frames.frames.len(), 1);
     assert_eq!(frames.frames[0].checkpoint, Some(1));
 }
 
 #[test]
-fn nested_call_reverts_and_outer_continues() {
-    let (db, outcomes, frames) = check(&[call(PROXY, proxy_call(REVERTER, 0, GAS))], &["()((!)C"]);
-    assert!(success(&outcomes[0]));
-    // The inner frame's SSTORE is gone, the outer frame's stayed.
-    assert_eq!(slot(&db, REVERTER, 0), U256::ZERO);
-    assert_eq!(slot(&db, PROXY, 1), U256::ZERO, "CALL reported failure");
-    assert_eq!(slot(&db, PROXY, 0), U256::from(0xff));
-    assert_eq!(frames.frames[0].result, InstructionResult::Revert);
+fn inner_calls_that_succeed_commit() {
+    // A precompile, and an account without code.
+    for (target, result) in [
+        (IDENTITY, InstructionResult::Return),
+        (NOBODY, InstructionResult::Stop),
+    ] {
+        let (db, frames) = check_ok(call(PROXY, proxy_call(target, 0, GAS)), "()(())C");
+        assert_eq!(slot(&db, PROXY, 1), U256::from(1), "{target}");
+        assert_eq!(frames.frames[0].result, result, "{target}");
+    }
+    // An account without code as the transaction's own target.
+    check_ok(call(NOBODY, Bytes::new()), "()()C");
 }
 
 #[test]
-fn inner_invalid_opcode_halts_and_reverts() {
-    let (db, outcomes, frames) = check(
-        &[call(PROXY, proxy_call(INVALID, 0, 100_000))],
-        &["()((!)C"],
-    );
-    assert!(success(&outcomes[0]));
-    assert_eq!(slot(&db, INVALID, 0), U256::ZERO);
-    assert_eq!(slot(&db, PROXY, 0), U256::from(0xff));
-    assert_eq!(frames.frames[0].result, InstructionResult::InvalidFEOpcode);
-}
-
-#[test]
-fn inner_out_of_gas_halts_and_reverts() {
-    let (db, outcomes, frames) = check(&[call(PROXY, proxy_call(LOOP, 0, 100_000))], &["()((!)C"]);
-    assert!(success(&outcomes[0]));
-    assert_eq!(slot(&db, LOOP, 0), U256::ZERO);
-    assert_eq!(slot(&db, PROXY, 0), U256::from(0xff));
-    assert_eq!(frames.frames[0].result, InstructionResult::OutOfGas);
+fn inner_call_failures_revert_and_outer_continues() {
+    for (target, value, gas, why) in [
+        (REVERTER, 0, GAS, InstructionResult::Revert),
+        (INVALID, 0, 100_000, InstructionResult::InvalidFEOpcode),
+        (LOOP, 0, 100_000, InstructionResult::OutOfGas),
+        // PROXY holds no ether.
+        (STORE_OK, 1, GAS, InstructionResult::OutOfFunds),
+        // Identity costs 15 gas; one is not enough.
+        (IDENTITY, 0, 1, InstructionResult::PrecompileOOG),
+    ] {
+        let (db, frames) = check_ok(call(PROXY, proxy_call(target, value, gas)), "()((!)C");
+        // The inner frame's SSTORE is gone, the outer frame's stayed.
+        assert_eq!(slot(&db, target, 0), U256::ZERO, "{why:?}");
+        assert_eq!(
+            slot(&db, PROXY, 1),
+            U256::ZERO,
+            "{why:?}: CALL reported failure"
+        );
+        assert_eq!(slot(&db, PROXY, 0), U256::from(0xff), "{why:?}");
+        assert_eq!(frames.frames[0].result, why);
+    }
 }
 
 /// CREATE or CREATE2 from a factory, with the address the new contract gets.
-fn factory_create(factory: Address, init: &[u8]) -> (TxSpec, Address) {
+fn factory_create(factory: Address, init: &[u8]) -> (TxEnv, Address) {
     let created = if factory == FACTORY {
         // Accounts inserted into the world have nonce 0.
         FACTORY.create(0)
@@ -723,12 +578,9 @@ fn factory_create(factory: Address, init: &[u8]) -> (TxSpec, Address) {
 fn create_and_create2_succeed() {
     for factory in [FACTORY, FACTORY2] {
         let (tx, created) = factory_create(factory, INIT_OK);
-        let (db, outcomes, frames) = check(&[tx], &["()(())C"]);
-        assert!(success(&outcomes[0]));
-        assert_eq!(
-            slot(&db, factory, 0),
-            U256::from_be_slice(created.as_slice())
-        );
+        let (db, frames) = check_ok(tx, "()(())C");
+        let address = U256::from_be_slice(created.as_slice());
+        assert_eq!(slot(&db, factory, 0), address);
         assert_eq!(slot(&db, created, 0), U256::from(7));
         assert_eq!(code(&db, created), Some(Bytes::from_static(&[0x00])));
         assert!(frames.frames[0].create);
@@ -747,15 +599,14 @@ fn create_failures_revert_the_create_frame_only() {
     for factory in [FACTORY, FACTORY2] {
         for (init, why) in cases {
             let (tx, created) = factory_create(factory, init);
-            let (db, outcomes, frames) = check(&[tx], &["()((!)C"]);
-            assert!(success(&outcomes[0]), "{why:?}");
-            assert_eq!(slot(&db, factory, 0), U256::ZERO, "CREATE pushed 0");
+            let (db, frames) = check_ok(tx, "()((!)C");
             assert_eq!(
-                slot(&db, created, 0),
+                slot(&db, factory, 0),
                 U256::ZERO,
-                "init code's SSTORE undone"
+                "{why:?}: CREATE pushed 0"
             );
-            assert_eq!(code(&db, created), None);
+            assert_eq!(slot(&db, created, 0), U256::ZERO, "{why:?}: SSTORE undone");
+            assert_eq!(code(&db, created), None, "{why:?}");
             assert_eq!(frames.frames[0].result, why);
         }
     }
@@ -788,8 +639,7 @@ fn create2_collision_takes_no_checkpoint() {
 #[test]
 fn top_level_create_success_and_failure() {
     let created = CALLER.create(0);
-    let (db, outcomes, _) = check(&[create(INIT_OK)], &["()()C"]);
-    assert!(success(&outcomes[0]));
+    let (db, _) = check_ok(create(INIT_OK), "()()C");
     assert_eq!(slot(&db, created, 0), U256::from(7));
 
     let (db, outcomes, _) = check(&[create(INIT_EF)], &["()(!C"]);
@@ -798,45 +648,11 @@ fn top_level_create_success_and_failure() {
 }
 
 #[test]
-fn precompile_call_success_and_out_of_gas() {
-    let (db, outcomes, frames) = check(&[call(PROXY, proxy_call(IDENTITY, 0, GAS))], &["()(())C"]);
-    assert!(success(&outcomes[0]));
-    assert_eq!(slot(&db, PROXY, 1), U256::from(1));
-    assert_eq!(frames.frames[0].result, InstructionResult::Return);
-
-    // Identity costs 15 gas; one is not enough.
-    let (db, outcomes, frames) = check(&[call(PROXY, proxy_call(IDENTITY, 0, 1))], &["()((!)C"]);
-    assert!(success(&outcomes[0]));
-    assert_eq!(slot(&db, PROXY, 1), U256::ZERO);
-    assert!(!frames.frames[0].result.is_ok());
-}
-
-#[test]
-fn call_to_an_account_without_code_commits() {
-    let (db, outcomes, _) = check(&[call(PROXY, proxy_call(NOBODY, 0, GAS))], &["()(())C"]);
-    assert!(success(&outcomes[0]));
-    assert_eq!(slot(&db, PROXY, 1), U256::from(1));
-    // And as the transaction's own target.
-    let (_, outcomes, _) = check(&[call(NOBODY, Bytes::new())], &["()()C"]);
-    assert!(success(&outcomes[0]));
-}
-
-#[test]
-fn call_with_more_value_than_balance_reverts_its_checkpoint() {
-    // PROXY holds no ether.
-    let (db, outcomes, frames) = check(&[call(PROXY, proxy_call(STORE_OK, 1, GAS))], &["()((!)C"]);
-    assert!(success(&outcomes[0]));
-    assert_eq!(slot(&db, STORE_OK, 0), U256::ZERO);
-    assert_eq!(slot(&db, PROXY, 1), U256::ZERO);
-    assert_eq!(frames.frames[0].result, InstructionResult::OutOfFunds);
-}
-
-#[test]
 fn recursion_to_the_depth_limit() {
     // Enough gas that 63/64 forwarding still reaches depth 1024: each level
     // keeps 1/64 plus about 114 gas, so the start needs about 7,300 / (63/64)^1024.
-    let tx = TxSpec {
-        gas: 100_000_000_000,
+    let tx = TxEnv {
+        gas_limit: 100_000_000_000,
         ..call(RECURSE, Bytes::new())
     };
     // Frames at depths 0..=1024 each take a checkpoint; the CALL from depth
@@ -847,22 +663,24 @@ fn recursion_to_the_depth_limit() {
         "(".repeat(frames_with_checkpoint),
         ")".repeat(frames_with_checkpoint)
     );
-    let (_, outcomes, frames) = check(std::slice::from_ref(&tx), &[expected.as_str()]);
-    assert!(success(&outcomes[0]));
+    let (_, frames) = check_ok(tx.clone(), &expected);
     assert_eq!(frames.frames.len(), frames_with_checkpoint + 1);
     assert_eq!(frames.frames[0].result, InstructionResult::CallTooDeep);
     assert_eq!(frames.frames[0].checkpoint, None);
-    assert_eq!(run_transact(&[tx]).hook.max_depth, frames_with_checkpoint);
+    assert_eq!(
+        run(&[tx], NoOpInspector, false).0.hook.max_depth,
+        frames_with_checkpoint
+    );
 }
 
 #[test]
 fn invalid_transactions_are_discarded() {
-    let nonce_too_high = TxSpec {
-        nonce_offset: 5,
+    let nonce_too_high = TxEnv {
+        nonce: 5,
         ..call(STORE_OK, Bytes::new())
     };
-    let too_much_value = TxSpec {
-        value: CALLER_BALANCE + 1,
+    let too_much_value = TxEnv {
+        value: U256::from(CALLER_BALANCE + 1),
         ..call(STORE_OK, Bytes::new())
     };
     let (db, outcomes, _) = check(
@@ -870,10 +688,8 @@ fn invalid_transactions_are_discarded() {
         &["D", "D", "()()C"],
     );
     assert!(outcomes[0].as_ref().unwrap_err().contains("NonceTooHigh"));
-    assert!(outcomes[1]
-        .as_ref()
-        .unwrap_err()
-        .contains("LackOfFundForMaxFee"));
+    let error = outcomes[1].as_ref().unwrap_err();
+    assert!(error.contains("LackOfFundForMaxFee"), "{error}");
     assert!(success(&outcomes[2]));
     assert_eq!(caller_nonce(&db), 1, "only the valid transaction counts");
 }
@@ -893,8 +709,8 @@ fn many_transactions_in_one_evm() {
     let txs = [
         call(STORE_OK, Bytes::new()),
         call(PROXY, proxy_call(REVERTER, 0, GAS)),
-        TxSpec {
-            nonce_offset: 9,
+        TxEnv {
+            nonce: 9,
             ..call(STORE_OK, Bytes::new())
         },
         tx_create2.clone(),
@@ -903,12 +719,10 @@ fn many_transactions_in_one_evm() {
         call(PROXY, proxy_call(IDENTITY, 0, 1)),
         create(INIT_TOO_LARGE),
     ];
-    let (db, outcomes, _) = check(
-        &txs,
-        &[
-            "()()C", "()((!)C", "D", "()(())C", "()(!C", "()()C", "()((!)C", "()(!C",
-        ],
-    );
+    let logs = [
+        "()()C", "()((!)C", "D", "()(())C", "()(!C", "()()C", "()((!)C", "()(!C",
+    ];
+    let (db, outcomes, _) = check(&txs, &logs);
     assert_eq!(outcomes.len(), txs.len());
     assert_eq!(caller_nonce(&db), 7);
 }
@@ -923,52 +737,37 @@ fn system_call_goes_through_the_hook() {
     assert!(hook.violations.is_empty());
     // The system call's checkpoint is the one `run_system_call` opens.
     let state = evm.finalize();
-    assert_eq!(
-        state[&STORE_OK].storage[&U256::ZERO].present_value,
-        U256::from(1)
-    );
+    let stored = state[&STORE_OK].storage[&U256::ZERO].present_value;
+    assert_eq!(stored, U256::from(1));
 }
-
-/// An error a database may return.
-#[derive(Debug)]
-struct Boom;
-
-impl fmt::Display for Boom {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("database unavailable")
-    }
-}
-
-impl std::error::Error for Boom {}
-impl DBErrorMarker for Boom {}
 
 /// [`world`], except that loading [`FAIL`] fails.
 #[derive(Debug)]
 struct FailingDb(InMemoryDB);
 
 impl Database for FailingDb {
-    type Error = Boom;
+    type Error = ErasedError;
 
-    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Boom> {
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, ErasedError> {
         if address == FAIL {
-            return Err(Boom);
+            return Err(ErasedError::new(io::Error::other("database unavailable")));
         }
         self.0.basic(address).map_err(|never| match never {})
     }
 
-    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Boom> {
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, ErasedError> {
         self.0
             .code_by_hash(code_hash)
             .map_err(|never| match never {})
     }
 
-    fn storage(&mut self, address: Address, index: U256) -> Result<U256, Boom> {
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, ErasedError> {
         self.0
             .storage(address, index)
             .map_err(|never| match never {})
     }
 
-    fn block_hash(&mut self, number: u64) -> Result<B256, Boom> {
+    fn block_hash(&mut self, number: u64) -> Result<B256, ErasedError> {
         self.0.block_hash(number).map_err(|never| match never {})
     }
 }
@@ -983,16 +782,17 @@ impl DatabaseCommit for FailingDb {
 fn database_error_mid_transaction_discards_with_checkpoints_open() {
     // PROXY -> CALL_FAIL -> FAIL: loading FAIL fails inside CALL_FAIL, which
     // halts; the error surfaces while PROXY's frame is still open.
-    let tx = call(PROXY, proxy_call(CALL_FAIL, 0, GAS)).env(0);
-    let expected = ["()((!!D"];
+    let tx = call(PROXY, proxy_call(CALL_FAIL, 0, GAS));
 
     let mut evm = hooked(FailingDb(world()), Recorder::default()).build_mainnet();
     let err = evm.transact_commit(tx.clone()).unwrap_err();
-    assert!(format!("{err:?}").contains("Boom"), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("database unavailable"),
+        "{err:?}"
+    );
     let hook = evm.ctx.journaled_state.hook().clone();
-    assert!(hook.violations.is_empty(), "{:?}", hook.violations);
-    assert_well_paired(&hook.events);
-    assert_eq!(hook.per_tx(), expected);
+    assert_well_paired(&hook);
+    assert_eq!(hook.per_tx(), ["()((!!D"]);
     // Nothing of the transaction reached the database.
     assert_eq!(caller_nonce(&evm.ctx.journaled_state.db().0), 0);
     assert_eq!(evm.ctx.journaled_state.depth(), 0);
@@ -1001,9 +801,77 @@ fn database_error_mid_transaction_discards_with_checkpoints_open() {
         .build_mainnet_with_inspector(FrameCheck::default());
     assert!(evm.inspect_tx_commit(tx).is_err());
     assert_eq!(evm.ctx.journaled_state.hook().events, hook.events);
-    assert!(
-        evm.inspector.mismatches.is_empty(),
-        "{:?}",
-        evm.inspector.mismatches
-    );
+    let mismatches = &evm.inspector.mismatches;
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Checkpoint,
+    Commit,
+    Revert,
+    CommitTx,
+    DiscardTx,
+    Finalize,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => Just(Op::Checkpoint),
+        3 => Just(Op::Commit),
+        3 => Just(Op::Revert),
+        1 => Just(Op::CommitTx),
+        1 => Just(Op::DiscardTx),
+        1 => Just(Op::Finalize),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn hook_depth_tracks_revm_depth(ops in prop::collection::vec(op(), 0..200)) {
+        let mut journal = HookedJournal::new_with_hook(EmptyDB::default(), Recorder::default());
+        journal.set_spec_id(SPEC);
+        let mut taken: Vec<JournalCheckpoint> = Vec::new();
+        let mut expected_ends = Vec::new();
+        for op in ops {
+            match op {
+                Op::Checkpoint => taken.push(journal.checkpoint()),
+                Op::Commit => {
+                    taken.pop();
+                    journal.checkpoint_commit();
+                }
+                Op::Revert => {
+                    let checkpoint = taken.pop().unwrap_or_default();
+                    journal.checkpoint_revert(checkpoint);
+                }
+                Op::CommitTx => {
+                    taken.clear();
+                    journal.commit_tx();
+                    expected_ends.push(TxOutcome::Committed);
+                }
+                Op::DiscardTx => {
+                    taken.clear();
+                    journal.discard_tx();
+                    expected_ends.push(TxOutcome::Discarded);
+                }
+                Op::Finalize => {
+                    if !taken.is_empty() {
+                        expected_ends.push(TxOutcome::Committed);
+                    }
+                    taken.clear();
+                    let _ = journal.finalize();
+                }
+            }
+            prop_assert_eq!(journal.hook().depth(), journal.depth());
+            prop_assert_eq!(journal.open_checkpoints(), journal.depth());
+            prop_assert_eq!(taken.len(), journal.depth());
+        }
+        let hook = journal.hook();
+        prop_assert!(hook.violations.is_empty(), "{:?}", hook.violations);
+        let ends: Vec<_> = hook.events.iter().filter_map(|event| match event {
+            Event::End(outcome) => Some(*outcome),
+            _ => None,
+        }).collect();
+        prop_assert_eq!(ends, expected_ends);
+    }
 }

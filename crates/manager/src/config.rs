@@ -12,11 +12,8 @@ const MIB: u64 = 1 << 20;
 
 /// Configuration of a [`SharedMemoryManager`](crate::SharedMemoryManager).
 ///
-/// Start from a preset ([`production`](Self::production),
-/// [`development`](Self::development), [`testing`](Self::testing), or by name
-/// with [`str::parse`]) and change fields as needed; the pool and registry
-/// configurations are derived from it ([`pool_config`](Self::pool_config),
-/// [`registry_config`](Self::registry_config)).
+/// Start from a preset (also by name with [`str::parse`]) and change fields
+/// as needed.
 ///
 /// | preset | level | regions | max region | COW | mapping | IPC | GC | pools 64B/4K/64K/1M |
 /// |--------|-------|---------|------------|-----|---------|-----|----|---------------------|
@@ -37,99 +34,71 @@ const MIB: u64 = 1 << 20;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SharedMemoryConfig {
-    /// Whether shared memory exists at all. When `false` every manager
-    /// operation returns [`ShmError::SharedMemoryDisabled`](crate::ShmError::SharedMemoryDisabled)
-    /// and no pool memory is reserved.
+    /// When `false` every manager operation returns
+    /// [`ShmError::SharedMemoryDisabled`](crate::ShmError::SharedMemoryDisabled).
     pub enabled: bool,
     /// Most regions alive at once (all owners together).
     pub max_regions: usize,
-    /// Most persistent regions alive at once. The other `max_regions −
-    /// max_persistent_regions` slots are kept for transaction-scoped regions
-    /// (spec §4), so a context that fills the persistent slots locks nobody
-    /// out of ALLOC. The presets keep a quarter of the slots.
+    /// Most persistent regions alive at once; the other slots are kept for
+    /// transaction-scoped regions (spec §4), so filling the persistent slots
+    /// locks nobody out of ALLOC.
     pub max_persistent_regions: usize,
     /// Largest size of one region in bytes, growth included.
     pub max_region_size: u64,
-    /// Copy-on-write mappings. When off, a mapping asked for with the
-    /// copy-on-write option maps read-write instead (spec §9); the revert
-    /// journal works either way.
+    /// Copy-on-write mappings; when off, a copy-on-write mapping maps
+    /// read-write instead (spec §9).
     pub enable_cow: bool,
-    /// File-backed regions. With a [`namespace`](Self::namespace) named, every
-    /// region's bytes live in a memory-mapped file `<root>/<namespace>/rNNNNNNNN.shm`
-    /// (`shm-mapped`: versioned header, undo log, commit generation) instead
-    /// of the heap pool; persistent regions survive the process and are
-    /// attached again by the next manager of the namespace, with their
-    /// handles, names and bytes. Without a namespace the flag has no effect
-    /// (regions live in the heap pool): a namespace is shared state and must
-    /// be chosen, never defaulted. See `docs/ipc.md`.
+    /// File-backed regions: with a [`namespace`](Self::namespace) named, every
+    /// region lives in a memory-mapped file under it, and persistent regions
+    /// survive the process. Without a namespace the flag has no effect: a
+    /// namespace is shared state and must be chosen, never defaulted. See
+    /// `docs/ipc.md`.
     pub enable_memory_mapping: bool,
-    /// Sharing a mapped namespace with other processes at the same time. On:
-    /// several processes attach to the namespace; a region is locked across
-    /// processes (a lock word in its file's header, taken with the
-    /// transaction's lock and bounded by `lock_wait`) and its writes are published at the end of the
-    /// transaction that made them. Off: the first manager claims the namespace
-    /// for its process alone (another process gets a clear error). No effect
-    /// without a mapped namespace.
+    /// Sharing a mapped namespace with other processes at once (regions are
+    /// then locked across processes); off: the first manager claims it for
+    /// its process alone.
     pub enable_ipc: bool,
-    /// The namespace (a directory name: letters, digits, `-`, `_`, `.`) that
-    /// mapped regions live in; `None`: regions live in the heap pool.
+    /// The namespace (a directory name: letters, digits, `-`, `_`, `.`) of
+    /// mapped regions; `None`: the heap pool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Where namespaces live; `None`: `/dev/shm` (or the temporary directory
     /// where there is no `/dev/shm`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace_root: Option<std::path::PathBuf>,
-    /// Group access to mapped namespaces. Off (the default): a namespace
-    /// made here is private to its owner (directory `0700`, files `0600`),
-    /// and a namespace another user owns is refused. On: a namespace made
-    /// here is for its directory's group (`2770`, files `0660`; `chgrp` the
-    /// directory to choose the group), and a group namespace of another owner
-    /// may be attached when this process is in its group. See `docs/ipc.md`.
+    /// Group access to mapped namespaces (`2770`, files `0660`) instead of
+    /// owner-only (`0700`, `0600`). See `docs/ipc.md`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub namespace_group_access: bool,
     /// How strictly bytecode access is checked (spec §7).
     #[serde(serialize_with = "serialize_level")]
     pub security_level: SecurityLevel,
-    /// Automatic garbage collection runs when this many milliseconds have
-    /// passed since the last run (checked at transaction boundaries); 0 = off.
+    /// Automatic GC after this many milliseconds since the last run; 0 = off.
     pub gc_interval_ms: u64,
-    /// Automatic garbage collection runs when region memory is above this many
-    /// MiB (checked at transaction boundaries); 0 = off.
+    /// Automatic GC when region memory is above this many MiB; 0 = off.
     pub gc_threshold_mb: u64,
-    /// Free a region as soon as it becomes unreferenced (last unmap or host
-    /// release), instead of waiting for the next garbage collection.
+    /// Free a region as soon as a host unmap or release leaves it unreferenced.
     pub eager_cleanup: bool,
     /// Pool blocks per size class: 64 B, 4 KiB, 64 KiB, 1 MiB.
     pub pool_blocks: [usize; 4],
-    /// Total bytes that regions above 1 MiB (one allocation each, outside the
-    /// classed pools) may hold at once. The presets use 4 × `max_region_size`.
+    /// Total bytes that regions above 1 MiB (one allocation each) may hold.
     pub large_alloc_limit: u64,
-    /// Longest a host call waits for a region's lock before giving up with
-    /// "region busy", and the most a transaction waits for region locks *in
-    /// all* (spec §6: waits are bounded; a transaction whose frames retry
-    /// after a busy halt does not wait again).
+    /// Longest a host call waits for a region's lock, and the most a
+    /// transaction waits for region locks *in all* (spec §6).
     #[serde(rename = "lock_wait_ms", serialize_with = "serialize_millis")]
     pub lock_wait: Duration,
-    /// One wait of a transaction is also bounded by the gas its waiting frame
-    /// has left, at this many nanoseconds per gas (a busy halt then burns that
-    /// gas): waiting can cost a node no more wall time per gas than the
-    /// slowest mainnet opcode loop does (≈ 6.5 ns/gas, `docs/gas.md`).
+    /// One wait is also bounded by the waiting frame's gas, at this many
+    /// nanoseconds per gas: no more wall time per gas than the slowest mainnet
+    /// opcode loop (≈ 6.5 ns/gas, `docs/gas.md`).
     pub lock_wait_ns_per_gas: u64,
-    /// Most bytes of host memory one transaction's revert journal may hold
-    /// (saved pages and private copy-on-write pages, 4 KiB each); a write that
-    /// needs more halts with "journal full". The page price already keeps a
-    /// transaction under the EIP-7825 gas cap below 64 MiB; this bounds
-    /// transactions with larger gas limits too (`evm run` lifts the cap).
+    /// Most bytes one transaction's revert journal may hold (saved and
+    /// copy-on-write pages); a write that needs more halts with "journal full".
+    /// The page price alone bounds it only under the EIP-7825 gas cap.
     pub max_journal_bytes: u64,
 }
 
 fn serialize_level<S: Serializer>(level: &SecurityLevel, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(match level {
-        SecurityLevel::None => "none",
-        SecurityLevel::Basic => "basic",
-        SecurityLevel::Strict => "strict",
-        SecurityLevel::Paranoid => "paranoid",
-    })
+    s.serialize_str(&format!("{level:?}").to_lowercase())
 }
 
 fn serialize_millis<S: Serializer>(wait: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -146,15 +115,12 @@ pub const DEFAULT_WAIT_NS_PER_GAS: u64 = 6;
 pub const DEFAULT_MAX_JOURNAL_BYTES: u64 = 256 * MIB;
 
 impl SharedMemoryConfig {
-    /// The `production` preset: Strict, 1024 regions of up to 64 MiB, COW,
-    /// mapping and IPC on, GC every 5 s or above 512 MiB with eager cleanup,
-    /// pools 1024/256/64/16.
+    /// The `production` preset (see the type's table).
     pub fn production() -> Self {
         Self {
             max_regions: 1024,
             max_persistent_regions: 768,
             max_region_size: 64 * MIB,
-            enable_cow: true,
             enable_memory_mapping: true,
             enable_ipc: true,
             security_level: SecurityLevel::Strict,
@@ -163,12 +129,11 @@ impl SharedMemoryConfig {
             eager_cleanup: true,
             pool_blocks: [1024, 256, 64, 16],
             large_alloc_limit: 4 * 64 * MIB,
-            ..Self::testing()
+            ..Self::development()
         }
     }
 
-    /// The `development` preset: Basic, 256 regions of up to 16 MiB, COW on,
-    /// no mapping or IPC, GC every 10 s or above 128 MiB, pools 256/64/16/4.
+    /// The `development` preset (see the type's table).
     pub fn development() -> Self {
         Self {
             max_regions: 256,
@@ -184,8 +149,7 @@ impl SharedMemoryConfig {
         }
     }
 
-    /// The `testing` preset: security None, 32 regions of up to 1 MiB, COW,
-    /// mapping and IPC off, no automatic GC, pools 64/16/4/1.
+    /// The `testing` preset (see the type's table).
     pub fn testing() -> Self {
         Self {
             enabled: true,
@@ -210,8 +174,7 @@ impl SharedMemoryConfig {
         }
     }
 
-    /// Shared memory switched off: the `testing` preset with `enabled = false`
-    /// and empty pools (so nothing is reserved).
+    /// Shared memory switched off: the `testing` preset with empty pools.
     pub fn disabled() -> Self {
         Self {
             enabled: false,
@@ -241,9 +204,8 @@ impl SharedMemoryConfig {
         self.enabled && self.enable_memory_mapping && self.namespace.is_some()
     }
 
-    /// The pool configuration this config implies: its block counts, the large
-    /// limit, and eager zeroing on return at Paranoid (spec §7: memory is zeroed
-    /// when a free becomes final). A disabled config reserves no blocks.
+    /// The pool configuration this config implies (zeroing on return at
+    /// Paranoid, spec §7; no blocks when disabled).
     pub fn pool_config(&self) -> PoolConfig {
         let blocks = if self.enabled {
             self.pool_blocks
@@ -269,8 +231,7 @@ impl SharedMemoryConfig {
     /// How long one wait of a frame with `gas` left may last, within the
     /// transaction's `remaining` budget.
     pub fn wait_for_gas(&self, gas: u64, remaining: Duration) -> Duration {
-        let paid = Duration::from_nanos(gas.saturating_mul(self.lock_wait_ns_per_gas));
-        paid.min(remaining)
+        Duration::from_nanos(gas.saturating_mul(self.lock_wait_ns_per_gas)).min(remaining)
     }
 
     /// The automatic-GC interval, if any.
@@ -286,9 +247,7 @@ impl SharedMemoryConfig {
     /// Checks that the limits can be met together.
     ///
     /// # Errors
-    /// A description of the first contradiction: a maximum region size above
-    /// 1 MiB (served by one large allocation) that exceeds `large_alloc_limit`,
-    /// or a maximum region size that does not fit in this machine's address space.
+    /// A description of the first contradiction.
     pub fn validate(&self) -> Result<(), &'static str> {
         if usize::try_from(self.max_region_size).is_err() {
             return Err("max_region_size does not fit in the address space");

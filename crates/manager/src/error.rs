@@ -8,13 +8,10 @@ use shm_region::RegionError;
 
 use crate::RegionBusy;
 
-/// Why the manager refused a request. Every limit of
-/// [`SharedMemoryConfig`](crate::SharedMemoryConfig) surfaces as one of these;
-/// nothing in the manager panics on input.
+/// Why the manager refused a request; nothing in the manager panics on input.
 ///
-/// Errors of the lower crates are flattened into the variants below where the
-/// spec gives them a name (handle, mapping, permission, limit errors), so a
-/// caller matches on one enum; [`ShmError::halt_cause`] gives the cause an
+/// Errors of the lower crates are flattened into the variants the spec names,
+/// so a caller matches on one enum; [`ShmError::halt_cause`] gives the cause an
 /// opcode reports for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShmError {
@@ -95,8 +92,7 @@ pub enum ShmError {
         /// The refused context.
         context: ContextId,
     },
-    /// A size class of the pool (`pool_blocks`) has no block left, nor does any
-    /// larger class.
+    /// A size class of the pool has no block left, nor does any larger class.
     #[error(
         "pool exhausted: no free {class} block (capacity {capacity}) and no larger free block"
     )]
@@ -139,20 +135,18 @@ pub enum ShmError {
     /// Another pool refusal (system allocation failure, out-of-bounds block access).
     #[error(transparent)]
     Pool(PoolError),
-    /// A mapped namespace refused: not writable, a corrupt, truncated or
-    /// foreign region file, a failed checksum, a busy lock (the message says
-    /// which file and why).
+    /// A mapped namespace refused (the message says which file and why).
     #[error("mapped namespace: {0}")]
     Mapped(String),
     /// Persistent regions may not take the slots kept for transaction-scoped
-    /// ones (spec §4).
+    /// ones.
     #[error("too many persistent regions (limit {limit}; the other slots are kept for transaction-scoped regions)")]
     TooManyPersistentRegions {
         /// The most persistent regions at once.
         limit: usize,
     },
-    /// The region changed since the transaction resolved it (the host changed
-    /// its grants or mappings): resolve it again.
+    /// The host changed the region's grants or mappings since the
+    /// transaction resolved it: resolve it again.
     #[error("region {0:?} changed since it was resolved")]
     StaleResolution(RegionHandle),
     /// Another registry refusal (page out of range, slot state).
@@ -240,32 +234,21 @@ impl From<RegionError> for ShmError {
 
 impl From<AccessDenied> for ShmError {
     fn from(denied: AccessDenied) -> Self {
+        let (handle, context) = (denied.handle(), denied.context());
         match denied {
-            AccessDenied::NoReadPermission { context, handle } => {
-                Self::NoReadPermission { handle, context }
-            }
-            AccessDenied::NoWritePermission { context, handle } => {
-                Self::NoWritePermission { handle, context }
-            }
-            AccessDenied::MappingNotFound { context, handle } => {
-                Self::MappingNotFound { handle, context }
-            }
-            AccessDenied::ReadOnlyMapping { context, handle } => {
-                Self::ReadOnlyMapping { handle, context }
-            }
-            AccessDenied::NotAllowedToFree { context, handle } => {
-                Self::NotAllowedToFree { handle, context }
-            }
-            AccessDenied::NotOwner { context, handle } => Self::NotOwner { handle, context },
+            AccessDenied::NoReadPermission { .. } => Self::NoReadPermission { handle, context },
+            AccessDenied::NoWritePermission { .. } => Self::NoWritePermission { handle, context },
+            AccessDenied::MappingNotFound { .. } => Self::MappingNotFound { handle, context },
+            AccessDenied::ReadOnlyMapping { .. } => Self::ReadOnlyMapping { handle, context },
+            AccessDenied::NotAllowedToFree { .. } => Self::NotAllowedToFree { handle, context },
+            AccessDenied::NotOwner { .. } => Self::NotOwner { handle, context },
         }
     }
 }
 
 impl From<RegionBusy> for ShmError {
-    fn from(busy: RegionBusy) -> Self {
-        Self::RegionBusy {
-            handle: busy.handle,
-        }
+    fn from(RegionBusy { handle, .. }: RegionBusy) -> Self {
+        Self::RegionBusy { handle }
     }
 }
 
@@ -276,40 +259,25 @@ mod tests {
 
     #[test]
     fn lower_errors_flatten_to_named_variants() {
-        let h = RegionHandle::new(2, 3).unwrap();
-        let ctx = Address::repeat_byte(7);
+        let (h, context) = (RegionHandle::new(2, 3).unwrap(), Address::repeat_byte(7));
+        let (class, capacity) = (SizeClass::K4, 2);
+        let exhausted = RegionError::Pool(PoolError::PoolExhausted { class, capacity });
         assert_eq!(
-            ShmError::from(RegionError::Pool(PoolError::PoolExhausted {
-                class: SizeClass::K4,
-                capacity: 2
-            })),
-            ShmError::PoolExhausted {
-                class: SizeClass::K4,
-                capacity: 2
-            }
+            ShmError::from(exhausted),
+            ShmError::PoolExhausted { class, capacity }
         );
         assert_eq!(
             ShmError::from(RegionError::TooManyRegions { limit: 4 }),
             ShmError::TooManySharedRegions { limit: 4 }
         );
         assert_eq!(
-            ShmError::from(AccessDenied::NotOwner {
-                context: ctx,
-                handle: h
-            }),
-            ShmError::NotOwner {
-                handle: h,
-                context: ctx
-            }
+            ShmError::from(AccessDenied::NotOwner { context, handle: h }),
+            ShmError::NotOwner { handle: h, context }
         );
-        assert_eq!(
-            ShmError::from(RegionError::PageOutOfRange(9)),
-            ShmError::Region(RegionError::PageOutOfRange(9))
-        );
-        assert_eq!(
-            ShmError::from(PoolError::SystemAllocFailed { bytes: 1 }),
-            ShmError::Pool(PoolError::SystemAllocFailed { bytes: 1 })
-        );
+        let other = RegionError::PageOutOfRange(9);
+        assert_eq!(ShmError::from(other.clone()), ShmError::Region(other));
+        let other = PoolError::SystemAllocFailed { bytes: 1 };
+        assert_eq!(ShmError::from(other.clone()), ShmError::Pool(other));
     }
 
     #[test]

@@ -7,11 +7,8 @@ use shm_primitives::{default_shard_count, thread_shard, CachePadded};
 /// their first reference or lock on it; a collection closes it (exclusive), so
 /// it never sees a region in that window.
 ///
-/// Sharded per thread: a creation takes only its own thread's shard, so
-/// threads creating regions at once never write a common lock word (a single
-/// `RwLock` put every creation's read-count update on one cache line). A
-/// collection takes every shard, in index order, the only order in which more
-/// than one is ever held.
+/// Sharded per thread, so creating threads never write a common lock word. A
+/// collection takes every shard, in index order.
 pub(crate) struct GcGate {
     shards: Box<[CachePadded<RwLock<()>>]>,
 }
@@ -45,12 +42,9 @@ impl GcGate {
 
     /// Closes the gate if no creation is in it now; `None` otherwise.
     pub(crate) fn try_close(&self) -> Option<ClosedGate<'_>> {
-        let shards = self
-            .shards
-            .iter()
-            .map(|shard| shard.try_write())
-            .collect::<Option<Vec<_>>>()?;
-        Some(ClosedGate { _shards: shards })
+        let shards = self.shards.iter().map(|shard| shard.try_write());
+        let _shards = shards.collect::<Option<_>>()?;
+        Some(ClosedGate { _shards })
     }
 }
 

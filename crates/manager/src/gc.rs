@@ -48,9 +48,8 @@ impl SharedMemoryManager {
         })
     }
 
-    /// Frees every unreferenced region (see the type's docs for the exact
-    /// rule), compacts the pools, and counts the run in the metrics. Waits for
-    /// region creations in progress and for another collection.
+    /// Frees every unreferenced region (see the type's docs) and compacts the
+    /// pools. Waits for creations in progress and for another collection.
     ///
     /// # Errors
     /// [`ShmError::SharedMemoryDisabled`].
@@ -60,11 +59,10 @@ impl SharedMemoryManager {
     }
 
     /// Runs [`garbage_collect`](Self::garbage_collect) if it is due: when
-    /// `gc_interval_ms` (≠ 0) has passed since the last collection, or when
-    /// region memory (the metrics gauge) is above `gc_threshold_mb` (≠ 0) and
-    /// has changed since the last collection ended. Skips (returns `None`) when
-    /// disabled, not due, or when another collection or a creation is in
-    /// progress (the next transaction end tries again).
+    /// `gc_interval_ms` has passed since the last collection, or when region
+    /// memory is above `gc_threshold_mb` and has changed since the last one.
+    /// Skips (`None`) when not due, or when another collection or a creation
+    /// is in progress (the next transaction end tries again).
     pub fn maybe_collect(&self) -> Option<GcReport> {
         if !self.config.enabled {
             return None;
@@ -118,11 +116,9 @@ impl SharedMemoryManager {
     }
 
     /// Frees the region if it is unreferenced; returns its size if it did.
-    ///
-    /// The caller holds the GC gate exclusively, which keeps host mappings and
-    /// references out; the two-phase lock taken here keeps transactions out
-    /// (they lock a region before they map it). So nothing can reference the
-    /// region between the check and the free.
+    /// The caller's closed GC gate keeps host references out, the lock taken
+    /// here keeps transactions out: nothing can reference the region between
+    /// the check and the free.
     fn free_if_unreferenced(&self, handle: RegionHandle) -> Option<u64> {
         // A region a transaction holds is in use, whatever its counts say.
         let _lock = self

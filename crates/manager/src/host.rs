@@ -14,8 +14,7 @@ use crate::{LockMode, SharedMemoryManager, ShmError};
 /// host region; at Basic a host [`Grant`] with the right to free lets it.
 pub const HOST_CONTEXT: ContextId = Address::ZERO;
 
-/// What to create through [`SharedMemoryManager::create_region`]: a builder
-/// over size, name, owner, owner permissions, options and growth limit.
+/// What to create through [`SharedMemoryManager::create_region`].
 ///
 /// ```
 /// use shm_manager::{RegionRequest, HOST_CONTEXT};
@@ -35,8 +34,7 @@ pub struct RegionRequest {
     pub owner: ContextId,
     /// The owner's rights (read-write unless set).
     pub permissions: Permissions,
-    /// Options fixed at creation (copy-on-write is cleared when the config has
-    /// COW off).
+    /// Options fixed at creation (copy-on-write cleared when COW is off).
     pub options: RegionOptions,
     /// Most the region may grow to; `None`: `max_region_size`.
     pub max_size: Option<u64>,
@@ -88,9 +86,7 @@ impl RegionRequest {
 
 impl SharedMemoryManager {
     /// Creates a named region of `size` bytes owned by [`HOST_CONTEXT`] with
-    /// the owner rights `permissions`, holding one host reference. Other
-    /// contexts get access through [`grant`](Self::grant), the public flags of
-    /// `options`, and (Strict) [`map_shared_region`](Self::map_shared_region).
+    /// the owner rights `permissions`, holding one host reference.
     ///
     /// # Errors
     /// As [`create_region`](Self::create_region).
@@ -112,40 +108,25 @@ impl SharedMemoryManager {
     /// Creates a region as `request` says, holding one host reference.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], [`ShmError::ZeroSize`],
-    /// [`ShmError::RegionTooLarge`], [`ShmError::NameTaken`],
-    /// [`ShmError::TooManySharedRegions`], [`ShmError::PoolExhausted`],
-    /// [`ShmError::LargeAllocLimit`].
+    /// [`ShmError::SharedMemoryDisabled`], [`ShmError::NameTaken`], limit and
+    /// pool refusals.
     pub fn create_region(&self, request: RegionRequest) -> Result<RegionHandle, ShmError> {
-        self.ensure_enabled()?;
-        let RegionRequest {
-            name,
-            size,
-            owner,
-            permissions,
-            mut options,
-            max_size,
-        } = request;
-        options.copy_on_write &= self.config.enable_cow;
         let spec = RegionSpec {
-            name,
-            size,
-            owner,
-            permissions,
-            options,
-            max_size,
+            name: request.name,
+            permissions: request.permissions,
+            options: request.options,
+            max_size: request.max_size,
+            ..RegionSpec::new(request.size, request.owner)
         };
-        let _gate = self.gc_gate.open();
-        let handle = self.create_in_registry(spec)?;
-        self.registry.lock_write(handle)?.add_host_ref();
-        self.metrics.record_region_created(handle, size);
-        Ok(handle)
+        self.create_held(spec, |handle| {
+            self.registry.lock_write(handle)?.add_host_ref();
+            Ok(())
+        })
     }
 
     /// Gives `context` a mapping of the region with `options` (replacing any it
     /// had), as [`effective_map_options`](Self::effective_map_options) adjusts
-    /// them. The host maps without permission checks; the mapping never widens
-    /// the context's rights.
+    /// them. No permission check; the mapping never widens the context's rights.
     ///
     /// # Errors
     /// [`ShmError::SharedMemoryDisabled`], handle errors.
@@ -157,8 +138,7 @@ impl SharedMemoryManager {
     ) -> Result<(), ShmError> {
         self.ensure_enabled()?;
         let options = self.effective_map_options(options);
-        // Shared with other host calls, exclusive with collections: a region
-        // is never collected between its check and its free.
+        // A region is never collected between its check and its mapping.
         let _gate = self.gc_gate.open();
         self.registry.lock_write(handle)?.map(context, options);
         self.metrics.record_mapping(handle, context);
@@ -185,13 +165,12 @@ impl SharedMemoryManager {
         Ok(())
     }
 
-    /// Copies bytes at `offset` into `buf`; bytes past the end of the region
-    /// read as zero. Returns how many came from the region.
+    /// Copies bytes at `offset` into `buf` (zero past the end of the region);
+    /// returns how many came from the region.
     ///
     /// # Errors
     /// [`ShmError::SharedMemoryDisabled`], handle errors,
-    /// [`ShmError::OffsetOverflow`], [`ShmError::RegionBusy`] when a
-    /// transaction holds the region exclusively for longer than `lock_wait`.
+    /// [`ShmError::OffsetOverflow`], [`ShmError::RegionBusy`].
     pub fn read_region(
         &self,
         handle: RegionHandle,
@@ -205,13 +184,11 @@ impl SharedMemoryManager {
     }
 
     /// Writes `data` at `offset`: past the end it writes what fits, unless the
-    /// region auto-grows (up to its maximum size; growth the pool refuses
-    /// writes what fits). Returns how many bytes were written.
+    /// region auto-grows. Returns how many bytes were written.
     ///
     /// # Errors
     /// [`ShmError::SharedMemoryDisabled`], handle errors,
-    /// [`ShmError::OffsetOverflow`], [`ShmError::RegionBusy`] when a
-    /// transaction holds the region for longer than `lock_wait`.
+    /// [`ShmError::OffsetOverflow`], [`ShmError::RegionBusy`].
     pub fn write_region(
         &self,
         handle: RegionHandle,
@@ -231,8 +208,7 @@ impl SharedMemoryManager {
         Ok(outcome.written)
     }
 
-    /// Grants `context` rights on the region (Basic and up; at None everyone
-    /// may do everything anyway); returns the grant it replaces.
+    /// Grants `context` rights on the region; returns the grant it replaces.
     ///
     /// # Errors
     /// [`ShmError::SharedMemoryDisabled`], handle errors.
@@ -259,8 +235,8 @@ impl SharedMemoryManager {
         Ok(self.registry.lock_write(handle)?.revoke(context))
     }
 
-    /// Takes another host reference on the region (it is then not collected
-    /// until that reference is released too); returns the host references held.
+    /// Takes another host reference on the region; returns the host
+    /// references held.
     ///
     /// # Errors
     /// [`ShmError::SharedMemoryDisabled`], handle errors.
@@ -271,9 +247,8 @@ impl SharedMemoryManager {
     }
 
     /// Drops one host reference (never below zero); returns the host
-    /// references left. A non-persistent region with no host reference and no
-    /// mapping is collected by the next garbage collection, or at once with
-    /// `eager_cleanup`.
+    /// references left. With `eager_cleanup` a region left unreferenced is
+    /// freed at once.
     ///
     /// # Errors
     /// [`ShmError::SharedMemoryDisabled`], handle errors.
@@ -286,14 +261,12 @@ impl SharedMemoryManager {
         Ok(left)
     }
 
-    /// Frees the region for good, whoever references it: its handle dies (it
-    /// will never name another region), its name is released and its memory
-    /// goes back to the pool (zeroed at once at Paranoid).
+    /// Frees the region for good, whoever references it: its handle will never
+    /// name another region.
     ///
     /// # Errors
     /// [`ShmError::SharedMemoryDisabled`], handle errors,
-    /// [`ShmError::RegionBusy`] when a transaction holds the region for longer
-    /// than `lock_wait`.
+    /// [`ShmError::RegionBusy`].
     pub fn free_region(&self, handle: RegionHandle) -> Result<(), ShmError> {
         let _lock = self.host_resolve(handle, LockMode::Exclusive)?;
         let size = self.registry.lock_read(handle)?.size();
@@ -329,13 +302,12 @@ impl SharedMemoryManager {
         Ok(self.registry.lookup(name)?)
     }
 
-    /// An all-zero block of at least `size` bytes straight from the pool (for
-    /// host buffers); it goes back with [`deallocate_to_pool`](Self::deallocate_to_pool)
-    /// or when dropped.
+    /// An all-zero block of at least `size` bytes straight from the pool; it
+    /// goes back with [`deallocate_to_pool`](Self::deallocate_to_pool) or when
+    /// dropped.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], [`ShmError::ZeroSize`],
-    /// [`ShmError::PoolExhausted`], [`ShmError::LargeAllocLimit`].
+    /// [`ShmError::SharedMemoryDisabled`], pool refusals.
     pub fn allocate_from_pool(&self, size: usize) -> Result<Block, ShmError> {
         self.ensure_enabled()?;
         Ok(self.registry.pool().allocate(size)?)
@@ -351,9 +323,7 @@ impl SharedMemoryManager {
     }
 
     /// Takes `handle`'s two-phase lock for one host call, as a transaction
-    /// resolves a handle: a region freed for good is refused at once; a free
-    /// that a running transaction may still undo is waited for (up to
-    /// `lock_wait`), and liveness is judged once the lock is held.
+    /// resolves a handle: liveness is judged once the lock is held.
     fn host_resolve(&self, handle: RegionHandle, mode: LockMode) -> Result<HostLock<'_>, ShmError> {
         self.check_handle(handle)?;
         let lock = self.host_lock(handle, mode, self.config.lock_wait)?;

@@ -45,19 +45,16 @@ pub enum LockMode {
     Exclusive,
 }
 
-/// A lock shared with other processes, taken per region on top of the
-/// in-process two-phase locks (implemented by the manager for a mapped
-/// namespace). It is held for a region while any transaction of this process
-/// holds the region, in either mode.
+/// A lock shared with other processes (a mapped namespace), held for a
+/// region while any transaction of this process holds it, in either mode.
 pub trait CrossProcessLock: Send + Sync {
-    /// Takes the region's lock, waiting at most `wait`. Called when a
-    /// transaction of this process newly holds the region (so also when this
-    /// process holds it already: then it is [`CrossLock::Held`] at once).
+    /// Takes the region's lock, waiting at most `wait`, when a transaction of
+    /// this process newly holds the region ([`CrossLock::Held`] at once if
+    /// this process holds it already).
     fn lock(&self, handle: RegionHandle, wait: Duration) -> CrossLock;
-    /// Publishes what this process wrote and releases the region's lock.
-    /// Called when no transaction of this process holds the region any more,
-    /// after the lock table's own mutex is released (a later `lock` of the
-    /// same region waits until this returns).
+    /// Publishes what this process wrote and releases the region's lock, when
+    /// no transaction of this process holds it any more. Runs outside the
+    /// table's mutex; a later `lock` of the region waits until it returns.
     fn unlock(&self, handle: RegionHandle);
 }
 
@@ -68,10 +65,9 @@ pub enum CrossLock {
     Held,
     /// Another process kept it past the wait: the request fails as busy.
     Busy,
-    /// Another process freed the region. The implementation has dropped it
-    /// from this process's registry, so the lock is granted (it guards a dead
-    /// handle) and the caller's check after locking finds the handle freed,
-    /// exactly as after a free by another transaction of this process.
+    /// Another process freed the region and the implementation dropped it
+    /// from this registry: granted, and the caller's check after locking
+    /// finds the handle freed.
     Gone,
 }
 
@@ -92,8 +88,7 @@ pub struct RegionBusy {
 /// Who holds one region.
 #[derive(Debug)]
 enum Holders {
-    /// Readers: the first one inline (no allocation for the common single
-    /// reader), the others after it.
+    /// Readers: the first inline (no allocation for a single reader).
     Shared(TxId, Vec<TxId>),
     Exclusive(TxId),
 }
@@ -118,19 +113,16 @@ impl Holders {
             }
             Holders::Shared(first, rest) => {
                 if *first == tx {
-                    match rest.pop() {
-                        Some(other) => {
-                            *first = other;
-                            (true, false)
-                        }
-                        None => (true, true),
-                    }
+                    let Some(other) = rest.pop() else {
+                        return (true, true);
+                    };
+                    *first = other;
                 } else if let Some(at) = rest.iter().position(|t| *t == tx) {
                     rest.swap_remove(at);
-                    (true, false)
                 } else {
-                    (false, false)
+                    return (false, false);
                 }
+                (true, false)
             }
         }
     }
@@ -173,8 +165,7 @@ struct ShardState {
 }
 
 /// One shard, on cache lines of its own (128 bytes: x86 prefetches lines in
-/// pairs), so that transactions on regions of different shards never share
-/// the line of a mutex (issue 13: adjacent shards ran at 0.38× of one thread).
+/// pairs): adjacent shards sharing a mutex's line ran at 0.38× of one thread.
 #[derive(Default)]
 #[repr(align(128))]
 struct Shard {
@@ -191,21 +182,15 @@ const SHARDS: usize = 16;
 /// Per-region locks held by transactions until they end (strict two-phase
 /// locking, spec §6).
 ///
-/// A transaction that only reads a region holds it [`LockMode::Shared`]; one
-/// that writes or frees it holds it [`LockMode::Exclusive`]. Locks are
-/// re-entrant per transaction, and a shared lock is upgraded to exclusive when
-/// its transaction is the only holder (otherwise the upgrade waits like any
-/// other request). A request waits at most the given duration and then fails
-/// with [`RegionBusy`]: two transactions that wait for each other both come
-/// back within their bounds, so there is no deadlock, only a busy halt.
+/// Locks are re-entrant per transaction, and a shared lock is upgraded to
+/// exclusive when its transaction is the only holder. A request waits at most
+/// the given duration and then fails with [`RegionBusy`]: transactions that
+/// wait for each other both come back within their bounds, so there is no
+/// deadlock, only a busy halt. There is no fairness: a steady stream of
+/// readers can keep a writer waiting until its bound.
 ///
-/// Locks are released all at once when the transaction ends
-/// ([`release_all`](Self::release_all), [`release_transaction`](Self::release_transaction)).
-///
-/// The table is sharded by region index: each shard is one `parking_lot`
-/// mutex over a small map plus a condvar, so an uncontended acquire is one
-/// mutex lock and one map insert. There is no fairness: a steady stream of
-/// readers can keep a writer waiting until its bound, which then fails as busy.
+/// Sharded by region index: an uncontended acquire is one mutex lock and one
+/// map insert.
 ///
 /// ```
 /// use std::time::Duration;
@@ -226,8 +211,7 @@ const SHARDS: usize = 16;
 /// ```
 pub struct RegionLockTable {
     shards: [Shard; SHARDS],
-    /// The lock other processes see (a mapped namespace), taken after the
-    /// local one and released when the last local holder goes.
+    /// Taken after the local lock, released when the last local holder goes.
     cross_process: Option<Arc<dyn CrossProcessLock>>,
 }
 
@@ -246,10 +230,8 @@ impl RegionLockTable {
         }
     }
 
-    /// A table that also takes `lock` for every region a transaction of this
-    /// process newly holds, and releases it when no transaction of this process
-    /// holds the region any more (a mapped namespace shared with other
-    /// processes: spec §6 across processes).
+    /// A table that also holds `lock` for every region a transaction of this
+    /// process holds (a mapped namespace shared with other processes).
     pub fn with_cross_process(lock: Arc<dyn CrossProcessLock>) -> Self {
         Self {
             cross_process: Some(lock),
@@ -261,13 +243,8 @@ impl RegionLockTable {
         &self.shards[handle.index() as usize & (SHARDS - 1)]
     }
 
-    /// Locks `handle` for `tx` in `mode`, waiting at most `wait` for other
-    /// holders to release it (`Duration::ZERO`: do not wait; waits above a day
-    /// are capped at a day).
-    ///
-    /// Re-entrant: a transaction that already holds the region in `mode` (or
-    /// exclusively) gets it at once. A shared holder asking for exclusive is
-    /// upgraded when it is the only holder.
+    /// Locks `handle` for `tx` in `mode`, waiting at most `wait` (capped at a
+    /// day) for other holders to release it.
     ///
     /// # Errors
     /// [`RegionBusy`] when the lock was not granted within `wait`.
@@ -319,7 +296,6 @@ impl RegionLockTable {
             mode,
             waited,
         };
-        // Waits beyond a day are capped so the deadline cannot overflow.
         let deadline = start + wait.min(MAX_WAIT);
         loop {
             if Instant::now() >= deadline {
@@ -336,11 +312,6 @@ impl RegionLockTable {
     pub fn mode_held(&self, handle: RegionHandle, tx: TxId) -> Option<LockMode> {
         let state = self.shard(handle).state.lock();
         state.held.get(&handle).and_then(|h| h.holds(tx))
-    }
-
-    /// Whether any transaction holds `handle`.
-    pub fn is_locked(&self, handle: RegionHandle) -> bool {
-        self.shard(handle).state.lock().held.contains_key(&handle)
     }
 
     /// Releases the locks `tx` holds on `handles` (handles it does not hold are
@@ -384,45 +355,24 @@ impl RegionLockTable {
         notify(shard, &state);
     }
 
-    /// Releases every lock `tx` holds, wherever it is (a scan of the locked
-    /// regions, which are only those of running transactions); returns how many.
+    /// Releases every lock `tx` holds (a scan of the locked regions, which
+    /// are only those of running transactions); returns how many.
     pub fn release_transaction(&self, tx: TxId) -> usize {
-        let mut released = 0;
-        let mut freed = Vec::new();
-        for shard in &self.shards {
-            let mut state = shard.state.lock();
-            let before = released;
-            state.held.retain(|&handle, holders| {
-                let (held, now_free) = holders.remove(tx);
-                released += usize::from(held);
-                if now_free {
-                    freed.push(handle);
-                }
-                !now_free
-            });
-            if self.cross_process.is_some() {
-                state.unlocking.extend_from_slice(&freed);
-            }
-            if released > before {
-                notify(shard, &state);
-            }
-            drop(state);
-            if self.cross_process.is_some() {
-                for handle in freed.drain(..) {
-                    self.finish_unlock(shard, handle);
-                }
-            }
-            freed.clear();
-        }
-        released
+        self.release_all(tx, self.regions(|holders| holders.holds(tx).is_some()))
     }
 
     /// Regions locked by anyone, in no particular order (diagnostics).
     pub fn locked_regions(&self) -> Vec<RegionHandle> {
-        self.shards
-            .iter()
-            .flat_map(|shard| shard.state.lock().held.keys().copied().collect::<Vec<_>>())
-            .collect()
+        self.regions(|_| true)
+    }
+
+    fn regions(&self, filter: impl Fn(&Holders) -> bool) -> Vec<RegionHandle> {
+        let shard_regions = |shard: &Shard| {
+            let state = shard.state.lock();
+            let held = state.held.iter().filter(|(_, holders)| filter(holders));
+            held.map(|(&handle, _)| handle).collect::<Vec<_>>()
+        };
+        self.shards.iter().flat_map(shard_regions).collect()
     }
 }
 
@@ -485,40 +435,36 @@ fn notify(shard: &Shard, state: &ShardState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use LockMode::{Exclusive, Shared};
 
     fn h(i: u32) -> RegionHandle {
         RegionHandle::new(i, 1).unwrap()
     }
 
+    /// `tx` asks for region `i` in `mode`, without waiting.
+    fn take(locks: &RegionLockTable, i: u32, tx: u64, mode: LockMode) -> Result<(), RegionBusy> {
+        locks.acquire(h(i), TxId(tx), mode, Duration::ZERO)
+    }
+
+    fn is_locked(locks: &RegionLockTable, i: u32) -> bool {
+        locks.locked_regions().contains(&h(i))
+    }
+
     #[test]
     fn reentrant_and_modes() {
         let locks = RegionLockTable::new();
-        let zero = Duration::ZERO;
-        locks
-            .acquire(h(1), TxId(1), LockMode::Exclusive, zero)
-            .unwrap();
+        take(&locks, 1, 1, Exclusive).unwrap();
         // Re-entrant in both modes once exclusive.
-        locks
-            .acquire(h(1), TxId(1), LockMode::Exclusive, zero)
-            .unwrap();
-        locks
-            .acquire(h(1), TxId(1), LockMode::Shared, zero)
-            .unwrap();
-        assert_eq!(locks.mode_held(h(1), TxId(1)), Some(LockMode::Exclusive));
-        let busy = locks
-            .acquire(h(1), TxId(2), LockMode::Shared, zero)
-            .unwrap_err();
-        assert_eq!(
-            (busy.handle, busy.tx, busy.mode),
-            (h(1), TxId(2), LockMode::Shared)
-        );
+        take(&locks, 1, 1, Exclusive).unwrap();
+        take(&locks, 1, 1, Shared).unwrap();
+        assert_eq!(locks.mode_held(h(1), TxId(1)), Some(Exclusive));
+        let busy = take(&locks, 1, 2, Shared).unwrap_err();
+        assert_eq!((busy.handle, busy.tx, busy.mode), (h(1), TxId(2), Shared));
         // Another region in the same shard is independent.
-        locks
-            .acquire(h(17), TxId(2), LockMode::Exclusive, zero)
-            .unwrap();
+        take(&locks, 17, 2, Exclusive).unwrap();
         assert_eq!(locks.release_all(TxId(1), [h(1), h(17)]), 1);
-        assert!(!locks.is_locked(h(1)));
-        assert!(locks.is_locked(h(17)));
+        assert!(!is_locked(&locks, 1));
+        assert!(is_locked(&locks, 17));
         assert_eq!(locks.release_transaction(TxId(2)), 1);
         assert!(locks.locked_regions().is_empty());
     }
@@ -526,46 +472,35 @@ mod tests {
     #[test]
     fn shared_readers_release_one_by_one() {
         let locks = RegionLockTable::new();
-        let zero = Duration::ZERO;
         for tx in 1..=3 {
-            locks
-                .acquire(h(5), TxId(tx), LockMode::Shared, zero)
-                .unwrap();
+            take(&locks, 5, tx, Shared).unwrap();
         }
-        assert!(locks
-            .acquire(h(5), TxId(3), LockMode::Exclusive, zero)
-            .is_err());
+        assert!(take(&locks, 5, 3, Exclusive).is_err());
         locks.release_all(TxId(1), [h(5)]);
-        assert!(locks
-            .acquire(h(5), TxId(3), LockMode::Exclusive, zero)
-            .is_err());
+        assert!(take(&locks, 5, 3, Exclusive).is_err());
         locks.release_all(TxId(2), [h(5)]);
-        locks
-            .acquire(h(5), TxId(3), LockMode::Exclusive, zero)
-            .unwrap();
-        assert!(locks
-            .acquire(h(5), TxId(4), LockMode::Shared, zero)
-            .is_err());
+        take(&locks, 5, 3, Exclusive).unwrap();
+        assert!(take(&locks, 5, 4, Shared).is_err());
         // Releasing a lock one does not hold changes nothing.
         assert_eq!(locks.release_all(TxId(9), [h(5), h(6)]), 0);
-        assert!(locks.is_locked(h(5)));
+        assert!(is_locked(&locks, 5));
     }
 
     #[test]
     fn huge_wait_does_not_overflow() {
-        let locks = std::sync::Arc::new(RegionLockTable::new());
+        let locks = Arc::new(RegionLockTable::new());
         locks
-            .acquire(h(1), TxId(1), LockMode::Exclusive, Duration::MAX)
+            .acquire(h(1), TxId(1), Exclusive, Duration::MAX)
             .unwrap();
         let releaser = {
-            let locks = std::sync::Arc::clone(&locks);
+            let locks = Arc::clone(&locks);
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20));
                 locks.release_transaction(TxId(1))
             })
         };
         locks
-            .acquire(h(1), TxId(2), LockMode::Exclusive, Duration::MAX)
+            .acquire(h(1), TxId(2), Exclusive, Duration::MAX)
             .unwrap();
         assert_eq!(releaser.join().unwrap(), 1);
     }
@@ -601,28 +536,17 @@ mod tests {
     fn cross_process_lock_follows_the_first_and_last_local_holder() {
         let recorder = Arc::new(Recorder::default());
         let locks = RegionLockTable::with_cross_process(recorder.clone());
-        let wait = Duration::from_millis(10);
-        locks
-            .acquire(h(1), TxId(1), LockMode::Shared, wait)
-            .unwrap();
-        locks
-            .acquire(h(1), TxId(1), LockMode::Exclusive, wait)
-            .unwrap(); // upgrade: held already
-        locks
-            .acquire(h(2), TxId(1), LockMode::Shared, wait)
-            .unwrap();
-        locks
-            .acquire(h(2), TxId(2), LockMode::Shared, wait)
-            .unwrap(); // the second reader locks too (re-entrant below)
+        take(&locks, 1, 1, Shared).unwrap();
+        take(&locks, 1, 1, Exclusive).unwrap(); // upgrade: held already
+        take(&locks, 2, 1, Shared).unwrap();
+        take(&locks, 2, 2, Shared).unwrap(); // the second reader locks too (re-entrant below)
         assert_eq!(locks.release_all(TxId(1), [h(2)]), 1); // tx 2 still reads region 2
         assert_eq!(locks.release_transaction(TxId(1)), 1);
         assert_eq!(locks.release_transaction(TxId(2)), 1);
         // A refusal leaves nothing held and reports busy.
-        let busy = locks
-            .acquire(h(9), TxId(3), LockMode::Exclusive, wait)
-            .unwrap_err();
+        let busy = take(&locks, 9, 3, Exclusive).unwrap_err();
         assert_eq!((busy.handle, busy.tx), (h(9), TxId(3)));
-        assert!(!locks.is_locked(h(9)));
+        assert!(!is_locked(&locks, 9));
         assert_eq!(
             *recorder.calls.lock(),
             vec![
@@ -652,9 +576,9 @@ mod tests {
         fn unlock(&self, handle: RegionHandle) {
             let table = self.table.get().unwrap().upgrade().unwrap();
             // Both would deadlock if the shard mutex were still held.
-            let locked = table.is_locked(handle);
+            let locked = table.locked_regions().contains(&handle);
             let granted = table
-                .acquire(handle, TxId(99), LockMode::Exclusive, Duration::ZERO)
+                .acquire(handle, TxId(99), Exclusive, Duration::ZERO)
                 .is_ok();
             self.seen.lock().push((locked, granted));
         }
@@ -665,13 +589,12 @@ mod tests {
         let inspector = Arc::new(Inspector::default());
         let table = Arc::new(RegionLockTable::with_cross_process(inspector.clone()));
         inspector.table.set(Arc::downgrade(&table)).unwrap();
-        let (tx, wait) = (TxId(1), Duration::from_millis(10));
-        table.acquire(h(1), tx, LockMode::Exclusive, wait).unwrap();
-        table.acquire(h(2), tx, LockMode::Shared, wait).unwrap();
+        take(&table, 1, 1, Exclusive).unwrap();
+        take(&table, 2, 1, Shared).unwrap();
         let table2 = Arc::clone(&table);
         let done = std::thread::spawn(move || {
-            table2.release_all(tx, [h(1)]);
-            table2.release_transaction(tx)
+            table2.release_all(TxId(1), [h(1)]);
+            table2.release_transaction(TxId(1))
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         while !done.is_finished() {
@@ -684,8 +607,6 @@ mod tests {
         assert_eq!(done.join().unwrap(), 1);
         // Unlocked, and nobody was granted the region before the unlock returned.
         assert_eq!(*inspector.seen.lock(), vec![(false, false), (false, false)]);
-        table
-            .acquire(h(1), TxId(99), LockMode::Exclusive, Duration::ZERO)
-            .unwrap();
+        take(&table, 1, 99, Exclusive).unwrap();
     }
 }

@@ -1,6 +1,4 @@
-//! The manager: one registry, pool, lock table and metrics recorder. The host
-//! API is in `host.rs`, the transaction layer in `transaction.rs`, garbage
-//! collection and statistics in `gc.rs`.
+//! The manager: one registry, pool, lock table and metrics recorder.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,51 +16,28 @@ use crate::gate::GcGate;
 use crate::mapped::{MappedBacking, Refreshed};
 use crate::{LockMode, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
 
-/// The shared-memory subsystem of one node: the facade a node embeds
-/// (spec §10), and what the transaction layer (the opcodes) builds on.
-///
-/// It owns one [`RegionRegistry`] (over one [`BlockPool`]), one
-/// [`RegionLockTable`], and one [`MetricsRecorder`]. It is `Send + Sync` and
-/// lives in an `Arc`; every method takes `&self`.
-///
-/// # Transactions
-///
-/// The transaction layer (the opcodes) reaches regions only through
-/// [`begin_transaction`](Self::begin_transaction)'s [`TxRegions`](crate::TxRegions):
-/// handle resolution, locks, permission checks, data access, creation, frees
-/// and the journal's undo all go through it.
+/// The shared-memory subsystem of one node (spec §10). It lives in an `Arc`;
+/// the transaction layer reaches regions only through
+/// [`begin_transaction`](Self::begin_transaction)'s [`TxRegions`](crate::TxRegions).
 ///
 /// # Host API
 ///
 /// Host calls are privileged and not journalled (spec §6): they check handles
-/// and bounds but no permissions, and each one is atomic. Each data call (read,
-/// write, free) takes the region's two-phase lock for its own duration, as a
-/// one-call transaction, so a host write never lands between a transaction's
-/// write and its revert: it waits up to `lock_wait` and otherwise fails with
-/// [`ShmError::RegionBusy`]. Mapping, grants and references change metadata
-/// only and do not wait for transactions.
-///
-/// Regions made through the host API are owned by [`HOST_CONTEXT`](crate::HOST_CONTEXT) unless the
-/// [`RegionRequest`](crate::RegionRequest) names an owner, and start with **one host reference**:
-/// the creator's. [`release_region`](Self::release_region) drops it.
+/// and bounds but no permissions. Each data call (read, write, free) takes the
+/// region's two-phase lock as a one-call transaction, so a host write never
+/// lands between a transaction's write and its revert: it waits up to
+/// `lock_wait`, then fails with [`ShmError::RegionBusy`]. Mapping, grants and
+/// references do not wait for transactions. Host regions start with one host
+/// reference, the creator's ([`release_region`](Self::release_region) drops it).
 ///
 /// # Garbage collection
 ///
-/// A region is *unreferenced* when all of these hold: it is live (not awaiting
-/// a final free), it is not persistent, its reference count
-/// ([`RegionMeta::ref_count`](shm_region::RegionMeta::ref_count): mappings by any context plus host references) is
-/// zero, and no transaction holds its lock in the [`RegionLockTable`].
+/// A region is *unreferenced* when it is live, not persistent, its
+/// [`ref_count`](shm_region::RegionMeta::ref_count) (mappings plus host
+/// references) is zero, and no transaction holds its lock.
 /// [`garbage_collect`](Self::garbage_collect) frees every unreferenced region
-/// and compacts the pools. So a host region goes once the host released it and
-/// nobody maps it; a persistent region never goes; a transaction's own regions
-/// are locked until the transaction ends, when it frees them (see
-/// [`TxRegions`](crate::TxRegions)).
-///
-/// [`maybe_collect`](Self::maybe_collect), called at every transaction end,
-/// runs a collection when `gc_interval_ms` has passed since the last one, or
-/// when region memory is above `gc_threshold_mb` and has changed since the last
-/// one ended. With `eager_cleanup`, a region is freed at the moment it becomes
-/// unreferenced by a host unmap or release.
+/// and compacts the pools; [`maybe_collect`](Self::maybe_collect) runs it when
+/// due; with `eager_cleanup` a host unmap or release frees at once.
 ///
 /// ```
 /// use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
@@ -92,7 +67,6 @@ use crate::{LockMode, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
 pub struct SharedMemoryManager {
     pub(crate) config: SharedMemoryConfig,
     pub(crate) registry: Arc<RegionRegistry>,
-    /// The mapped namespace, when the config names one.
     mapped: Option<Arc<MappedBacking>>,
     pub(crate) locks: RegionLockTable,
     pub(crate) metrics: Arc<MetricsRecorder>,
@@ -103,9 +77,6 @@ pub struct SharedMemoryManager {
     pub(crate) last_gc_nanos: AtomicU64,
     /// Region memory (the metrics gauge) when the last collection ended.
     pub(crate) memory_after_gc: AtomicU64,
-    /// Creations hold it open between making a region and taking their first
-    /// reference (or lock) on it; collections close it, so they never see a
-    /// region in that window.
     pub(crate) gc_gate: GcGate,
 }
 
@@ -123,8 +94,7 @@ impl Drop for HostLock<'_> {
 }
 
 impl SharedMemoryManager {
-    /// A manager with `config`: reserves the configured pool blocks (none when
-    /// disabled).
+    /// A manager with `config`, reserving its pool blocks.
     ///
     /// # Errors
     /// [`ShmError::InvalidConfig`] when the config contradicts itself.
@@ -181,8 +151,7 @@ impl SharedMemoryManager {
     }
 
     /// Regions some transaction (or host call) holds locked now, in no
-    /// particular order: for diagnostics and tests (a finished transaction
-    /// must leave none).
+    /// particular order (diagnostics).
     pub fn locked_regions(&self) -> Vec<RegionHandle> {
         self.locks.locked_regions()
     }
@@ -192,9 +161,8 @@ impl SharedMemoryManager {
         self.cow_pages.load(Relaxed)
     }
 
-    /// The mapping options a request for `options` gets under this config: with
-    /// COW off, the copy-on-write bit is dropped and the mapping is read-write
-    /// (spec §9).
+    /// The mapping options a request for `options` gets: with COW off, without
+    /// the copy-on-write bit (spec §9).
     pub fn effective_map_options(&self, options: MapOptions) -> MapOptions {
         if self.config.enable_cow {
             options
@@ -203,32 +171,25 @@ impl SharedMemoryManager {
         }
     }
 
-    /// Counts a halt of a shared-memory instruction (spec §5: halts are
-    /// counted per cause).
+    /// Counts a halt of a shared-memory instruction (spec §5).
     pub fn record_halt(&self, cause: shm_primitives::HaltCause) {
         self.metrics.record_halt(cause);
     }
 
-    /// Whether regions live in a mapped namespace (files: creating one is file
-    /// system work, priced as such).
+    /// Whether regions live in a mapped namespace (files: priced higher).
     pub fn is_mapped(&self) -> bool {
         self.mapped.is_some()
     }
 
-    /// Whether regions live in a mapped namespace on a file system that is
-    /// not memory-backed (not tmpfs or ramfs): making a region file there is
-    /// disk work, priced higher again.
+    /// Whether regions live in a mapped namespace on a file system that is not
+    /// memory-backed (disk work, priced higher again).
     pub fn is_mapped_on_disk(&self) -> bool {
         self.mapped.as_ref().is_some_and(|m| !m.ns.memory_backed())
     }
 
-    // ----- mapped namespaces (IPC) -----
-
-    /// A manager over the mapped namespace `namespace` under `/dev/shm`
-    /// (the `production` preset with [`SharedMemoryConfig::with_namespace`]):
-    /// it attaches every persistent region that other processes (or earlier
-    /// runs) left there, with the same handles, names and bytes, and shares
-    /// the namespace with the processes attached to it.
+    /// A `production` manager over the mapped namespace `namespace` under
+    /// `/dev/shm`: it attaches every persistent region left there, with the
+    /// same handles, names and bytes.
     ///
     /// ```
     /// use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
@@ -256,8 +217,7 @@ impl SharedMemoryManager {
     ///
     /// # Errors
     /// [`ShmError::Mapped`]: the namespace is not writable, a region file is
-    /// corrupt, truncated, of another format version or fails its checksum
-    /// (Paranoid), a region's lock stayed busy.
+    /// damaged or foreign, or a region's lock stayed busy.
     pub fn attach(namespace: &str) -> Result<Arc<Self>, ShmError> {
         Self::new(SharedMemoryConfig::production().with_namespace(namespace))
     }
@@ -267,16 +227,14 @@ impl SharedMemoryManager {
         self.mapped.as_ref().map(|m| m.ns.dir())
     }
 
-    /// The mapped file behind `handle` (header words, commit generation), if
-    /// regions live in a namespace and this process maps it.
+    /// The mapped file behind `handle`, if this process maps one.
     pub fn mapped_region(&self, handle: RegionHandle) -> Option<Arc<MappedRegion>> {
         self.mapped.as_ref()?.region(handle)
     }
 
     /// Checks `handle` before its lock is taken: a region freed for good is
-    /// refused at once (nothing to wait for); one this process does not know
-    /// is looked for in the mapped namespace (another process may have made
-    /// it since this manager attached).
+    /// refused at once; one this process does not know is looked for in the
+    /// mapped namespace.
     pub(crate) fn check_handle(&self, handle: RegionHandle) -> Result<(), ShmError> {
         self.ensure_enabled()?;
         match self.registry.liveness(handle) {
@@ -290,14 +248,25 @@ impl SharedMemoryManager {
         }
     }
 
-    pub(crate) fn create_in_registry(&self, spec: RegionSpec) -> Result<RegionHandle, ShmError> {
-        match &self.mapped {
-            Some(mapped) => mapped.create(spec),
-            None => Ok(self.registry.create(spec)?),
-        }
+    /// Makes `spec`'s region and has `hold` take its first reference or lock
+    /// before any collection can see it; counts it in the metrics.
+    pub(crate) fn create_held(
+        &self,
+        mut spec: RegionSpec,
+        hold: impl FnOnce(RegionHandle) -> Result<(), ShmError>,
+    ) -> Result<RegionHandle, ShmError> {
+        self.ensure_enabled()?;
+        spec.options.copy_on_write &= self.config.enable_cow;
+        let size = spec.size;
+        let _gate = self.gc_gate.open();
+        let handle = match &self.mapped {
+            Some(mapped) => mapped.create(spec)?,
+            None => self.registry.create(spec)?,
+        };
+        hold(handle)?;
+        self.metrics.record_region_created(handle, size);
+        Ok(handle)
     }
-
-    // ----- helpers -----
 
     pub(crate) fn ensure_enabled(&self) -> Result<(), ShmError> {
         if self.config.enabled {
@@ -325,13 +294,12 @@ impl SharedMemoryManager {
 }
 
 /// A fresh host-call id, unique in the process. Each thread takes ids from a
-/// block of its own, so threads making host calls at once do not bump a
-/// common counter.
+/// block of its own, so threads do not bump a common counter.
 fn host_call_id() -> TxId {
     const BLOCK: u64 = 1 << 16;
     static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
     thread_local! {
-        /// The next id of this thread's block, and the end of the block.
+        /// The next id of this thread's block, and its end.
         static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
     let new_block = || {

@@ -1,9 +1,7 @@
 //! Regions in a mapped namespace (`shm-mapped`): creation under handles every
-//! attached process agrees on, attaching what other processes (or earlier
-//! runs) left, and the cross-process lock with publish-at-commit. Frees,
-//! re-allocations and growth by other processes are noticed when this process
-//! newly takes a region's lock (a header word and the size word) or meets a
-//! handle it does not know.
+//! attached process agrees on, attaching what other processes left, and the
+//! cross-process lock. What other processes did is noticed when this process
+//! newly takes a region's lock or meets a handle it does not know.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,15 +22,13 @@ use crate::{CrossLock, CrossProcessLock, SharedMemoryConfig, ShmError};
 /// process may be finishing a transaction).
 const ATTACH_WAIT: Duration = Duration::from_millis(200);
 
-/// What [`MappedBacking::refresh`] learnt about a handle this process did
-/// not know.
+/// What [`MappedBacking::refresh`] learnt about an unknown handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refreshed {
     /// The registry knows it now (attached, or marked freed).
     Known,
-    /// Its slot still holds an older region of the same index that this
-    /// process cannot let go of yet (a transaction of this process is freeing
-    /// it): a transient state, answered like a busy lock.
+    /// Its slot still holds an older region this process cannot let go of
+    /// yet: transient, answered like a busy lock.
     Busy,
     /// The namespace never issued it.
     Unknown,
@@ -45,8 +41,7 @@ const MIN_PRUNE: usize = 64;
 /// Every region file this process has mapped, by handle.
 #[derive(Default)]
 struct Mappings {
-    /// Weak: the registry's block owns the mapping, so a freed region's file
-    /// goes with it.
+    /// Weak: the registry's block owns the mapping.
     by_handle: HashMap<RegionHandle, Weak<MappedRegion>>,
     /// Size at which the dead entries are dropped next.
     prune_at: usize,
@@ -56,16 +51,14 @@ struct Mappings {
 pub(crate) struct MappedBacking {
     pub(crate) ns: Namespace,
     registry: Arc<RegionRegistry>,
-    /// The manager's metrics: regions this process learns another process
-    /// made, freed or resized move its gauge too.
+    /// Regions other processes made, freed or resized move its gauge too.
     metrics: Arc<MetricsRecorder>,
     /// Serialises [`refresh`](Self::refresh): threads meeting the same new
-    /// handle at once must all find it, not race to attach it.
+    /// handle must not race to attach it.
     refreshing: Mutex<()>,
-    /// Every region file this process has mapped.
     regions: Mutex<Mappings>,
-    /// Serialises this process's creations (the namespace's `flock` is per
-    /// open file, so it does not exclude threads of one process).
+    /// Serialises this process's creations (the namespace's `flock` does not
+    /// exclude threads of one process).
     creating: Mutex<()>,
     checksummed: bool,
     max_region_size: u64,
@@ -82,10 +75,8 @@ impl From<MappedError> for ShmError {
 }
 
 impl MappedBacking {
-    /// Opens the namespace of `config` (which [`is_mapped`](SharedMemoryConfig::is_mapped))
-    /// with its access (private, or group), checks its handle table, claims
-    /// it (shared with IPC, else exclusively) and attaches every persistent
-    /// region in it.
+    /// Opens and claims the namespace of `config` and attaches every
+    /// persistent region in it.
     pub(crate) fn open(
         config: &SharedMemoryConfig,
         registry: Arc<RegionRegistry>,
@@ -126,9 +117,8 @@ impl MappedBacking {
     }
 
     /// Attaches one region file: persistent regions join the registry under
-    /// their handle; a transaction-scoped file whose process is gone is
-    /// removed; one of a live process is left alone. Returns the handle
-    /// attached, if any.
+    /// their handle; a transaction-scoped file of a dead process is removed.
+    /// Returns the handle attached, if any.
     fn attach_file(&self, path: &Path) -> Result<Option<RegionHandle>, ShmError> {
         let region = match MappedRegion::open(path) {
             Ok(region) => region,
@@ -151,12 +141,10 @@ impl MappedBacking {
         if self.registry.slot_use(header.handle.index()).0 {
             return Ok(None);
         }
-        // Taking the lock rolls back a transaction whose writer died. If a
-        // live process holds it, attach anyway: the size word only changes at
-        // commit, and whoever takes the lock next (this process's first
-        // transaction on the region, through the lock table) recovers and
-        // checks then.
-        // Attached: `evm shm rm` leaves it alone while this process lives.
+        // Marked in use: `evm shm rm` leaves it alone while this process
+        // lives. Taking the lock rolls back a transaction whose writer died. If
+        // a live process holds it, attach anyway: the size word only changes
+        // at commit, and whoever takes the lock next recovers and checks.
         region.mark_in_use()?;
         let size = match region.lock(self.attach_wait) {
             Ok(_) => {
@@ -190,17 +178,13 @@ impl MappedBacking {
         Ok(Some(header.handle))
     }
 
-    /// Learns what another process did to `handle`'s index since this one
-    /// last looked, when `handle` is unknown here: a region it made is
-    /// attached; the one this process still maps there is dropped if that
-    /// process freed it; and a handle the namespace issued whose region is
-    /// gone is marked freed here too, so it halts as freed, exactly as in the
-    /// process that freed it. Whether the registry knows `handle` now (live
-    /// or freed). A region attached here is counted in the metrics.
+    /// Learns what other processes did to the index of `handle`, unknown
+    /// here: a region they made is attached; the one this process still maps
+    /// there is dropped if they freed it; an issued handle whose region is
+    /// gone is marked freed here too, so it halts as freed everywhere.
     pub(crate) fn refresh(&self, handle: RegionHandle) -> Refreshed {
         let _one_at_a_time = self.refreshing.lock();
-        // Another thread met the same handle first and attached it (or
-        // marked it freed).
+        // Another thread met the same handle first.
         if matches!(
             self.registry.check(handle),
             Ok(()) | Err(RegionError::RegionFreed(_))
@@ -223,10 +207,8 @@ impl MappedBacking {
                 self.forget(old, &region);
             }
             if self.registry.slot_use(handle.index()).0 {
-                // An older region still holds the slot here (a transaction
-                // of this process is freeing it, or its free in the other
-                // process is not visible yet) while the namespace issued a
-                // newer one: not invalid, only not ready.
+                // An older region still holds the slot here while the
+                // namespace issued a newer one: not invalid, only not ready.
                 return if issued_since() {
                     Refreshed::Busy
                 } else {
@@ -260,10 +242,9 @@ impl MappedBacking {
         Refreshed::Unknown
     }
 
-    /// Remembers `region`'s mapping under `handle`, and every so often lets
-    /// go of the entries of regions that are gone (a `Weak` keeps its
-    /// allocation alive: without this, every region ever made here would
-    /// leave one behind).
+    /// Remembers `region`'s mapping under `handle`, and every so often drops
+    /// the entries of regions that are gone (each dead `Weak` keeps an
+    /// allocation alive).
     fn remember(&self, handle: RegionHandle, region: &Arc<MappedRegion>) {
         let mut regions = self.regions.lock();
         regions.by_handle.insert(handle, Arc::downgrade(region));
@@ -274,8 +255,7 @@ impl MappedBacking {
     }
 
     /// Drops a region another process freed from this process's registry,
-    /// leaving the files alone (they are gone, or another region's now), and
-    /// counts it destroyed.
+    /// leaving the files alone.
     fn forget(&self, handle: RegionHandle, region: &MappedRegion) {
         region.set_keep(true);
         self.regions.lock().by_handle.remove(&handle);
@@ -285,9 +265,8 @@ impl MappedBacking {
         }
     }
 
-    /// Makes the registry know `handle` as freed: its slot issues nothing at
-    /// or below its generation any more (a placeholder region placed under it
-    /// and freed at once).
+    /// Makes the registry know `handle` as freed (a placeholder region placed
+    /// under it and freed at once).
     fn mark_freed(&self, handle: RegionHandle) -> bool {
         let Ok(block) = self.registry.pool().allocate(1) else {
             return false;
@@ -367,8 +346,7 @@ impl MappedBacking {
             .and_then(Weak::upgrade)
     }
 
-    /// The process is letting go (manager dropped): persistent regions keep
-    /// their files; transaction-scoped ones still go.
+    /// The manager is dropped: persistent regions keep their files.
     pub(crate) fn detach(&self) {
         let mut regions = self.regions.lock();
         for region in regions.by_handle.values().filter_map(Weak::upgrade) {
@@ -388,8 +366,7 @@ impl CrossProcessLock for MappedBacking {
         let fresh = !region.is_locked();
         match region.lock(wait) {
             Ok(_) => {}
-            // Another process freed it: the registry entry goes, so the
-            // handle now reads as freed here too.
+            // Another process freed it: so does this one.
             Err(MappedError::Freed { .. }) => {
                 self.forget(handle, &region);
                 return CrossLock::Gone;
@@ -400,8 +377,7 @@ impl CrossProcessLock for MappedBacking {
             }
         }
         if fresh {
-            // Another process may have grown (or rolled back) the region:
-            // its committed size is the one to use.
+            // Another process may have resized the region since.
             let committed = region.size();
             if let Ok(Some(mut guard)) = self.registry.try_lock_write_for(handle, wait) {
                 let old = guard.size();
@@ -421,8 +397,8 @@ impl CrossProcessLock for MappedBacking {
             self.registry.check(handle),
             Err(shm_region::RegionError::RegionFreed(_))
         ) {
-            // Freed by this process while locked (its file goes when the last
-            // reference does): others must find it freed once the lock is free.
+            // Freed by this process while locked: others must find it freed
+            // once the lock is free.
             region.mark_freed();
         }
         let size = self
@@ -442,8 +418,8 @@ mod tests {
     use super::*;
     use shm_pool::BlockPool;
 
-    /// Counts, not time: the table of mappings holds what lives plus a
-    /// bounded slack, however many regions were made and freed.
+    /// The table of mappings holds what lives plus a bounded slack, however
+    /// many regions were made and freed.
     #[test]
     fn the_mapping_table_does_not_grow_with_regions_made() {
         let root = tempfile::tempdir().unwrap();

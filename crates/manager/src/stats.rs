@@ -57,37 +57,29 @@ impl MemoryStats {
         &self.pool_classes[class.index()]
     }
 
-    /// Prometheus text for the figures the metrics recorder does not keep
-    /// (appended by [`SharedMemoryManager::prometheus`](crate::SharedMemoryManager::prometheus)).
+    /// Prometheus text for the figures the metrics recorder does not keep.
     pub(crate) fn write_prometheus(&self, out: &mut String) {
-        let gauges: [(&str, &str, f64); 5] = [
-            (
-                "region_bytes",
-                "Sum of the sizes of the live regions.",
-                self.total_bytes as f64,
-            ),
-            (
-                "cow_pages",
-                "Private copy-on-write pages held.",
-                self.cow_pages as f64,
-            ),
+        let gauges = [
+            ("region_bytes", "Sum of the sizes of the live regions."),
+            ("cow_pages", "Private copy-on-write pages held."),
             (
                 "pool_fragmentation_ratio",
                 "Internal fragmentation of handed-out pool blocks.",
-                self.fragmentation_ratio,
             ),
             (
                 "pool_reserved_bytes",
                 "Bytes the pool holds from the system.",
-                self.pool_reserved_bytes as f64,
             ),
-            (
-                "pending_frees",
-                "Regions freed but not yet final.",
-                self.pending_frees as f64,
-            ),
+            ("pending_frees", "Regions freed but not yet final."),
         ];
-        for (name, help, value) in gauges {
+        let values = [
+            self.total_bytes as f64,
+            self.cow_pages as f64,
+            self.fragmentation_ratio,
+            self.pool_reserved_bytes as f64,
+            self.pending_frees as f64,
+        ];
+        for ((name, help), value) in gauges.into_iter().zip(values) {
             let _ = writeln!(out, "# HELP shm_{name} {help}");
             let _ = writeln!(out, "# TYPE shm_{name} gauge");
             let _ = writeln!(out, "shm_{name} {value}");

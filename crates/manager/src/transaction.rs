@@ -1,5 +1,4 @@
-//! The transaction layer's one entry point: [`TxRegions`], a transaction's
-//! door to the regions it touches.
+//! [`TxRegions`]: a transaction's door to the regions it touches.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,15 +14,14 @@ use shm_region::{PageObserver, RawRegionBytes, RegionSpec, WriteOutcome};
 
 use crate::{LockMode, SharedMemoryManager, ShmError, TxId};
 
-/// What a transaction means to do with a region; it decides the lock mode
+/// What a transaction means to do with a region: it decides the lock mode
 /// and the permission checked (spec §6, §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Intent {
     /// SHARED_READ: held shared, read rights (and a mapping at Strict).
     Read,
-    /// SHARED_WRITE: held exclusively and write rights — or, through a
-    /// copy-on-write mapping, held shared with read rights (the region never
-    /// changes).
+    /// SHARED_WRITE: held exclusively, write rights; through a copy-on-write
+    /// mapping, held shared with read rights.
     Write,
     /// SHARED_MAP: held shared, read rights.
     Map,
@@ -31,12 +29,10 @@ pub enum Intent {
     Free,
 }
 
-/// What an access needs of a region its transaction holds, resolved once per
-/// (transaction, region, context, intent) by [`TxRegions::resolve`] and good
-/// for as long as the transaction holds the region — until a free, a
-/// remap, growth or a revert by the same transaction, or a host change of
-/// grants or mappings (which [`TxRegions::read`] and [`TxRegions::write`]
-/// detect: [`ShmError::StaleResolution`]).
+/// What an access needs of a region its transaction holds, resolved by
+/// [`TxRegions::resolve`]. Good until the transaction frees, remaps, grows or
+/// reverts the region, or the host changes its grants or mappings (then
+/// [`ShmError::StaleResolution`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resolved {
     /// The region.
@@ -55,25 +51,21 @@ pub struct Resolved {
     /// Whether the context's writes go to its private copy-on-write view.
     pub copy_on_write: bool,
     access_version: u64,
-    /// The live bytes at resolution, for [`TxRegions::read`] to read without
-    /// the slot lock while `stamp` says nothing moved them (heap-backed
-    /// regions only: a mapped namespace's files can change under another
-    /// process's lock).
+    /// The live bytes at resolution, to access without the slot lock while
+    /// `stamp` says nothing moved them (heap-backed regions only: a mapped
+    /// file can change under another process's lock).
     raw: Option<RawRegionBytes>,
     /// The resolving `TxRegions`' stamp at resolution.
     stamp: u64,
 }
 
-/// One transaction's door to the regions: it resolves handles (check,
-/// refresh in a mapped namespace, lock, recheck, permission), reads and
+/// One transaction's door to the regions: it resolves handles, reads and
 /// writes the regions it holds, creates and frees for the transaction, and
-/// applies the revert journal's undo ([`RegionOps`]). Host calls resolve
-/// through the same lock table as one-call transactions.
+/// applies the revert journal's undo ([`RegionOps`]).
 ///
-/// Locks are held until [`release`](Self::release) — strict two-phase
-/// locking — and a `TxRegions` that is dropped without it (a panic
-/// unwinding through the EVM, an embedder dropping a half-run transaction)
-/// releases them on drop, so no region stays locked for good.
+/// Locks are held until [`release`](Self::release) (strict two-phase
+/// locking), or until the `TxRegions` is dropped (a panic unwinding through
+/// the EVM), so no region stays locked for good.
 ///
 /// ```
 /// use std::time::Duration;
@@ -97,13 +89,12 @@ pub struct TxRegions {
     manager: Arc<SharedMemoryManager>,
     id: TxId,
     released: bool,
-    /// Drawn afresh from [`STAMPS`] whenever this transaction does anything
-    /// that can move, shrink or release a region's bytes (growth, a free, a
-    /// size restore, the release of its locks). A [`Resolved`] carrying the
-    /// current stamp was resolved by this transaction, which still holds the
-    /// region's lock, and its raw bytes are still the region's. A `Cell`: it
-    /// also keeps `TxRegions` from being shared between threads (`!Sync`), so
-    /// no other thread can grow a region through it during a raw read.
+    /// Drawn afresh from [`STAMPS`] whenever this transaction may move, shrink
+    /// or release a region's bytes (growth, a free, a size restore, the
+    /// release of its locks): a [`Resolved`] with the current stamp still
+    /// holds the region's lock and its raw bytes. A `Cell` also makes
+    /// `TxRegions` `!Sync`, so no other thread can grow a region through it
+    /// during a raw read.
     stamp: Cell<u64>,
 }
 
@@ -115,8 +106,8 @@ fn next_stamp() -> u64 {
 }
 
 impl SharedMemoryManager {
-    /// Begins a transaction's use of regions (see [`TxRegions`]). Ids are
-    /// drawn 1, 2, 3, … in call order.
+    /// Begins a transaction's use of regions; ids are drawn 1, 2, 3, … in
+    /// call order.
     pub fn begin_transaction(self: &Arc<Self>) -> TxRegions {
         TxRegions {
             manager: Arc::clone(self),
@@ -133,10 +124,8 @@ impl TxRegions {
         self.stamp.set(next_stamp());
     }
 
-    /// `region`'s raw bytes, when they may be used without the slot lock:
-    /// this transaction resolved it and has moved nothing since (the stamp
-    /// is current), and the host has changed no grant or mapping of it (the
-    /// access version is the one resolved).
+    /// `region`'s raw bytes, when they may be used without the slot lock: the
+    /// stamp is current and the host changed no grant or mapping since.
     #[inline]
     fn current_raw(&self, region: &Resolved) -> Option<RawRegionBytes> {
         let raw = region.raw?;
@@ -150,16 +139,11 @@ impl TxRegions {
         self.id
     }
 
-    /// Resolves `handle` for `context` and `intent`: checks the handle (a
-    /// region freed for good halts at once, without waiting), attaches it if
-    /// another process made it in a mapped namespace, takes the transaction's
-    /// lock in the mode the intent needs (waiting at most `wait`), checks
-    /// again under the lock that the region is alive — liveness is judged
-    /// only once the lock is held, so a free another transaction may still
-    /// undo is waited for, never reported early — and checks the permission
-    /// (spec §5's order: handle, lock, mapping, permission). `tx_mapping` is the
-    /// mapping the transaction itself made for `context`, which wins over the
-    /// host's.
+    /// Resolves `handle` for `context` and `intent` in spec §5's order:
+    /// handle, lock (waiting at most `wait`), mapping, permission. Liveness is
+    /// judged once the lock is held, so a free another transaction may still
+    /// undo is waited for. `tx_mapping`, the transaction's own mapping for
+    /// `context`, wins over the host's.
     ///
     /// # Errors
     /// [`ShmError::InvalidRegionHandle`], [`ShmError::RegionFreed`],
@@ -178,7 +162,7 @@ impl TxRegions {
     }
 
     /// As [`resolve`](Self::resolve), also adding to `waited` how long it
-    /// waited for the lock (for a transaction's wait budget).
+    /// waited for the lock.
     ///
     /// # Errors
     /// As [`resolve`](Self::resolve).
@@ -212,13 +196,11 @@ impl TxRegions {
         };
         loop {
             self.lock(handle, mode, wait, waited)?;
-            // Alive once we hold it? (A free another transaction began is
-            // now either final or undone.)
+            // Alive once we hold it? (Another transaction's free is now final
+            // or undone.)
             let guard = manager.registry.lock_read(handle)?;
             let meta = guard.meta();
             let mapping = tx_mapping.or(meta.mapping(context));
-            // Whether the context's writes go to its private view: a property
-            // of its mapping, whatever this resolution is for.
             let copy_on_write = self.copy_on_write(mapping);
             if intent == Intent::Write && !copy_on_write && mode == LockMode::Shared {
                 // The host changed the mapping while we waited: take it
@@ -263,11 +245,10 @@ impl TxRegions {
                 resolved.raw = guard.raw_bytes();
                 return Ok(resolved);
             }
-            // A writer that holds the region exclusively also writes without
-            // the slot lock: the capture raises the block's dirty mark, which
-            // needs the slot's write lock once. Nobody else can resize the
-            // region meanwhile (we hold it exclusively); the host may change
-            // its grants, which the access version shows.
+            // An exclusive writer also writes without the slot lock; the
+            // capture raises the block's dirty mark, which needs the slot's
+            // write lock once. Meanwhile the host may change grants (the
+            // access version shows it).
             drop(guard);
             let mut guard = manager.registry.lock_write(handle)?;
             if guard.access_version() != resolved.access_version {
@@ -290,7 +271,7 @@ impl TxRegions {
         waited: &mut Duration,
     ) -> Result<(), ShmError> {
         let locks = &self.manager.locks;
-        // Held already in this mode or exclusively (Exclusive > Shared): no clock, no wait.
+        // Held already in this mode or exclusively: no clock, no wait.
         let held = locks.mode_held(handle, self.id);
         if held.is_some_and(|held| held >= mode) {
             return Ok(());
@@ -368,21 +349,16 @@ impl TxRegions {
         page: u64,
         out: &mut [u8; PAGE_SIZE],
     ) -> Result<usize, ShmError> {
-        Ok(self
-            .manager
-            .registry
-            .lock_read(handle)?
-            .read_page(page, out)?)
+        let guard = self.manager.registry.lock_read(handle)?;
+        Ok(guard.read_page(page, out)?)
     }
 
     /// Performs `plan` on a region this transaction holds exclusively,
-    /// showing `observer` every existing page before it changes (the revert
-    /// journal saves it). Growth is counted in the memory gauge.
+    /// showing `observer` every existing page before it changes.
     ///
     /// # Errors
     /// [`ShmError::StaleResolution`] (also when the plan was made for another
-    /// size); the memory's refusal to change (a mapped region whose undo
-    /// record could not be written: nothing was changed).
+    /// size); a mapped region whose undo record could not be written.
     #[inline]
     pub fn write(
         &self,
@@ -394,9 +370,7 @@ impl TxRegions {
         self.write_with(region, plan, data, Some(observer))
     }
 
-    /// As [`write`](Self::write), for a write whose existing pages the
-    /// transaction's journal already saved in the current frame: nothing to
-    /// observe.
+    /// As [`write`](Self::write), for pages the journal already saved.
     ///
     /// # Errors
     /// As [`write`](Self::write).
@@ -461,33 +435,22 @@ impl TxRegions {
         Ok(outcome)
     }
 
-    /// Creates a region for this transaction (what SHARED_ALLOC does below the
-    /// journal): made, locked exclusively before any collection can see it,
-    /// and counted in the metrics.
+    /// Creates a region for this transaction (SHARED_ALLOC below the
+    /// journal), locked exclusively before any collection can see it.
     ///
     /// # Errors
-    /// [`ShmError::ZeroSize`], [`ShmError::RegionTooLarge`],
-    /// [`ShmError::TooManySharedRegions`], [`ShmError::TooManyPersistentRegions`],
-    /// [`ShmError::PoolExhausted`], [`ShmError::LargeAllocLimit`], a mapped
-    /// namespace's refusal.
-    pub fn create(&mut self, mut spec: RegionSpec) -> Result<RegionHandle, ShmError> {
-        let manager = &*self.manager;
-        manager.ensure_enabled()?;
-        spec.options.copy_on_write &= manager.config.enable_cow;
-        let size = spec.size;
-        let _gate = manager.gc_gate.open();
-        let handle = manager.create_in_registry(spec)?;
+    /// Limit, pool and mapped-namespace refusals.
+    pub fn create(&mut self, spec: RegionSpec) -> Result<RegionHandle, ShmError> {
+        let locks = &self.manager.locks;
         // A new handle has a new generation: nobody holds its lock yet.
-        manager
-            .locks
-            .acquire(handle, self.id, LockMode::Exclusive, Duration::ZERO)?;
-        manager.metrics.record_region_created(handle, size);
-        Ok(handle)
+        let lock =
+            |handle| Ok(locks.acquire(handle, self.id, LockMode::Exclusive, Duration::ZERO)?);
+        self.manager.create_held(spec, lock)
     }
 
     /// Begins freeing a region this transaction holds exclusively: its handle
-    /// stops working at once, but bytes, name and slot stay until the free is
-    /// made final ([`RegionOps::finish_free`]) or undone. Returns its size.
+    /// stops working at once; the rest stays until the free is made final
+    /// ([`RegionOps::finish_free`]) or undone. Returns its size.
     ///
     /// # Errors
     /// Handle errors.
@@ -546,9 +509,8 @@ impl TxRegions {
         self.manager.locks.mode_held(handle, self.id)
     }
 
-    /// Ends the transaction's hold on regions: releases every lock it holds
-    /// (strict two-phase locking ends here) and runs a garbage collection if
-    /// one is due. Returns the locks released.
+    /// Releases every lock the transaction holds and runs a garbage collection
+    /// if one is due. Returns the locks released.
     pub fn release(mut self) -> usize {
         self.release_locks()
     }
@@ -580,8 +542,8 @@ impl std::fmt::Debug for TxRegions {
     }
 }
 
-/// Reads, writes and copy-on-write faults a transaction counted itself, to
-/// report once ([`TxRegions::record_accesses`]).
+/// Accesses a transaction counted itself, to report once
+/// ([`TxRegions::record_accesses`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AccessCounts {
     /// Reads.
@@ -599,30 +561,20 @@ pub struct AccessCounts {
 /// The journal's undo and settlement, on regions this transaction holds.
 impl RegionOps for TxRegions {
     fn restore_page(&mut self, handle: RegionHandle, page: u64, saved: &Page) {
-        let result = self
-            .manager
-            .registry
-            .lock_write(handle)
-            .and_then(|mut guard| guard.restore_page(page, saved));
-        if let Err(error) = result {
-            // Cannot happen while the transaction holds its region locks;
-            // logged rather than panicking so a bug never takes a node down.
+        let result = self.manager.registry.lock_write(handle);
+        if let Err(error) = result.and_then(|mut guard| guard.restore_page(page, saved)) {
+            // Cannot happen while the transaction holds its locks; logged, not
+            // a panic, so a bug never takes a node down.
             tracing::error!(target: "shm::transaction", %error, %handle, page, "page restore failed");
         }
     }
 
     fn set_size(&mut self, handle: RegionHandle, size: u64) {
         self.restamp();
-        let result = self
-            .manager
-            .registry
-            .lock_write(handle)
-            .and_then(|mut guard| guard.set_size(size));
-        match result {
-            Ok(old) => self
-                .manager
-                .metrics
-                .record_region_resized(handle, old, size),
+        let manager = &*self.manager;
+        let result = manager.registry.lock_write(handle);
+        match result.and_then(|mut guard| guard.set_size(size)) {
+            Ok(old) => manager.metrics.record_region_resized(handle, old, size),
             Err(error) => {
                 tracing::error!(target: "shm::transaction", %error, %handle, "size restore failed");
             }
@@ -642,13 +594,10 @@ impl RegionOps for TxRegions {
 
     fn finish_free(&mut self, handle: RegionHandle) {
         self.restamp();
-        let registry = &self.manager.registry;
-        let size = registry.pending_size(handle);
-        match registry.finish_free(handle) {
-            Ok(()) => self
-                .manager
-                .metrics
-                .record_region_destroyed(handle, size.unwrap_or(0)),
+        let manager = &*self.manager;
+        let size = manager.registry.pending_size(handle).unwrap_or(0);
+        match manager.registry.finish_free(handle) {
+            Ok(()) => manager.metrics.record_region_destroyed(handle, size),
             Err(error) => {
                 tracing::error!(target: "shm::transaction", %error, %handle, "final free failed");
             }

@@ -28,13 +28,9 @@ use shm_region::{RegionRegistry, RegionSpec};
 fn locks(c: &mut Criterion) {
     let mut group = c.benchmark_group("lock");
     let mutex = Mutex::new(0u64);
-    group.bench_function("baseline_mutex", |b| {
-        b.iter(|| {
-            *mutex.lock() += 1;
-        })
-    });
+    group.bench_function("baseline_mutex", |b| b.iter(|| *mutex.lock() += 1));
     let table = RegionLockTable::new();
-    let handle = RegionHandle::new(3, 1).unwrap_or_else(|| unreachable!());
+    let handle = RegionHandle::new(3, 1).unwrap();
     let mut tx = 0u64;
     group.bench_function("acquire_release_exclusive", |b| {
         b.iter(|| {
@@ -53,32 +49,19 @@ fn locks(c: &mut Criterion) {
 }
 
 fn host_calls(c: &mut Criterion) {
-    let manager = match SharedMemoryManager::new(SharedMemoryConfig::development()) {
-        Ok(manager) => manager,
-        Err(error) => panic!("bench setup: {error}"),
-    };
-    let handle = match manager.create_region(RegionRequest::new(4096)) {
-        Ok(handle) => handle,
-        Err(error) => panic!("bench setup: {error}"),
-    };
     let config = SharedMemoryConfig::development();
-    let registry = RegionRegistry::new(
-        BlockPool::new(config.pool_config()),
-        config.registry_config(),
-    );
-    let floor = match registry.create(RegionSpec::new(4096, Address::ZERO)) {
-        Ok(handle) => handle,
-        Err(error) => panic!("bench setup: {error}"),
-    };
-    let other = match manager.create_region(RegionRequest::new(4096)) {
-        Ok(handle) => handle,
-        Err(error) => panic!("bench setup: {error}"),
-    };
+    let manager = SharedMemoryManager::new(config.clone()).unwrap();
+    let handle = manager.create_region(RegionRequest::new(4096)).unwrap();
+    let pool = BlockPool::new(config.pool_config());
+    let registry = RegionRegistry::new(pool, config.registry_config());
+    let floor = registry
+        .create(RegionSpec::new(4096, Address::ZERO))
+        .unwrap();
+    let other = manager.create_region(RegionRequest::new(4096)).unwrap();
     let mut tx = manager.begin_transaction();
-    let region = match tx.resolve(other, HOST_CONTEXT, Intent::Write, None, Duration::ZERO) {
-        Ok(region) => region,
-        Err(error) => panic!("bench setup: {error}"),
-    };
+    let region = tx
+        .resolve(other, HOST_CONTEXT, Intent::Write, None, Duration::ZERO)
+        .unwrap();
     let plan = WritePlan::new(region.size, region.max_size, false, 64, 32);
     let data = [7u8; 32];
     let mut buf = [0u8; 32];
@@ -121,25 +104,18 @@ fn host_calls(c: &mut Criterion) {
 /// the time of the slowest thread (so per-op time is comparable to one thread's).
 fn on_threads(threads: usize, iters: u64, op: &(dyn Fn(usize, u64) + Sync)) -> Duration {
     let barrier = std::sync::Barrier::new(threads);
+    let run = |t| {
+        barrier.wait();
+        let start = std::time::Instant::now();
+        for i in 0..iters {
+            op(t, i);
+        }
+        start.elapsed()
+    };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    barrier.wait();
-                    let start = std::time::Instant::now();
-                    for i in 0..iters {
-                        op(t, i);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .max()
-            .unwrap_or_default()
+        let handles: Vec<_> = (0..threads).map(|t| scope.spawn(move || run(t))).collect();
+        let times = handles.into_iter().map(|h| h.join().unwrap_or_default());
+        times.max().unwrap_or_default()
     })
 }
 
@@ -150,18 +126,13 @@ fn on_threads(threads: usize, iters: u64, op: &(dyn Fn(usize, u64) + Sync)) -> D
 fn contention(c: &mut Criterion) {
     let mut group = c.benchmark_group("contention");
     let table = RegionLockTable::new();
-    let regions: Vec<RegionHandle> = (1..=2)
-        .map(|i| RegionHandle::new(i, 1).unwrap_or_else(|| unreachable!()))
-        .collect();
+    let regions = [1, 2].map(|i| RegionHandle::new(i, 1).unwrap());
     let lock_op = |t: usize, i: u64| {
         let id = TxId(((t as u64) << 40) | i);
         let _ = table.acquire(regions[t], id, LockMode::Exclusive, Duration::ZERO);
         table.release_all(id, [regions[t]]);
     };
-    let manager = match SharedMemoryManager::new(SharedMemoryConfig::production()) {
-        Ok(manager) => manager,
-        Err(error) => panic!("bench setup: {error}"),
-    };
+    let manager = SharedMemoryManager::new(SharedMemoryConfig::production()).unwrap();
     let pool_op = |_: usize, _: u64| {
         if let Ok(block) = manager.allocate_from_pool(64) {
             let _ = manager.deallocate_to_pool(block);

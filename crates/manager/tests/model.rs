@@ -3,6 +3,7 @@
 //! nothing panics.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 
 use proptest::prelude::*;
 use shm_manager::{RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError};
@@ -17,34 +18,21 @@ const MAX_SIZE: u64 = 8192;
 enum Op {
     Create {
         size: u64,
-        persistent: bool,
-        grow: bool,
+        options: RegionOptions,
     },
-    Map {
-        pick: usize,
-        ctx: u8,
-    },
-    Unmap {
-        pick: usize,
-        ctx: u8,
-    },
-    Read {
-        pick: usize,
-        offset: u64,
-        len: usize,
-    },
-    Write {
-        pick: usize,
-        offset: u64,
-        data: Vec<u8>,
-    },
-    Free {
-        pick: usize,
-    },
-    Release {
-        pick: usize,
-    },
+    /// `Action` on the handle `pick % n` of the `n` ever issued.
+    On(usize, Action),
     Gc,
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Map(u8),
+    Unmap(u8),
+    Read { offset: u64, len: usize },
+    Write { offset: u64, data: Vec<u8> },
+    Free,
+    Release,
 }
 
 fn offset() -> impl Strategy<Value = u64> {
@@ -55,17 +43,25 @@ fn offset() -> impl Strategy<Value = u64> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    // Weights out of 14: each action as likely relative to `Create` and `Gc`
+    // as when it was its own `Op`.
+    let action = prop_oneof![
+        2 => (0u8..3).prop_map(Action::Map),
+        2 => (0u8..3).prop_map(Action::Unmap),
+        4 => (offset(), 0usize..300).prop_map(|(offset, len)| Action::Read { offset, len }),
+        4 => (offset(), prop::collection::vec(any::<u8>(), 0..300))
+            .prop_map(|(offset, data)| Action::Write { offset, data }),
+        1 => Just(Action::Free),
+        1 => Just(Action::Release),
+    ];
     prop_oneof![
-        3 => (0u64..=MAX_SIZE + 200, any::<bool>(), any::<bool>())
-            .prop_map(|(size, persistent, grow)| Op::Create { size, persistent, grow }),
-        2 => (any::<usize>(), 0u8..3).prop_map(|(pick, ctx)| Op::Map { pick, ctx }),
-        2 => (any::<usize>(), 0u8..3).prop_map(|(pick, ctx)| Op::Unmap { pick, ctx }),
-        4 => (any::<usize>(), offset(), 0usize..300)
-            .prop_map(|(pick, offset, len)| Op::Read { pick, offset, len }),
-        4 => (any::<usize>(), offset(), prop::collection::vec(any::<u8>(), 0..300))
-            .prop_map(|(pick, offset, data)| Op::Write { pick, offset, data }),
-        1 => any::<usize>().prop_map(|pick| Op::Free { pick }),
-        1 => any::<usize>().prop_map(|pick| Op::Release { pick }),
+        3 => (0u64..=MAX_SIZE + 200, any::<bool>(), any::<bool>()).prop_map(
+            |(size, persistent, auto_grow)| {
+                let options = RegionOptions { persistent, auto_grow, ..RegionOptions::default() };
+                Op::Create { size, options }
+            }
+        ),
+        14 => (any::<usize>(), action).prop_map(|(pick, action)| Op::On(pick, action)),
         1 => Just(Op::Gc),
     ]
 }
@@ -73,16 +69,9 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug)]
 struct ModelRegion {
     bytes: Vec<u8>,
-    persistent: bool,
-    grow: bool,
+    options: RegionOptions,
     mappings: BTreeSet<u8>,
     host_refs: u32,
-}
-
-impl ModelRegion {
-    fn unreferenced(&self) -> bool {
-        !self.persistent && self.mappings.is_empty() && self.host_refs == 0
-    }
 }
 
 /// Every handle ever issued, with its region while it lives.
@@ -92,8 +81,43 @@ fn ctx(n: u8) -> Address {
     Address::repeat_byte(n + 1)
 }
 
-fn live(model: &Model) -> usize {
-    model.iter().filter(|(_, r)| r.is_some()).count()
+/// The live regions that satisfy `f`.
+fn count(model: &Model, f: impl Fn(&ModelRegion) -> bool) -> usize {
+    let live = model.iter().filter_map(|(_, r)| r.as_ref());
+    live.filter(|r| f(r)).count()
+}
+
+/// The bytes of `bytes` a `len`-byte access at `offset` reaches, or the
+/// refusal of an offset that overflows.
+fn reach(bytes: &[u8], offset: u64, len: usize) -> Result<Range<usize>, ShmError> {
+    let len64 = len as u64;
+    let overflow = ShmError::OffsetOverflow { offset, len: len64 };
+    offset.checked_add(len64).ok_or(overflow)?;
+    let start = offset.min(bytes.len() as u64) as usize;
+    Ok(start..start + len.min(bytes.len() - start))
+}
+
+/// Runs `action` on `handle`; a read's bytes land in `buf`. The count it
+/// returns: bytes read or written, or the host references left.
+fn apply(
+    m: &SharedMemoryManager,
+    handle: RegionHandle,
+    action: &Action,
+    buf: &mut Vec<u8>,
+) -> Result<usize, ShmError> {
+    match action {
+        Action::Map(c) => m
+            .map_shared_region(handle, ctx(*c), MapOptions::empty())
+            .map(|()| 0),
+        Action::Unmap(c) => m.unmap_shared_region(handle, ctx(*c)).map(|()| 0),
+        Action::Read { offset, len } => {
+            *buf = vec![0xEE; *len];
+            m.read_region(handle, *offset, buf)
+        }
+        Action::Write { offset, data } => m.write_region(handle, *offset, data),
+        Action::Free => m.free_region(handle).map(|()| 0),
+        Action::Release => m.release_region(handle).map(|refs| refs as usize),
+    }
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -110,62 +134,45 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 
     for op in ops {
         match op {
-            Op::Create {
-                size,
-                persistent,
-                grow,
-            } => {
-                let options = RegionOptions {
-                    persistent,
-                    auto_grow: grow,
-                    ..RegionOptions::default()
-                };
+            Op::Create { size, options } => {
                 let result = m.create_region(RegionRequest::new(size).options(options));
+                let persistent = count(&model, |r| r.options.persistent);
                 let expected = if size == 0 {
-                    Some(ShmError::ZeroSize)
+                    Err(ShmError::ZeroSize)
                 } else if size > MAX_SIZE {
-                    Some(ShmError::RegionTooLarge {
+                    Err(ShmError::RegionTooLarge {
                         requested: size,
                         max: MAX_SIZE,
                     })
-                } else if live(&model) == MAX_REGIONS {
-                    Some(ShmError::TooManySharedRegions { limit: MAX_REGIONS })
-                } else if persistent
-                    && model
-                        .iter()
-                        .filter(|(_, r)| r.as_ref().is_some_and(|r| r.persistent))
-                        .count()
-                        == MAX_PERSISTENT
-                {
-                    Some(ShmError::TooManyPersistentRegions {
+                } else if count(&model, |_| true) == MAX_REGIONS {
+                    Err(ShmError::TooManySharedRegions { limit: MAX_REGIONS })
+                } else if options.persistent && persistent == MAX_PERSISTENT {
+                    Err(ShmError::TooManyPersistentRegions {
                         limit: MAX_PERSISTENT,
                     })
                 } else {
-                    None
+                    Ok(())
                 };
-                match (result, expected) {
-                    (Ok(handle), None) => {
-                        prop_assert!(model.iter().all(|(h, _)| *h != handle), "handle reused");
-                        model.push((
-                            handle,
-                            Some(ModelRegion {
-                                bytes: vec![0; size as usize],
-                                persistent,
-                                grow,
-                                mappings: BTreeSet::new(),
-                                host_refs: 1,
-                            }),
-                        ));
-                    }
-                    (Err(got), Some(want)) => prop_assert_eq!(got, want),
-                    (got, want) => prop_assert!(false, "create: got {:?}, want {:?}", got, want),
+                prop_assert_eq!(result.clone().map(drop), expected, "create");
+                if let Ok(handle) = result {
+                    prop_assert!(model.iter().all(|(h, _)| *h != handle), "handle reused");
+                    let region = ModelRegion {
+                        bytes: vec![0; size as usize],
+                        options,
+                        mappings: BTreeSet::new(),
+                        host_refs: 1,
+                    };
+                    model.push((handle, Some(region)));
                 }
             }
             Op::Gc => {
                 let report = m.garbage_collect().expect("enabled");
                 let mut expected = Vec::new();
+                let unreferenced = |r: &ModelRegion| {
+                    !r.options.persistent && r.mappings.is_empty() && r.host_refs == 0
+                };
                 for (handle, region) in &mut model {
-                    if region.as_ref().is_some_and(ModelRegion::unreferenced) {
+                    if region.as_ref().is_some_and(unreferenced) {
                         *region = None;
                         expected.push(*handle);
                     }
@@ -173,121 +180,61 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 expected.sort_by_key(|h| h.index());
                 prop_assert_eq!(report.regions_freed, expected);
             }
-            op => {
-                if model.is_empty() {
-                    continue;
-                }
-                let pick = match &op {
-                    Op::Map { pick, .. }
-                    | Op::Unmap { pick, .. }
-                    | Op::Read { pick, .. }
-                    | Op::Write { pick, .. }
-                    | Op::Free { pick }
-                    | Op::Release { pick } => *pick,
-                    _ => unreachable!("handled above"),
-                };
+            Op::On(_, _) if model.is_empty() => continue,
+            Op::On(pick, action) => {
                 let slot = pick % model.len();
-                let (handle, region) = &mut model[slot];
-                let handle = *handle;
-                let Some(region) = region.as_mut() else {
+                let handle = model[slot].0;
+                let mut buf = Vec::new();
+                let result = apply(&m, handle, &action, &mut buf);
+                let Some(region) = model[slot].1.as_mut() else {
                     // A freed handle stays dead whatever the operation.
-                    let freed = Err(ShmError::RegionFreed(handle));
-                    let result = match op {
-                        Op::Map { ctx: c, .. } => {
-                            m.map_shared_region(handle, ctx(c), MapOptions::empty())
-                        }
-                        Op::Unmap { ctx: c, .. } => m.unmap_shared_region(handle, ctx(c)),
-                        Op::Read { offset, len, .. } => {
-                            m.read_region(handle, offset, &mut vec![0; len]).map(drop)
-                        }
-                        Op::Write { offset, data, .. } => {
-                            m.write_region(handle, offset, &data).map(drop)
-                        }
-                        Op::Free { .. } => m.free_region(handle),
-                        Op::Release { .. } => m.release_region(handle).map(drop),
-                        _ => unreachable!("handled above"),
-                    };
-                    prop_assert_eq!(result, freed);
+                    prop_assert_eq!(result, Err(ShmError::RegionFreed(handle)));
                     continue;
                 };
-                match op {
-                    Op::Map { ctx: c, .. } => {
-                        prop_assert_eq!(
-                            m.map_shared_region(handle, ctx(c), MapOptions::empty()),
-                            Ok(())
-                        );
+                let expected = match action {
+                    Action::Map(c) => {
                         region.mappings.insert(c);
+                        Ok(0)
                     }
-                    Op::Unmap { ctx: c, .. } => {
-                        let result = m.unmap_shared_region(handle, ctx(c));
-                        if region.mappings.remove(&c) {
-                            prop_assert_eq!(result, Ok(()));
-                        } else {
-                            prop_assert_eq!(
-                                result,
-                                Err(ShmError::MappingNotFound {
-                                    handle,
-                                    context: ctx(c)
-                                })
-                            );
+                    Action::Unmap(c) if region.mappings.remove(&c) => Ok(0),
+                    Action::Unmap(c) => Err(ShmError::MappingNotFound {
+                        handle,
+                        context: ctx(c),
+                    }),
+                    Action::Read { offset, len } => {
+                        let reached = reach(&region.bytes, offset, len);
+                        if let Ok(range) = &reached {
+                            let mut want = region.bytes[range.clone()].to_vec();
+                            want.resize(len, 0);
+                            prop_assert_eq!(&buf, &want);
                         }
+                        reached.map(|range| range.len())
                     }
-                    Op::Read { offset, len, .. } => {
-                        let mut buf = vec![0xEE; len];
-                        let result = m.read_region(handle, offset, &mut buf);
-                        if offset.checked_add(len as u64).is_none() {
-                            prop_assert_eq!(
-                                result,
-                                Err(ShmError::OffsetOverflow {
-                                    offset,
-                                    len: len as u64
-                                })
-                            );
-                            continue;
-                        }
-                        let size = region.bytes.len() as u64;
-                        let start = offset.min(size) as usize;
-                        let n = (len as u64).min(size - start as u64) as usize;
-                        let mut want = region.bytes[start..start + n].to_vec();
-                        want.resize(len, 0);
-                        prop_assert_eq!(result, Ok(n));
-                        prop_assert_eq!(buf, want);
-                    }
-                    Op::Write { offset, data, .. } => {
-                        let result = m.write_region(handle, offset, &data);
-                        let Some(end) = offset.checked_add(data.len() as u64) else {
-                            prop_assert_eq!(
-                                result,
-                                Err(ShmError::OffsetOverflow {
-                                    offset,
-                                    len: data.len() as u64
-                                })
-                            );
-                            continue;
-                        };
-                        if region.grow && end > region.bytes.len() as u64 {
+                    Action::Write { offset, data } => {
+                        if let Some(end) = offset.checked_add(data.len() as u64) {
                             let target = end.min(MAX_SIZE) as usize;
                             // Growth only when the write then lands bytes.
-                            if target > region.bytes.len() && (offset as usize) < target {
+                            let lands = (offset as usize) < target;
+                            if region.options.auto_grow && target > region.bytes.len() && lands {
                                 region.bytes.resize(target, 0);
                             }
                         }
-                        let size = region.bytes.len() as u64;
-                        let start = offset.min(size) as usize;
-                        let n = (data.len() as u64).min(size - start as u64) as usize;
-                        region.bytes[start..start + n].copy_from_slice(&data[..n]);
-                        prop_assert_eq!(result, Ok(n));
+                        let reached = reach(&region.bytes, offset, data.len());
+                        if let Ok(range) = &reached {
+                            region.bytes[range.clone()].copy_from_slice(&data[..range.len()]);
+                        }
+                        reached.map(|range| range.len())
                     }
-                    Op::Free { .. } => {
-                        prop_assert_eq!(m.free_region(handle), Ok(()));
+                    Action::Free => {
                         model[slot].1 = None;
+                        Ok(0)
                     }
-                    Op::Release { .. } => {
+                    Action::Release => {
                         region.host_refs = region.host_refs.saturating_sub(1);
-                        prop_assert_eq!(m.release_region(handle), Ok(region.host_refs));
+                        Ok(region.host_refs as usize)
                     }
-                    _ => unreachable!("handled above"),
-                }
+                };
+                prop_assert_eq!(result, expected);
             }
         }
 
@@ -302,7 +249,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
         let stats = m.get_memory_stats().expect("enabled");
-        prop_assert_eq!(stats.active_regions, live(&model));
+        prop_assert_eq!(stats.active_regions, count(&model, |_| true));
         prop_assert_eq!(stats.total_bytes, total);
         prop_assert_eq!(m.metrics_snapshot().memory_bytes, total);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use shm_manager::{
     Intent, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError, HOST_CONTEXT,
 };
-use shm_primitives::{Address, MapOptions, RegionOptions};
+use shm_primitives::{Address, AllocFlags, MapOptions};
 use shm_region::RegionSpec;
 
 /// A manager on the `testing` preset after `edit`.
@@ -18,11 +18,7 @@ fn manager(edit: impl FnOnce(&mut SharedMemoryConfig)) -> Arc<SharedMemoryManage
 }
 
 fn persistent(size: u64) -> RegionRequest {
-    let options = RegionOptions {
-        persistent: true,
-        ..RegionOptions::default()
-    };
-    RegionRequest::new(size).options(options)
+    RegionRequest::new(size).options(AllocFlags::PERSISTENT.into())
 }
 
 #[test]
@@ -73,20 +69,7 @@ fn unreferenced_non_persistent_regions_go_the_rest_stay() -> Result<(), ShmError
 }
 
 #[test]
-fn retain_keeps_a_region_alive() -> Result<(), ShmError> {
-    let m = manager(|_| {});
-    let h = m.create_region(RegionRequest::new(8))?;
-    assert_eq!(m.retain_region(h), Ok(2));
-    assert_eq!(m.release_region(h), Ok(1));
-    assert!(m.garbage_collect()?.regions_freed.is_empty());
-    assert_eq!(m.release_region(h), Ok(0));
-    assert_eq!(m.release_region(h), Ok(0)); // never below zero
-    assert_eq!(m.garbage_collect()?.regions_freed, vec![h]);
-    Ok(())
-}
-
-#[test]
-fn gc_compacts_pools() -> Result<(), ShmError> {
+fn gc_compacts_pools_and_retain_keeps_a_region_alive() -> Result<(), ShmError> {
     let m = manager(|_| {});
     // Sixteen 4 KiB blocks, retain floor 8: eight are given back.
     assert!(m.garbage_collect()?.pool_bytes_compacted >= 8 * 4096);
@@ -95,6 +78,16 @@ fn gc_compacts_pools() -> Result<(), ShmError> {
     // Compacted blocks come back on demand.
     let blocks: Vec<_> = (0..16).map(|_| m.allocate_from_pool(4096)).collect();
     assert!(blocks.iter().all(Result::is_ok));
+
+    let h = m.create_region(RegionRequest::new(8))?;
+    assert_eq!(m.retain_region(h), Ok(2));
+    assert_eq!(m.release_region(h), Ok(1));
+    assert!(m.garbage_collect()?.regions_freed.is_empty());
+    assert_eq!(m.release_region(h), Ok(0));
+    assert_eq!(m.release_region(h), Ok(0)); // never below zero
+                                            // Without eager cleanup, unreferenced regions wait for the GC.
+    assert!(m.region_info(h).is_ok());
+    assert_eq!(m.garbage_collect()?.regions_freed, vec![h]);
     Ok(())
 }
 
@@ -160,11 +153,5 @@ fn eager_cleanup_frees_on_last_reference() -> Result<(), ShmError> {
     let p = m.create_region(persistent(8))?;
     m.release_region(p)?;
     assert!(m.region_info(p).is_ok(), "persistent stays");
-
-    // Without eager cleanup the same sequence leaves the region for the GC.
-    let lazy = manager(|_| {});
-    let h = lazy.create_region(RegionRequest::new(8))?;
-    lazy.release_region(h)?;
-    assert!(lazy.region_info(h).is_ok());
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use shm_manager::{
     Grant, Intent, RegionRequest, SharedMemoryConfig, SharedMemoryManager, ShmError, SizeClass,
 };
-use shm_primitives::{Address, MapOptions, Permissions, RegionHandle, RegionOptions};
+use shm_primitives::{Address, AllocFlags, MapOptions, Permissions, RegionHandle, RegionOptions};
 use shm_region::RegionSpec;
 
 fn testing() -> Arc<SharedMemoryManager> {
@@ -34,10 +34,7 @@ fn max_regions() -> Result<(), ShmError> {
 fn persistent_regions_leave_a_reserve_for_transaction_scoped_ones() -> Result<(), ShmError> {
     // testing: 32 regions, at most 24 persistent.
     let m = testing();
-    let persistent = RegionOptions {
-        persistent: true,
-        ..RegionOptions::default()
-    };
+    let persistent = AllocFlags::PERSISTENT.into();
     let request = || RegionRequest::new(32).options(persistent);
     for _ in 0..24 {
         m.create_region(request())?;

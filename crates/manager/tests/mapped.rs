@@ -12,7 +12,9 @@ use std::time::Duration;
 use shm_manager::{
     Intent, RegionSpec, SharedMemoryConfig, SharedMemoryManager, ShmError, TxRegions, HOST_CONTEXT,
 };
-use shm_primitives::{Address, Permissions, RegionHandle, RegionOptions, SecurityLevel, WritePlan};
+use shm_primitives::{
+    Address, AllocFlags, Permissions, RegionHandle, RegionOptions, SecurityLevel, WritePlan,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -31,11 +33,8 @@ fn manager(config: &SharedMemoryConfig) -> Arc<SharedMemoryManager> {
 
 /// Creates a persistent read-write region.
 fn create(m: &SharedMemoryManager, name: &str, size: u64) -> Result<RegionHandle, ShmError> {
-    let options = RegionOptions {
-        persistent: true,
-        ..RegionOptions::default()
-    };
-    m.create_shared_region(name, size, Permissions::read_write(), options)
+    let rw = Permissions::read_write();
+    m.create_shared_region(name, size, rw, AllocFlags::PERSISTENT.into())
 }
 
 /// Asserts that a manager on `config` is refused with an error that says `text`.
@@ -273,17 +272,6 @@ fn helper_config(root: &Path) -> SharedMemoryConfig {
     config
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 /// The helper process: attaches a manager to the namespace named by the
 /// environment and runs the commands it reads (nothing without that variable).
 #[test]
@@ -301,26 +289,14 @@ fn helper_process_entry_point() {
         let words: Vec<&str> = line.split_whitespace().collect();
         let answer = match words.as_slice() {
             ["ping"] => "pong".to_string(),
-            // create NAME SIZE GROW: a persistent region (auto-growing if GROW is 1).
-            ["create", name, size, grow] => {
-                let options = RegionOptions {
-                    persistent: true,
-                    auto_grow: *grow == "1",
-                    ..RegionOptions::default()
-                };
-                let request = shm_manager::RegionRequest::new(size.parse().unwrap());
-                let created = manager.create_region(request.named(*name).options(options));
+            ["create", name, size] => {
+                let created = create(&manager, name, size.parse().unwrap());
                 reply(created.map(|h| h.to_string()))
             }
-            ["write", h, offset, data] => {
-                let written = manager.write_region(parse(h), offset.parse().unwrap(), &unhex(data));
-                reply(written.map(|n| n.to_string()))
-            }
             ["free", h] => reply(manager.free_region(parse(h)).map(|()| "ok".into())),
-            // hold H OFFSET DATA: a transaction locks H, writes, and never ends.
-            ["hold", h, offset, data] => {
-                let tx = hold(&manager, parse(h), offset.parse().unwrap(), &unhex(data));
-                held.push(tx);
+            // hold H: a transaction locks H, writes `DIRTY`, and never ends.
+            ["hold", h] => {
+                held.push(hold(&manager, parse(h), 0, b"DIRTY"));
                 "held".into()
             }
             _ => format!("err unknown command {line:?}"),
@@ -330,7 +306,7 @@ fn helper_process_entry_point() {
 }
 
 #[test]
-fn frees_reallocations_and_growth_in_another_process_are_seen_at_the_next_access() -> TestResult {
+fn frees_and_reallocations_in_another_process_are_seen_at_the_next_access() -> TestResult {
     let root = tempfile::tempdir()?;
     let config = helper_config(root.path());
     let here = manager(&config);
@@ -338,18 +314,8 @@ fn frees_reallocations_and_growth_in_another_process_are_seen_at_the_next_access
     let mut buf = [0u8; 5];
 
     // The other process makes a region; this one learns it by handle.
-    let h = other.handle("create r 64 1");
-    assert_eq!(other.ask(&format!("write {h} 0 {}", hex(b"hello"))), "5");
+    let h = other.handle("create r 64");
     here.read_region(h, 0, &mut buf)?;
-    assert_eq!(&buf, b"hello");
-
-    // Growth there: the next access here sees the new size.
-    let grow = format!("write {h} 4000 {}", hex(&[7; 100]));
-    assert_eq!(other.ask(&grow), "100");
-    let mut grown = [0u8; 100];
-    assert_eq!(here.read_region(h, 4000, &mut grown)?, 100);
-    assert_eq!(grown, [7; 100]);
-    assert_eq!(here.region_info(h)?.meta.size(), 4100);
 
     // A free there: the next access here finds the handle freed, as it would
     // after a free in this process, and the region leaves the registry.
@@ -359,7 +325,7 @@ fn frees_reallocations_and_growth_in_another_process_are_seen_at_the_next_access
     assert!(here.list_regions()?.is_empty());
 
     // Re-made at the same index: the new handle is attached, the old stays freed.
-    let h2 = other.handle("create r2 64 0");
+    let h2 = other.handle("create r2 64");
     let successor = RegionHandle::new(h.index(), h.generation() + 1);
     assert_eq!(Some(h2), successor);
     here.read_region(h2, 0, &mut buf)?;
@@ -367,7 +333,7 @@ fn frees_reallocations_and_growth_in_another_process_are_seen_at_the_next_access
     // Freed and re-made while this process still maps the old one: meeting
     // the new handle drops the stale region and attaches the new one.
     assert_eq!(other.ask(&format!("free {h2}")), "ok");
-    let h3 = other.handle("create r3 64 0");
+    let h3 = other.handle("create r3 64");
     assert_eq!(h3.index(), h.index());
     here.read_region(h3, 0, &mut buf)?;
     let freed = Err(ShmError::RegionFreed(h2));
@@ -398,8 +364,7 @@ fn a_process_killed_holding_a_lock_is_taken_over_at_once_and_rolled_back() -> Te
     here.write_region(h, 0, b"committed")?;
 
     let mut other = Helper::spawn(root.path());
-    let hold = format!("hold {h} 0 {}", hex(b"DIRTY"));
-    assert_eq!(other.ask(&hold), "held");
+    assert_eq!(other.ask(&format!("hold {h}")), "held");
     config.lock_wait = Duration::from_millis(50);
     let impatient = manager(&config);
     let busy = impatient.read_region(h, 0, &mut [0; 9]);
@@ -423,12 +388,12 @@ fn a_process_killed_holding_a_lock_is_taken_over_at_once_and_rolled_back() -> Te
 }
 
 #[test]
-fn a_lost_or_damaged_generations_table_refuses_the_namespace() -> TestResult {
+fn a_lost_damaged_or_old_generations_table_refuses_the_namespace() -> TestResult {
     let root = tempfile::tempdir()?;
     let config = config(root.path());
     let first = manager(&config);
-    let h = create(&first, "r", 64)?;
-    first.free_region(h)?;
+    let a = create(&first, "a", 64)?;
+    first.free_region(a)?;
     let table = first.namespace_dir().unwrap().join("generations");
     drop(first);
     let intact = std::fs::read(&table)?;
@@ -443,32 +408,18 @@ fn a_lost_or_damaged_generations_table_refuses_the_namespace() -> TestResult {
 
     // The intact table: the freed handle is never issued again.
     std::fs::write(&table, &intact)?;
-    let next = create(&manager(&config), "s", 64)?;
-    let successor = RegionHandle::new(h.index(), h.generation() + 1);
-    assert_eq!(Some(next), successor);
-    Ok(())
-}
-
-#[test]
-fn a_table_behind_a_region_file_is_refused() -> TestResult {
-    let root = tempfile::tempdir()?;
-    let config = config(root.path());
-    let first = manager(&config);
-    let a = create(&first, "a", 64)?;
-    first.free_region(a)?;
-    assert_eq!(create(&first, "b", 64)?.generation(), 2);
-    let table = first.namespace_dir().unwrap().join("generations");
-    drop(first);
-    // An old copy of the table (generation 1 for index 1) put back.
-    let ns = shm_mapped::Namespace::open(root.path(), "ns")?;
-    ns.rebuild_generations()?;
+    let b = create(&manager(&config), "b", 64)?;
+    assert_eq!(Some(b), RegionHandle::new(a.index(), a.generation() + 1));
+    // An old copy of the table (a's generation for index 1) behind b's file.
+    shm_mapped::Namespace::open(root.path(), "ns")?.rebuild_generations()?;
     let mut old = std::fs::read(&table)?;
-    old[16..20].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(a.index(), 1);
+    old[16..20].copy_from_slice(&a.generation().to_le_bytes());
     let crc_at = old.len() - 4;
     let crc = crc32(&old[..crc_at]);
     old[crc_at..].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&table, &old)?;
-    refused(&config, "has generation 2");
+    refused(&config, &format!("has generation {}", b.generation()));
     Ok(())
 }
 

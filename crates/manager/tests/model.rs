@@ -137,19 +137,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Create { size, options } => {
                 let result = m.create_region(RegionRequest::new(size).options(options));
                 let persistent = count(&model, |r| r.options.persistent);
+                let (requested, max, limit) = (size, MAX_SIZE, MAX_PERSISTENT);
                 let expected = if size == 0 {
                     Err(ShmError::ZeroSize)
-                } else if size > MAX_SIZE {
-                    Err(ShmError::RegionTooLarge {
-                        requested: size,
-                        max: MAX_SIZE,
-                    })
+                } else if size > max {
+                    Err(ShmError::RegionTooLarge { requested, max })
                 } else if count(&model, |_| true) == MAX_REGIONS {
                     Err(ShmError::TooManySharedRegions { limit: MAX_REGIONS })
-                } else if options.persistent && persistent == MAX_PERSISTENT {
-                    Err(ShmError::TooManyPersistentRegions {
-                        limit: MAX_PERSISTENT,
-                    })
+                } else if options.persistent && persistent == limit {
+                    Err(ShmError::TooManyPersistentRegions { limit })
                 } else {
                     Ok(())
                 };

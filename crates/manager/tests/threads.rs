@@ -1,12 +1,12 @@
 //! Real threads: host calls on shared regions, and the two-phase lock table.
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use shm_manager::{
-    LockMode, RegionLockTable, RegionRequest, SharedMemoryConfig, SharedMemoryManager, TxId,
+    LockMode, RegionBusy, RegionLockTable, RegionRequest, SharedMemoryConfig, SharedMemoryManager,
+    TxId,
 };
 use shm_primitives::{Address, MapOptions, RegionHandle};
 use LockMode::{Exclusive, Shared};
@@ -117,60 +117,11 @@ fn threads_create_and_collect_concurrently() {
     assert_eq!(snap.memory_bytes, 0);
 }
 
-/// A table where transaction 1 holds `A` exclusively and transaction 2 `B`.
-fn crossed() -> RegionLockTable {
-    let locks = RegionLockTable::new();
-    assert_eq!(locks.acquire(A, TxId(1), Exclusive, Duration::ZERO), Ok(()));
-    assert_eq!(locks.acquire(B, TxId(2), Exclusive, Duration::ZERO), Ok(()));
-    locks
-}
-
-#[test]
-fn exclusive_excludes_everyone() {
-    let locks = RegionLockTable::new();
-    let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    thread::scope(|s| {
-        for t in 0..THREADS as u64 {
-            let (locks, inside, most) = (&locks, &inside, &most);
-            s.spawn(move || {
-                for round in 0..100 {
-                    let tx = TxId(t * 1000 + round + 1);
-                    let wait = Duration::from_secs(30);
-                    assert_eq!(locks.acquire(A, tx, Exclusive, wait), Ok(()));
-                    let now = inside.fetch_add(1, SeqCst) + 1;
-                    most.fetch_max(now, SeqCst);
-                    thread::yield_now();
-                    inside.fetch_sub(1, SeqCst);
-                    assert_eq!(locks.release_all(tx, [A]), 1);
-                }
-            });
-        }
-    });
-    assert_eq!(most.load(SeqCst), 1);
-    // And a holder keeps readers and writers out.
-    assert_eq!(locks.acquire(A, TxId(1), Exclusive, Duration::ZERO), Ok(()));
-    let shared = locks.acquire(A, TxId(2), Shared, Duration::from_millis(10));
-    assert!(shared.is_err());
-}
-
-#[test]
-fn shared_admits_many() {
-    let locks = RegionLockTable::new();
-    let together = Barrier::new(THREADS);
-    thread::scope(|s| {
-        for t in 1..=THREADS as u64 {
-            let (locks, together) = (&locks, &together);
-            s.spawn(move || {
-                let got = locks.acquire(A, TxId(t), Shared, Duration::from_secs(5));
-                // Everyone holds it at once here.
-                together.wait();
-                let held = locks.mode_held(A, TxId(t));
-                together.wait();
-                assert!(got.is_ok());
-                assert_eq!(held, Some(Shared));
-            });
-        }
-    });
+/// Asserts that a waiter got its lock, woken by a release rather than its timeout.
+fn woken((result, waited): (Result<(), RegionBusy>, Duration)) {
+    assert_eq!(result, Ok(()));
+    let in_time = waited < Duration::from_secs(10);
+    assert!(in_time, "woken by the release, not the timeout");
 }
 
 #[test]
@@ -182,49 +133,26 @@ fn upgrade_waits_for_the_other_reader() {
     thread::scope(|s| {
         let upgrader = s.spawn(|| timed(|| locks.acquire(A, t1, Exclusive, LONG)));
         thread::sleep(Duration::from_millis(30));
-        let held = locks.mode_held(A, t1);
-        assert_eq!(held, Some(Shared), "not upgraded yet");
+        assert_eq!(locks.mode_held(A, t1), Some(Shared), "not upgraded yet");
         locks.release_all(t2, [A]);
-        let (result, waited) = upgrader.join().unwrap();
-        assert!(result.is_ok());
-        let woken = waited < Duration::from_secs(10);
-        assert!(woken, "woken by the release, not the timeout");
+        woken(upgrader.join().unwrap());
     });
     assert_eq!(locks.mode_held(A, t1), Some(Exclusive));
 }
 
 #[test]
 fn transactions_waiting_for_each_other_end_within_the_bound() {
-    let locks = crossed();
+    // Transaction 1 holds `A` exclusively, transaction 2 `B`, and each asks for the other's.
+    let locks = RegionLockTable::new();
     let (t1, t2) = (TxId(1), TxId(2));
-    let short = Duration::from_millis(60);
-    thread::scope(|s| {
-        let first = s.spawn(|| {
-            let outcome = timed(|| locks.acquire(B, t1, Exclusive, short));
-            // The busy halt ends the transaction: its locks go.
-            locks.release_transaction(t1);
-            outcome
-        });
-        let second = s.spawn(|| timed(|| locks.acquire(A, t2, Exclusive, LONG)));
-        let (first_result, first_waited) = first.join().unwrap();
-        let (second_result, second_waited) = second.join().unwrap();
-        let busy = first_result.unwrap_err();
-        assert_eq!((busy.handle, busy.tx), (B, t1));
-        assert!(first_waited >= short && first_waited < LONG);
-        assert!(second_result.is_ok());
-        assert!(second_waited < LONG);
-    });
-}
-
-#[test]
-fn symmetric_deadlock_both_give_up() {
-    let locks = crossed();
+    assert_eq!(locks.acquire(A, t1, Exclusive, Duration::ZERO), Ok(()));
+    assert_eq!(locks.acquire(B, t2, Exclusive, Duration::ZERO), Ok(()));
     let wait = Duration::from_millis(50);
     let go = Barrier::new(2);
     thread::scope(|s| {
         let (locks, go) = (&locks, &go);
         // Neither releases: a deadlock without the bound.
-        let workers = [(B, TxId(1)), (A, TxId(2))].map(|(want, tx)| {
+        let workers = [(B, t1), (A, t2)].map(|(want, tx)| {
             s.spawn(move || {
                 go.wait();
                 timed(|| locks.acquire(want, tx, Exclusive, wait))
@@ -236,6 +164,20 @@ fn symmetric_deadlock_both_give_up() {
             let bounded = waited >= wait && waited < Duration::from_secs(10);
             assert!(bounded, "{waited:?}");
         }
+    });
+    // The first gives up and its busy halt ends it: the second goes on.
+    thread::scope(|s| {
+        let first = s.spawn(|| {
+            let outcome = timed(|| locks.acquire(B, t1, Exclusive, wait));
+            locks.release_transaction(t1);
+            outcome
+        });
+        let second = s.spawn(|| timed(|| locks.acquire(A, t2, Exclusive, LONG)));
+        let (first_result, first_waited) = first.join().unwrap();
+        let busy = first_result.unwrap_err();
+        assert_eq!((busy.handle, busy.tx), (B, t1));
+        assert!(first_waited >= wait && first_waited < LONG);
+        woken(second.join().unwrap());
     });
 }
 
@@ -250,12 +192,7 @@ fn release_wakes_waiters() {
             .collect();
         thread::sleep(Duration::from_millis(30));
         assert_eq!(locks.release_transaction(TxId(1)), 1);
-        for waiter in waiters {
-            let (result, waited) = waiter.join().unwrap();
-            assert!(result.is_ok());
-            let woken = waited < Duration::from_secs(10);
-            assert!(woken, "woken by the release, not the timeout");
-        }
+        waiters.into_iter().for_each(|w| woken(w.join().unwrap()));
     });
     for t in 2..6 {
         assert_eq!(locks.mode_held(A, TxId(t)), Some(Shared));

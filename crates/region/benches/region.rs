@@ -17,6 +17,7 @@ use shm_region::{RegionRegistry, RegionSpec};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+use common::RegistryExt;
 
 const REGION: usize = 1 << 20;
 const SIZES: [usize; 3] = [32, 4096, 1 << 20];
@@ -31,9 +32,7 @@ fn setup() -> (RegionRegistry, RegionHandle) {
     let handle = registry
         .create(RegionSpec::new(REGION as u64, Address::ZERO))
         .expect("create");
-    let mut guard = registry.lock_write(handle).expect("lock");
-    guard.write(0, &pattern(), false).expect("fill");
-    drop(guard);
+    registry.write(handle, 0, &pattern(), false).expect("fill");
     (registry, handle)
 }
 

@@ -12,7 +12,6 @@ pub(crate) struct FreeSlots {
 }
 
 impl FreeSlots {
-    /// The lowest free position.
     #[inline]
     pub(crate) fn first(&self) -> Option<u32> {
         let (index, word) = self
@@ -25,7 +24,6 @@ impl FreeSlots {
         Some((index * 64) as u32 + word.trailing_zeros())
     }
 
-    /// Marks `position` free.
     pub(crate) fn insert(&mut self, position: u32) {
         let (index, bit) = Self::locate(position);
         if index >= self.words.len() {
@@ -35,7 +33,6 @@ impl FreeSlots {
         self.lowest = self.lowest.min(index);
     }
 
-    /// Marks `position` taken.
     pub(crate) fn remove(&mut self, position: u32) {
         let (index, bit) = Self::locate(position);
         if let Some(word) = self.words.get_mut(index) {

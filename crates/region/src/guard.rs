@@ -12,11 +12,8 @@ use crate::raw::RawRegionBytes;
 use crate::slot::Occupant;
 use crate::{Grant, RegionError, RegionMeta, WriteOutcome};
 
-/// The part of `offset..offset + len` that lies inside a region of `size`
-/// bytes (empty when it starts past the end).
-///
-/// # Errors
-/// [`RegionError::OffsetOverflow`] when `offset + len` does not fit in 64 bits.
+/// The part of `offset..offset + len` inside `size` bytes (empty past the
+/// end), or [`RegionError::OffsetOverflow`] when the end overflows 64 bits.
 #[inline]
 fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionError> {
     let len64 = len as u64;
@@ -26,6 +23,15 @@ fn clip(offset: u64, len: usize, size: usize) -> Result<Range<usize>, RegionErro
     match usize::try_from(offset) {
         Ok(start) if start < size => Ok(start..start + len.min(size - start)),
         _ => Ok(0..0),
+    }
+}
+
+/// `requested` bytes as a `usize`, when that is 1 to `max` bytes.
+pub(crate) fn checked_size(requested: u64, max: u64) -> Result<usize, RegionError> {
+    match usize::try_from(requested) {
+        Ok(0) => Err(RegionError::ZeroSize),
+        Ok(size) if requested <= max => Ok(size),
+        _ => Err(RegionError::RegionTooLarge { requested, max }),
     }
 }
 
@@ -42,9 +48,6 @@ fn live_bytes(occupant: &Occupant) -> &[u8] {
 
 /// Copies the live `bytes` at `offset` into `buf`, zero past their end;
 /// returns how many came from `bytes`. Every read of a region ends here.
-///
-/// # Errors
-/// [`RegionError::OffsetOverflow`] when `offset + buf.len()` overflows 64 bits.
 #[inline]
 pub(crate) fn copy_out(bytes: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize, RegionError> {
     let range = clip(offset, buf.len(), bytes.len())?;
@@ -117,8 +120,7 @@ impl RegionReadGuard<'_> {
         copy_out(live_bytes(&self.occupant), offset, buf)
     }
 
-    /// Copies page `page` (4 KiB at `page * PAGE_SIZE`) into `out`, zero past
-    /// the end; returns how many bytes came from the region.
+    /// Copies page `page` into `out` as [`read`](Self::read) does.
     ///
     /// # Errors
     /// [`RegionError::PageOutOfRange`] when the page's offset overflows 64 bits.
@@ -161,7 +163,6 @@ impl RegionWriteGuard<'_> {
         Some(RawRegionBytes::new(base, size, true))
     }
 
-    /// Bumps the access version (under the write lock).
     fn access_changed(&self) {
         self.access_version.fetch_add(1, Ordering::Release);
     }
@@ -182,12 +183,11 @@ impl RegionWriteGuard<'_> {
     /// Writes `data` at `offset`; past the end writes what fits. When
     /// `allow_grow` and the region auto-grows, it first grows to cover the
     /// write (up to its `max_size`); growth the pool refuses is reported in the
-    /// outcome and the write writes what fits.
+    /// outcome.
     ///
     /// # Errors
-    /// [`RegionError::OffsetOverflow`] when `offset + data.len()` overflows
-    /// 64 bits; [`RegionError::Pool`] when the memory refused the change (a
-    /// mapped file whose undo record could not be written).
+    /// [`RegionError::OffsetOverflow`]; [`RegionError::Pool`] when the memory
+    /// refused the change (a mapped file's undo record could not be written).
     pub fn write(
         &mut self,
         offset: u64,
@@ -201,17 +201,14 @@ impl RegionWriteGuard<'_> {
         self.write_planned(self.plan(offset, len, allow_grow), data, None)
     }
 
-    /// Performs `plan` (made by [`plan`](Self::plan) for this region, or by
-    /// [`WritePlan::new`] from its current size) with `data`, first reporting
-    /// to `observer` each page that existed before the write and that the
-    /// write changes (the revert journal's hook: pages only added by growth
-    /// are not reported, since shrinking back undoes them).
-    /// No observer: pages already saved, or a write nothing will revert.
+    /// Performs `plan` (made by [`plan`](Self::plan), or by [`WritePlan::new`]
+    /// from the current size) with `data`, first showing `observer` each page
+    /// that existed before the write and that it changes (the revert journal's
+    /// hook: pages only growth adds are undone by shrinking back).
     ///
     /// # Errors
     /// [`RegionError::StalePlan`] when the plan was made for another size or
-    /// more bytes than `data` holds;
-    /// [`RegionError::Pool`] when the memory refused the change.
+    /// more bytes than `data` holds; [`RegionError::Pool`] as for `write`.
     #[inline]
     pub fn write_planned(
         &mut self,
@@ -226,8 +223,7 @@ impl RegionWriteGuard<'_> {
         {
             return Err(RegionError::StalePlan);
         }
-        // Pages that exist now, before growth (refused growth leaves the
-        // same range: growth only adds bytes past the old size).
+        // Pages that exist before growth: the same whether growth succeeds.
         if let Some(observer) = observer {
             if let Some((first, last)) = plan.existing_pages() {
                 let bytes = live_bytes(&self.occupant);
@@ -269,26 +265,16 @@ impl RegionWriteGuard<'_> {
         })
     }
 
-    /// Sets the logical size, growing or shrinking (the revert journal's undo of
-    /// growth). Shrinking zeroes the cut bytes and keeps the block. Returns the
-    /// old size.
+    /// Sets the logical size (the revert journal's undo of growth); shrinking
+    /// zeroes the cut bytes and keeps the block. Returns the old size.
     ///
     /// # Errors
     /// [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`],
     /// [`RegionError::Pool`].
     pub fn set_size(&mut self, new_size: u64) -> Result<u64, RegionError> {
-        let (old_size, max) = (self.size(), self.occupant.meta.max_size);
-        match usize::try_from(new_size) {
-            Ok(0) => Err(RegionError::ZeroSize),
-            Ok(size) if size <= max => {
-                self.resize_to(size)?;
-                Ok(old_size)
-            }
-            _ => Err(RegionError::RegionTooLarge {
-                requested: new_size,
-                max: max as u64,
-            }),
-        }
+        let old_size = self.size();
+        self.resize_to(checked_size(new_size, self.occupant.meta.max_size as u64)?)?;
+        Ok(old_size)
     }
 
     /// `new_size` is non-zero and within `max_size`.
@@ -309,13 +295,11 @@ impl RegionWriteGuard<'_> {
         Ok(())
     }
 
-    /// Writes saved page bytes back at page `page` without changing the size
-    /// (the revert journal's undo of data writes). Bytes of `saved` past the
-    /// region's end are ignored; returns how many were restored.
+    /// Writes saved bytes back at page `page` without changing the size (the
+    /// revert journal's undo of writes); returns how many fell in the region.
     ///
     /// # Errors
-    /// [`RegionError::PageOutOfRange`]; [`RegionError::Pool`] when the memory
-    /// refused the change.
+    /// [`RegionError::PageOutOfRange`]; [`RegionError::Pool`] as for `write`.
     pub fn restore_page(
         &mut self,
         page: u64,

@@ -1,17 +1,11 @@
-//! The region registry of EVM shared memory.
+//! The region registry of EVM shared memory: every *region* (a zero-initialised
+//! byte array that outlives call frames, spec §1) of one manager, each in one
+//! [`shm_pool::BlockPool`] block behind a generation-checked handle and its own
+//! lock, with the owners, grants and mappings that `shm-access` checks.
 //!
-//! A *region* is a named, zero-initialised byte array that outlives call frames
-//! (spec §1). This crate keeps every region of one manager: generation-checked
-//! [`RegionHandle`](shm_primitives::RegionHandle)s, each region's bytes in one
-//! [`shm_pool::BlockPool`] block, bounded reads, planned writes and growth
-//! under a per-region lock, and the owners, permissions, options, grants and
-//! mappings that `shm-access` checks (this crate checks no permission).
-//!
-//! The revert journal builds on [`RegionWriteGuard::write_planned`] (a hook
-//! that sees each page before it changes), [`RegionWriteGuard::restore_page`],
-//! [`RegionWriteGuard::set_size`], and the two-phase free
-//! ([`RegionRegistry::begin_free`] / [`cancel_free`](RegionRegistry::cancel_free) /
-//! [`finish_free`](RegionRegistry::finish_free)).
+//! The revert journal builds on [`RegionWriteGuard::write_planned`],
+//! [`RegionWriteGuard::restore_page`], [`RegionWriteGuard::set_size`] and the
+//! two-phase free ([`RegionRegistry::begin_free`]).
 //!
 //! ```
 //! use shm_pool::{BlockPool, PoolConfig};
@@ -30,7 +24,6 @@
 //! assert_eq!(&guard.bytes()[..5], b"hello");
 //! # Ok::<(), shm_region::RegionError>(())
 //! ```
-#![warn(missing_docs)]
 #![deny(unsafe_code)] // `raw` allows it, with its invariant.
 
 mod error;

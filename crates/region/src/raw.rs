@@ -1,11 +1,7 @@
 //! A region's bytes for a transaction that holds the region by its two-phase
-//! lock instead of its slot lock: the one place of this crate with `unsafe`.
-//!
-//! That lock already excludes every other writer, resizer and freer (and,
-//! held exclusively, every reader); taking the slot's lock again for each
-//! 32-byte access cost about a hundred instructions. The transaction layer
-//! reads (or, holding the region exclusively, writes) through a
-//! [`RawRegionBytes`] while its own bookkeeping proves the bytes are there.
+//! lock, which already excludes every other writer, resizer and freer, instead
+//! of its slot lock (taking that again for each 32-byte access cost about a
+//! hundred instructions): the one place of this crate with `unsafe`.
 #![allow(unsafe_code)]
 
 use crate::guard::copy_out;

@@ -9,6 +9,7 @@ use shm_pool::{Block, BlockPool};
 use shm_primitives::{ContextId, Permissions, RegionHandle, RegionOptions};
 
 use crate::free_slots::FreeSlots;
+use crate::guard::checked_size;
 use crate::slot::{Liveness, Occupant, Slot, SlotState, Slots};
 use crate::{RegionError, RegionInfo, RegionReadGuard, RegionWriteGuard};
 
@@ -103,10 +104,9 @@ struct Table {
     names: HashMap<String, RegionHandle>,
 }
 
-/// The table and its counts. The counts are atomics so that `create` and
-/// `len` can read them without the lock, but change only under it, which keeps
-/// every limit exact. On its own 128-byte line(s): a create or free takes the
-/// lock and bumps a count in one cache-line transfer.
+/// The table and its counts, which change only under its lock (so every limit
+/// is exact) but are atomics that `create` and `len` read without it. Aligned
+/// apart: a create or free locks and counts in one cache-line transfer.
 #[repr(align(128))]
 #[derive(Default)]
 struct Book {
@@ -137,16 +137,11 @@ const UNASSIGNED: RegionHandle = match RegionHandle::new(1, 1) {
 /// The region registry: every region of one manager, addressed by
 /// generation-checked [`RegionHandle`]s.
 ///
-/// Each region lives in a slot with its own `RwLock` over its bytes and
-/// metadata, so work on different regions (and reads of one region) runs in
-/// parallel; slots never move, so reaching a region by handle takes only that
-/// lock. The bookkeeping table (free list, names, counts) sits behind a
-/// `Mutex` taken only by create, free and name lookups.
-///
-/// A new region takes the lowest free slot index, at that slot's next
-/// generation. Freeing retires the generation for good, and a slot whose
-/// generation would wrap is never reused: a handle never names another region
-/// than its own, and handle assignment depends only on the sequence of calls.
+/// Each region sits in a slot that never moves, under its own `RwLock`: a
+/// handle reaches its region through that lock alone, and work on different
+/// regions runs in parallel. Create, free and name lookups also take the
+/// bookkeeping table's `Mutex`. A freed generation is never issued again, so a
+/// handle never names another region than its own.
 ///
 /// ```
 /// use shm_pool::{BlockPool, PoolConfig};
@@ -209,8 +204,8 @@ impl RegionRegistry {
         }
     }
 
-    /// Creates a zeroed region and returns its handle: the lowest free slot
-    /// index, at that slot's next generation.
+    /// Creates a zeroed region; its handle is the lowest free slot index, at
+    /// that slot's next generation.
     ///
     /// # Errors
     /// [`RegionError::ZeroSize`], [`RegionError::RegionTooLarge`],
@@ -218,11 +213,10 @@ impl RegionRegistry {
     /// [`RegionError::Pool`].
     pub fn create(&self, spec: RegionSpec) -> Result<RegionHandle, RegionError> {
         let (size, max_size) = self.sizes(&spec, usize::MAX)?;
-        // The block is allocated and the region built outside the table lock.
-        // A name is checked first, so that a taken name does not churn the
-        // pool; an anonymous create reads the counts only under the lock (a
-        // read before it would pull the table's line over once more). Room
-        // errors still come before pool errors: a refused allocation checks.
+        // The block is allocated outside the table lock, after a name check
+        // (a taken name must not churn the pool); an anonymous create checks
+        // only under the lock, to pull the table's line over once. Room errors
+        // still come before pool errors: a refused allocation checks.
         if spec.name.is_some() {
             self.check_room(&self.book.table.lock(), &spec)?;
         }
@@ -236,7 +230,6 @@ impl RegionRegistry {
         let mut occupant = Occupant::new(UNASSIGNED, &spec, size, max_size, block);
         let limit = self.config.max_regions;
         let too_many = || RegionError::TooManyRegions { limit };
-
         let mut table = self.book.table.lock();
         self.check_room(&table, &spec)?;
         let Some(name) = spec.name.clone() else {
@@ -289,22 +282,20 @@ impl RegionRegistry {
         }
     }
 
-    /// Puts `occupant` in the claimed slot at `position`, at the slot's next
-    /// generation. The slot can be full when [`create_at`](Self::create_at)
-    /// filled it while a free of its previous region was between its slot and
-    /// the free list: that region keeps it, and the caller claims another.
-    fn fill(&self, position: u32, mut occupant: Occupant) -> Filled {
-        let Some(slot) = self.slots.get_or_make(position as usize) else {
+    /// Puts `occupant` in the claimed slot at `at`, at its next generation.
+    /// The slot can be full when [`create_at`](Self::create_at) filled it
+    /// while a free of its previous region was between it and the free list.
+    fn fill(&self, at: u32, mut occupant: Occupant) -> Filled {
+        let Some(slot) = self.slots.get_or_make(at as usize) else {
             return Filled::Beyond;
         };
         let mut state = slot.state.write();
         // A slot with no generation left never enters the free list (see
         // `take_occupant`), unless `create_at` used its last one.
-        let generation = state.issued.checked_add(1);
-        let handle = generation.and_then(|g| RegionHandle::new(position + 1, g));
-        match (state.occupant.is_none(), generation, handle) {
-            (true, Some(generation), Some(handle)) => {
-                state.issued = generation;
+        let next = state.issued.checked_add(1);
+        match next.and_then(|g| RegionHandle::new(at + 1, g)) {
+            Some(handle) if state.occupant.is_none() => {
+                state.issued = handle.generation();
                 occupant.meta.handle = handle;
                 state.occupant = Some(occupant);
                 Filled::Placed(handle)
@@ -397,11 +388,8 @@ impl RegionRegistry {
     fn sizes(&self, spec: &RegionSpec, room: usize) -> Result<(usize, usize), RegionError> {
         let max = self.config.max_region_size;
         let max_size = spec.max_size.unwrap_or(max).min(max);
-        match usize::try_from(spec.size) {
-            Ok(0) => Err(RegionError::ZeroSize),
-            Ok(size) if spec.size <= max_size && size <= room => {
-                Ok((size, usize::try_from(max_size).unwrap_or(usize::MAX)))
-            }
+        match checked_size(spec.size, max_size)? {
+            size if size <= room => Ok((size, usize::try_from(max_size).unwrap_or(usize::MAX))),
             _ => Err(RegionError::RegionTooLarge {
                 requested: spec.size,
                 max: max_size,
@@ -565,9 +553,8 @@ impl RegionRegistry {
             .collect()
     }
 
-    /// Frees a region for good: its handle dies, its name is released, its
-    /// block goes back to the pool and its slot may be reused (at the next
-    /// generation).
+    /// Frees a region for good: its handle dies, its name and block are
+    /// released and its slot may be reused (at the next generation).
     /// Errors as for [`lock_read`](Self::lock_read).
     pub fn free(&self, handle: RegionHandle) -> Result<(), RegionError> {
         self.take_occupant(handle, |state| state.live(handle).map(|_| ()))

@@ -22,7 +22,6 @@ pub(crate) struct Occupant {
 }
 
 impl Occupant {
-    /// A new, live region made from `spec` under `handle`.
     pub(crate) fn new(
         handle: RegionHandle,
         spec: &RegionSpec,
@@ -91,7 +90,6 @@ impl SlotState {
         }
     }
 
-    /// The live region `handle` names, if it is this slot's.
     pub(crate) fn live(&self, handle: RegionHandle) -> Result<&Occupant, RegionError> {
         self.occupant
             .as_ref()

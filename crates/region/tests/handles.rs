@@ -38,30 +38,3 @@ fn a_freed_handle_never_reaches_the_region_that_reuses_its_slot() {
     let invalid = Err(RegionError::InvalidRegionHandle(future));
     assert_eq!(registry.check(future), invalid);
 }
-
-#[test]
-fn interleaved_slots_keep_their_own_generations() {
-    let registry = registry_with([64, 8, 1, 1], 8, 1 << 20, 8);
-    let create = || registry.create(RegionSpec::new(8, Address::repeat_byte(9)));
-    let mut live: Vec<RegionHandle> = (0..8).map(|_| create().unwrap()).collect();
-    let mut dead = Vec::new();
-    for round in 0..500usize {
-        // Free two slots in a changing order, then refill: lowest index first.
-        let (a, b) = (round % 8, (round * 5 + 3) % 8);
-        let (a, b) = if a == b { (a, (b + 1) % 8) } else { (a, b) };
-        for i in [a, b] {
-            registry.free(live[i]).unwrap();
-            dead.push(live[i]);
-        }
-        for i in [a.min(b), a.max(b)] {
-            let h = create().unwrap();
-            assert_eq!(h.index(), live[i].index(), "lowest free slot first");
-            assert!(h.generation() > live[i].generation());
-            live[i] = h;
-        }
-        assert!(live.iter().all(|&h| registry.check(h).is_ok()));
-    }
-    for h in dead {
-        assert_eq!(registry.check(h), Err(RegionError::RegionFreed(h)));
-    }
-}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use proptest::prelude::*;
-use shm_primitives::{Address, ContextId, MapOptions, RegionHandle, RegionOptions};
+use shm_primitives::{Address, AllocFlags, ContextId, MapOptions, RegionHandle};
 use shm_region::{RegionError, RegionSpec};
 
 mod common;
@@ -131,6 +131,15 @@ fn inside(size: usize, offset: u64, len: usize) -> Range<usize> {
     start..start + len.min(size - start)
 }
 
+/// The size rule of creation and `set_size`: 1 to `max` bytes.
+fn sized(requested: u64, max: u64) -> Result<usize, RegionError> {
+    match requested {
+        0 => Err(RegionError::ZeroSize),
+        _ if requested > max => Err(RegionError::RegionTooLarge { requested, max }),
+        _ => Ok(requested as usize),
+    }
+}
+
 fn context(n: u8) -> ContextId {
     Address::repeat_byte(n + 1)
 }
@@ -142,35 +151,29 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             Op::Create(size, auto_grow, max_size) => {
-                let options = RegionOptions {
-                    auto_grow,
-                    ..RegionOptions::default()
-                };
-                let spec = RegionSpec::new(size, context(0)).options(options);
+                let mut flags = AllocFlags::empty();
+                flags.set(AllocFlags::AUTO_GROW, auto_grow);
+                let spec = RegionSpec::new(size, context(0)).options(flags.into());
                 let got = registry.create(spec.max_size(max_size));
                 let max_size = max_size.min(MAX_SIZE);
-                let expected = if size > max_size {
-                    Err(RegionError::RegionTooLarge {
-                        requested: size,
-                        max: max_size,
-                    })
-                } else if model.regions.len() >= MAX_REGIONS {
-                    Err(RegionError::TooManyRegions { limit: MAX_REGIONS })
-                } else {
+                let expected = sized(size, max_size).and_then(|size| {
+                    if model.regions.len() >= MAX_REGIONS {
+                        return Err(RegionError::TooManyRegions { limit: MAX_REGIONS });
+                    }
                     let slot = model.free_slots.pop_first().unwrap_or(model.issued.len());
                     model.issued.resize(model.issued.len().max(slot + 1), 0);
                     model.issued[slot] += 1;
                     let handle = RegionHandle::new(slot as u32 + 1, model.issued[slot]).unwrap();
                     model.known.push(handle);
                     let region = ModelRegion {
-                        bytes: vec![0; size as usize],
+                        bytes: vec![0; size],
                         auto_grow,
                         max_size,
                         ..ModelRegion::default()
                     };
                     model.regions.insert(handle, region);
                     Ok(handle)
-                };
+                });
                 prop_assert_eq!(got, expected);
             }
             Op::Free(pick) => {
@@ -259,17 +262,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let h = model.pick(pick);
                 let expected = model.live(h).and_then(|r| {
                     let current = r.bytes.len() as u64;
-                    if new_size == 0 {
-                        Err(RegionError::ZeroSize)
-                    } else if new_size > r.max_size {
-                        Err(RegionError::RegionTooLarge {
-                            requested: new_size,
-                            max: r.max_size,
-                        })
-                    } else {
-                        r.bytes.resize(new_size as usize, 0);
-                        Ok(current)
-                    }
+                    r.bytes.resize(sized(new_size, r.max_size)?, 0);
+                    Ok(current)
                 });
                 prop_assert_eq!(registry.set_size(h, new_size), expected);
             }

@@ -39,8 +39,7 @@ impl FrameHook for Counter {
         self.events += 1;
     }
     fn checkpoint_revert(&mut self) {
-        self.depth -= 1;
-        self.events += 1;
+        self.checkpoint_commit();
     }
     fn transaction_end(&mut self, _outcome: TxOutcome) {
         self.events += 1;
@@ -61,12 +60,8 @@ fn world() -> InMemoryDB {
 }
 
 fn tx() -> TxEnv {
-    TxEnv::builder()
-        .caller(CALLER)
-        .kind(TxKind::Call(LOOPER))
-        .gas_limit(10_000_000)
-        .build()
-        .expect("valid transaction")
+    let tx = TxEnv::builder().caller(CALLER).kind(TxKind::Call(LOOPER));
+    tx.gas_limit(10_000_000).build().expect("valid transaction")
 }
 
 fn bench(c: &mut Criterion) {

@@ -1,36 +1,11 @@
 //! The frame hook: side state that checkpoints, commits and reverts with revm's
-//! own journal checkpoints.
-//!
-//! revm takes a journal checkpoint for every call or create frame it enters
-//! (and one before execution starts), and settles each one, in strictly LIFO
-//! order, by committing it into its parent or reverting it. [`HookedJournal`]
-//! wraps revm's [`Journal`], forwards every [`JournalTr`] method to it
-//! unchanged, and reports those checkpoints and the end of each transaction to
-//! a [`FrameHook`]. Because the hook sits inside the journal rather than in a
-//! handler or an inspector, it sees exactly what revm does on every path:
-//! `transact*`, `inspect*` and system calls.
-//!
-//! | revm code path (revm-handler) | hook calls |
-//! |----------------|------------|
-//! | `Handler::pre_execution` opens the runtime-gas-phase checkpoint (`run_system_call` opens it itself) | `checkpoint` |
-//! | ...reverted when the EIP-7702 authorisations run out of gas (`pre_execution`) or the first frame's EIP-2780 charges do (`runtime_oog_unwind`) | `checkpoint_revert` |
-//! | ...otherwise committed by `Handler::execution` before the first frame | `checkpoint_commit` |
-//! | `make_call_frame`, once past the depth check | `checkpoint` |
-//! | ...value transfer fails (`OutOfFunds`) | `checkpoint_revert` |
-//! | ...precompile: ok / not ok | `checkpoint_commit` / `checkpoint_revert` |
-//! | ...account without code | `checkpoint_commit` |
-//! | call frame returns (`process_next_action`): ok / revert or halt | `checkpoint_commit` / `checkpoint_revert` |
-//! | `make_create_frame` → `create_account_checkpoint` succeeds | `checkpoint` |
-//! | `create_account_checkpoint` fails (collision, balance overflow) | nothing: revm opened and reverted it internally |
-//! | `return_create`: ok / revert, halt, code too large, leading 0xEF, deposit out of gas | `checkpoint_commit` / `checkpoint_revert` |
-//! | `CallTooDeep`; CREATE with too little balance or nonce overflow; an inspector answering `call`/`create` itself | nothing: no checkpoint is taken |
-//! | `Handler::execution_result` → `commit_tx` (success, revert or halt) | `checkpoint_commit` for any still open, then `transaction_end(Committed)` |
-//! | `Handler::catch_error` → `discard_tx` (invalid tx, database error) | `checkpoint_revert` for any still open, then `transaction_end(Discarded)` |
-//! | `finalize` with checkpoints still open (never on revm's own paths) | `checkpoint_commit` for each, then `transaction_end(Committed)` |
-//!
-//! The inspector paths (`inspect_execution`, `inspect_run_system_call`) take
-//! and settle the same checkpoints in the same places. Hook calls come after
-//! the inner journal has done its part.
+//! own journal checkpoints. [`HookedJournal`] sits inside revm's journal rather
+//! than in a handler or an inspector, so it sees exactly what revm does on
+//! every path (`transact*`, `inspect*` and system calls, which take and settle
+//! the same checkpoints in the same places). Which revm code path makes which
+//! hook call is listed in `docs/architecture.md` ("The frame hook"); an
+//! inspector that answers `call` or `create` itself takes no checkpoint. Hook
+//! calls come after the inner journal has done its part.
 
 use revm::{
     bytecode::Bytecode,
@@ -51,18 +26,14 @@ use revm::{
     Database, Journal, JournalEntry, MainnetEvm,
 };
 
-/// Receives revm's journal checkpoints, in revm's own (strictly LIFO) order.
+/// Receives revm's journal checkpoints, in revm's own order: every
+/// [`checkpoint`](Self::checkpoint) is later settled by exactly one
+/// [`checkpoint_commit`](Self::checkpoint_commit) or
+/// [`checkpoint_revert`](Self::checkpoint_revert), innermost first, and none
+/// is open at [`transaction_end`](Self::transaction_end).
 ///
-/// Every [`checkpoint`](FrameHook::checkpoint) is later matched by exactly one
-/// [`checkpoint_commit`](FrameHook::checkpoint_commit) or
-/// [`checkpoint_revert`](FrameHook::checkpoint_revert), which always settles
-/// the most recently opened checkpoint that is still open. By the time
-/// [`transaction_end`](FrameHook::transaction_end) is called, no checkpoint is
-/// open.
-///
-/// [`HookedJournal`] implements `JournalTr::new` (used by `Context::new`) with
-/// `H::default()`, so a hook used as a revm journal must also be [`Default`];
-/// make the default the "does nothing" state.
+/// A hook used as a revm journal must also be [`Default`] (`Context::new`
+/// builds the journal with `H::default()`): make the default do nothing.
 pub trait FrameHook {
     /// revm opened a checkpoint: a call or create frame, or the pre-execution
     /// (runtime gas phase) checkpoint.
@@ -117,16 +88,12 @@ impl FrameHook for () {
     fn transaction_end(&mut self, _outcome: TxOutcome) {}
 }
 
-/// revm's [`Journal`] with a [`FrameHook`] told about every checkpoint.
+/// revm's [`Journal`], unchanged, with a [`FrameHook`] told about every
+/// checkpoint (see the [module docs](crate::hook)).
 ///
-/// All [`JournalTr`] methods forward to the inner journal, so execution
-/// results and state are identical to the stock journal's (the [module
-/// docs](crate::hook) list which revm paths reach the hook).
-///
-/// The journal counts the checkpoints it has reported as open, so the hook's
-/// pairing holds even if the journal is driven by hand: a commit or revert
-/// with nothing open is forwarded to revm but not reported, and checkpoints
-/// still open when the transaction ends are settled first.
+/// The pairing holds even when the journal is driven by hand: a commit or
+/// revert with nothing open is forwarded to revm but not reported, and
+/// checkpoints still open when the transaction ends are settled first.
 ///
 /// ```
 /// use revm::{context_interface::JournalTr, database::EmptyDB};
@@ -147,10 +114,8 @@ pub struct HookedJournal<DB, H = ()> {
 }
 
 impl<DB, H> HookedJournal<DB, H> {
-    /// A fresh journal over `database` with `hook`.
-    ///
-    /// Set the spec on it (or build the context with [`hooked_context`], which
-    /// does) before executing.
+    /// A fresh journal over `database` with `hook`. Set the spec on it (or
+    /// build the context with [`hooked_context`], which does) before executing.
     pub fn new_with_hook(database: DB, hook: H) -> Self {
         Self {
             inner: Journal::new_with_inner(database, Default::default()),
@@ -230,6 +195,10 @@ impl<DB, H: FrameHook> HookedJournal<DB, H> {
 
 /// The error type of the wrapped database.
 type DbError<DB> = <DB as Database>::Error;
+/// A load from the wrapped database.
+type Loaded<T, DB> = Result<StateLoad<T>, DbError<DB>>;
+/// A load that may skip a cold account.
+type MaybeLoaded<T, DB> = Result<StateLoad<T>, JournalLoadError<DbError<DB>>>;
 
 impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
     type Database = DB;
@@ -240,7 +209,6 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
         DB: 'a,
         H: 'a;
 
-    /// A fresh journal with `H::default()` as the hook.
     fn new(database: DB) -> Self {
         Self::new_with_hook(database, H::default())
     }
@@ -248,30 +216,26 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
     forward! { inner;
         fn db_and_state(&self) -> (&DB, &EvmState);
         fn db_and_state_mut(&mut self) -> (&mut DB, &mut EvmState);
-        fn sload(
-            &mut self,
-            address: Address,
-            key: StorageKey,
-        ) -> Result<StateLoad<StorageValue>, DbError<DB>>;
+        fn sload(&mut self, address: Address, key: StorageKey) -> Loaded<StorageValue, DB>;
         fn sload_skip_cold_load(
             &mut self,
             address: Address,
             key: StorageKey,
             skip_cold_load: bool,
-        ) -> Result<StateLoad<StorageValue>, JournalLoadError<DbError<DB>>>;
+        ) -> MaybeLoaded<StorageValue, DB>;
         fn sstore(
             &mut self,
             address: Address,
             key: StorageKey,
             value: StorageValue,
-        ) -> Result<StateLoad<SStoreResult>, DbError<DB>>;
+        ) -> Loaded<SStoreResult, DB>;
         fn sstore_skip_cold_load(
             &mut self,
             address: Address,
             key: StorageKey,
             value: StorageValue,
             skip_cold_load: bool,
-        ) -> Result<StateLoad<SStoreResult>, JournalLoadError<DbError<DB>>>;
+        ) -> MaybeLoaded<SStoreResult, DB>;
         fn tload(&mut self, address: Address, key: StorageKey) -> StorageValue;
         fn tstore(&mut self, address: Address, key: StorageKey, value: StorageValue);
         fn log(&mut self, log: Log);
@@ -282,7 +246,7 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
             address: Address,
             target: Address,
             skip_cold_load: bool,
-        ) -> Result<StateLoad<SelfDestructResult>, JournalLoadError<DbError<DB>>>;
+        ) -> MaybeLoaded<SelfDestructResult, DB>;
         fn warm_access_list(&mut self, access_list: AddressMap<HashSet<StorageKey>>);
         fn warm_coinbase_account(&mut self, address: Address);
         fn warm_precompiles(&mut self, addresses: &AddressSet);
@@ -312,25 +276,19 @@ impl<DB: Database, H: FrameHook + Default> JournalTr for HookedJournal<DB, H> {
         fn balance_incr(&mut self, address: Address, balance: U256) -> Result<(), DbError<DB>>;
         #[allow(deprecated)]
         fn nonce_bump_journal_entry(&mut self, address: Address);
-        fn load_account(&mut self, address: Address) -> Result<StateLoad<&Account>, DbError<DB>>;
-        fn load_account_with_code(
-            &mut self,
-            address: Address,
-        ) -> Result<StateLoad<&Account>, DbError<DB>>;
-        fn load_account_delegated(
-            &mut self,
-            address: Address,
-        ) -> Result<StateLoad<AccountLoad>, DbError<DB>>;
+        fn load_account(&mut self, address: Address) -> Loaded<&Account, DB>;
+        fn load_account_with_code(&mut self, address: Address) -> Loaded<&Account, DB>;
+        fn load_account_delegated(&mut self, address: Address) -> Loaded<AccountLoad, DB>;
         fn load_account_mut_skip_cold_load(
             &mut self,
             address: Address,
             skip_cold_load: bool,
-        ) -> Result<StateLoad<Self::JournaledAccount<'_>>, JournalLoadError<DbError<DB>>>;
+        ) -> MaybeLoaded<Self::JournaledAccount<'_>, DB>;
         fn load_account_mut_optional_code(
             &mut self,
             address: Address,
             load_code: bool,
-        ) -> Result<StateLoad<Self::JournaledAccount<'_>>, DbError<DB>>;
+        ) -> Loaded<Self::JournaledAccount<'_>, DB>;
         fn set_code_with_hash(&mut self, address: Address, code: Bytecode, hash: B256);
         fn depth(&self) -> usize;
         fn load_account_info_skip_cold_load(
@@ -446,95 +404,4 @@ where
     let mut ctx = HookedContext::<DB, H>::new(db, spec);
     ctx.journaled_state.hook = hook;
     ctx
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use revm::database::EmptyDB;
-
-    /// Records the hook calls as characters: `(` open, `)` commit, `!` revert,
-    /// `C` / `D` transaction committed / discarded.
-    #[derive(Default, Debug)]
-    struct Trace(String);
-
-    impl FrameHook for Trace {
-        fn checkpoint(&mut self) {
-            self.0.push('(');
-        }
-        fn checkpoint_commit(&mut self) {
-            self.0.push(')');
-        }
-        fn checkpoint_revert(&mut self) {
-            self.0.push('!');
-        }
-        fn transaction_end(&mut self, outcome: TxOutcome) {
-            self.0.push(match outcome {
-                TxOutcome::Committed => 'C',
-                TxOutcome::Discarded => 'D',
-            });
-        }
-    }
-
-    fn journal() -> HookedJournal<EmptyDB, Trace> {
-        let mut journal = HookedJournal::new_with_hook(EmptyDB::default(), Trace::default());
-        journal.set_spec_id(SpecId::PRAGUE);
-        journal
-    }
-
-    /// Each script drives the journal (`(` checkpoint, `)` commit, `!` revert
-    /// the last checkpoint taken, or a default one when none is, `C` / `D`
-    /// commit / discard the transaction, `F` finalize, `X` clear) and must leave
-    /// the trace given, with nothing open.
-    #[test]
-    fn hook_calls_follow_the_journal() {
-        for (script, trace) in [
-            // Nested checkpoints are reported in order.
-            ("((!()!C", "((!()!C"),
-            // Settles without an open checkpoint are not reported.
-            (")!", ""),
-            // A discard reverts what is open, innermost first; it may be
-            // repeated, and each one is reported.
-            ("(()(DD", "(()(!!DD"),
-            ("((C", "(())C"),
-            // `finalize` ends only a transaction left open; `clear` goes
-            // through `finalize`.
-            ("F(F(X", "()C()C"),
-        ] {
-            let mut j = journal();
-            let mut taken = Vec::new();
-            for op in script.chars() {
-                if op == '(' {
-                    taken.push(j.checkpoint());
-                    continue;
-                }
-                let last = taken.pop().unwrap_or_default();
-                match op {
-                    ')' => j.checkpoint_commit(),
-                    '!' => j.checkpoint_revert(last),
-                    'C' => j.commit_tx(),
-                    'D' => j.discard_tx(),
-                    'F' => drop(j.finalize()),
-                    _ => j.clear(),
-                }
-                if "CDFX".contains(op) {
-                    taken.clear();
-                }
-            }
-            assert_eq!(j.hook().0, trace, "{script}");
-            assert_eq!((j.depth(), j.open_checkpoints()), (0, 0), "{script}");
-        }
-    }
-
-    #[test]
-    fn take_hook_and_into_parts() {
-        let mut j = journal();
-        j.checkpoint();
-        let old = std::mem::take(j.hook_mut());
-        assert_eq!(old.0, "(");
-        j.checkpoint_commit();
-        let (inner, hook) = j.into_parts();
-        assert_eq!(hook.0, ")");
-        assert_eq!(inner.depth, 0);
-    }
 }

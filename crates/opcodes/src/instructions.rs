@@ -3,9 +3,8 @@
 //! Each function pops its operands, checks the static rule, lets the
 //! [`ActiveSession`](crate::ActiveSession) check and charge the operation,
 //! expands EVM memory the way CALLDATACOPY does, and only then performs the
-//! effect. A shared-memory halt is reported to revm as the nearest mainnet
-//! [`InstructionResult`] (see [`halt_result`]); the precise cause is kept in
-//! the session and counted in the metrics.
+//! effect. A halt reaches revm as the nearest mainnet result ([`halt_result`]);
+//! its precise cause is kept in the session and counted in the metrics.
 
 use crate::{session::OpError, ShmSession};
 use revm::{

@@ -1,8 +1,7 @@
 //! Shared memory as revm instructions ([`instructions`], [`ShmEvmBuilder`]), and
-//! the hook that keeps its revert journal in step with revm's own:
-//! [`HookedJournal`] forwards every call to revm's [`Journal`](revm::Journal) and
-//! tells a [`FrameHook`] each time revm opens, commits or reverts a checkpoint
-//! and each time a transaction ends, on `transact*`, `inspect*` and system calls.
+//! the [`HookedJournal`] that keeps its revert journal in step with revm's own:
+//! it tells a [`FrameHook`] each time revm opens, commits or reverts a
+//! checkpoint and each time a transaction ends.
 //!
 //! ```
 //! use revm::{

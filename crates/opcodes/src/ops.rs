@@ -131,7 +131,6 @@ impl ActiveSession {
         }
     }
 
-    /// Marks the region warm in the journal and the table.
     #[inline]
     fn warm(&mut self, hit: &Hit) {
         if !hit.warm {

@@ -1,6 +1,4 @@
-//! One EVM's shared-memory state: the frame hook revm's journal drives, the
-//! transaction it belongs to, and the effects that wait for the embedder's
-//! decision.
+//! One EVM's shared-memory state ([`ShmSession`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +22,8 @@ pub enum OpError {
 
 /// The shared-memory side of one EVM: the [`FrameHook`] that revm's journal
 /// drives (so the revert journal checkpoints with revm's frames) and the
-/// state of the current transaction.
-///
-/// `ShmSession::default()` is *off*: every hook call is a no-op. An EVM built
-/// by [`crate::ShmEvmBuilder`] holds an active session over a shared
-/// [`SharedMemoryManager`].
+/// state of the current transaction. `ShmSession::default()` is *off*: every
+/// hook call is a no-op.
 ///
 /// # When region effects land (spec §6)
 ///

@@ -209,32 +209,28 @@ impl ResolvedTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shm_manager::{SharedMemoryConfig, SharedMemoryManager, TxRegions};
+    use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
     use shm_primitives::{Address, Permissions, RegionOptions};
     use std::time::Duration;
 
-    /// A new region, resolved for READ by `context` in an open transaction.
-    fn resolved(context: ContextId) -> (TxRegions, Resolved) {
-        let manager = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
-        let options = RegionOptions::default();
-        let h = manager
-            .create_shared_region("t", 64, Permissions::read_write(), options)
-            .unwrap();
-        let mut tx = manager.begin_transaction();
-        let region = tx.resolve(h, context, Intent::Read, None, Duration::ZERO);
-        (tx, region.unwrap())
-    }
-
+    /// Entries are per region and context, and indexes past the cache share
+    /// one entry.
     #[test]
-    fn entries_are_per_region_and_context() {
+    fn entries_per_region_and_context_and_past_the_cache() {
+        let manager = SharedMemoryManager::new(SharedMemoryConfig::testing()).unwrap();
+        let (rw, options) = (Permissions::read_write(), RegionOptions::default());
+        let h = manager.create_shared_region("t", 64, rw, options).unwrap();
+        let mut tx = manager.begin_transaction();
         let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
-        let (tx, region) = resolved(a);
-        let h = region.handle;
+        let region = tx
+            .resolve(h, a, Intent::Read, None, Duration::ZERO)
+            .unwrap();
         let mut table = ResolvedTable::default();
         table.insert(Entry::uncached(region, a, Intent::Read, true, None));
-        assert!(table.get(h).unwrap().allows(a, Intent::Read));
-        assert!(!table.get(h).unwrap().allows(a, Intent::Write));
-        assert!(!table.get(h).unwrap().allows(b, Intent::Read));
+        let entry = table.get(h).unwrap();
+        assert!(entry.allows(a, Intent::Read));
+        assert!(!entry.allows(a, Intent::Write));
+        assert!(!entry.allows(b, Intent::Read));
         table.insert(Entry::uncached(region, a, Intent::Write, true, None));
         assert!(table.get(h).unwrap().allows(a, Intent::Read));
         // Another generation of the same slot is another region.
@@ -244,31 +240,24 @@ mod tests {
         assert!(table.get(h).is_some());
         table.clear();
         assert!(table.get(h).is_none());
-        tx.release();
-    }
 
-    #[test]
-    fn an_index_past_the_cache_keeps_its_latest_entry() {
-        let me = Address::repeat_byte(1);
-        let (tx, region) = resolved(me);
         // Indexes a hostile namespace could name: the table does not grow to them.
-        let [a, b] = [1 << 20, u32::MAX].map(|index| {
+        let [far, farther] = [1 << 20, u32::MAX].map(|index| {
             let mut far = region;
             far.handle = RegionHandle::new(index, 1).unwrap();
             far
         });
-        let mut table = ResolvedTable::default();
-        table.insert(Entry::uncached(a, me, Intent::Read, true, None));
-        assert!(table.get(a.handle).unwrap().allows(me, Intent::Read));
+        table.insert(Entry::uncached(far, a, Intent::Read, true, None));
+        assert!(table.get(far.handle).unwrap().allows(a, Intent::Read));
         assert!(table.entries.len() <= MAX_CACHED_INDEX + 1);
-        table.insert(Entry::uncached(b, me, Intent::Read, true, None));
-        assert!(table.get(a.handle).is_none(), "one entry past the cache");
-        assert!(table.get(b.handle).is_some());
-        table.remove(b.handle);
-        assert!(table.get(b.handle).is_none());
-        table.insert(Entry::uncached(b, me, Intent::Read, true, None));
+        table.insert(Entry::uncached(farther, a, Intent::Read, true, None));
+        assert!(table.get(far.handle).is_none(), "one entry past the cache");
+        assert!(table.get(farther.handle).is_some());
+        table.remove(farther.handle);
+        assert!(table.get(farther.handle).is_none());
+        table.insert(Entry::uncached(farther, a, Intent::Read, true, None));
         table.clear();
-        assert!(table.get(b.handle).is_none() && table.used.is_empty());
+        assert!(table.get(farther.handle).is_none() && table.used.is_empty());
         tx.release();
     }
 }

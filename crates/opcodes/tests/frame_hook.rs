@@ -1,30 +1,19 @@
-//! The frame hook against real revm transactions.
+//! The frame hook against real revm transactions, and driven by hand.
 //!
-//! Every case runs the same transactions three ways: `transact_commit`,
-//! `inspect_tx_commit` with a checking inspector, and `inspect_tx_commit` with
-//! the EIP-3155 tracer. For each it checks that
-//! - every checkpoint the hook sees is settled exactly once, innermost first,
-//!   and none is open when the transaction ends;
-//! - the hook's depth equals revm's journal depth at every instruction and at
-//!   every frame end;
-//! - each frame that took a checkpoint is settled the way revm settled it
-//!   (committed iff its outcome is ok), and frames that take no checkpoint
-//!   (`CallTooDeep`, failed CREATE preconditions, collisions) are not seen;
-//! - the three runs give the same hook log and the same results;
-//! - the stock `Journal` and `HookedJournal<_, ()>` give identical results and
-//!   identical state.
+//! Every case runs its transactions through `transact_commit`, and through
+//! `inspect_tx_commit` with a checking inspector and with the EIP-3155 tracer:
+//! the hook must see every checkpoint settled once, innermost first, at revm's
+//! depth; each frame's checkpoint settled as revm settled it, and no frame that
+//! takes none (`CallTooDeep`, failed CREATE preconditions, collisions). The runs
+//! must agree, and `HookedJournal<_, ()>` must agree with the stock `Journal`.
 //!
-//! The expected hook log of each transaction is written as a string:
-//! `(` checkpoint, `)` commit, `!` revert, `C` / `D` transaction committed /
-//! discarded. Every executed transaction starts with `()`: revm's
-//! pre-execution checkpoint, committed before the first frame.
-//!
-//! A property test drives a `HookedJournal` by hand with any sequence of
-//! checkpoint operations: the hook must still see well-paired, LIFO
-//! checkpoints, at revm's journal depth.
+//! A hook log is written `(` checkpoint, `)` commit, `!` revert, `C` / `D`
+//! transaction committed / discarded. An executed transaction starts with `()`:
+//! revm's pre-execution checkpoint, committed before the first frame.
 
 use std::{
     collections::BTreeMap,
+    fmt::Debug,
     io,
     sync::{Arc, Mutex},
 };
@@ -35,8 +24,8 @@ use revm::{
     bytecode::Bytecode,
     context::{BlockEnv, CfgEnv, Context, TxEnv},
     context_interface::{journaled_state::JournalCheckpoint, result::ExecutionResult, JournalTr},
-    database::{EmptyDB, InMemoryDB},
-    database_interface::{Database, ErasedError},
+    database::{CacheDB, EmptyDB, InMemoryDB},
+    database_interface::{Database, DatabaseRef, ErasedError},
     inspector::{inspectors::TracerEip3155, Inspector, NoOpInspector},
     interpreter::{
         interpreter::EthInterpreter, CallInputs, CallOutcome, CreateInputs, CreateOutcome,
@@ -44,7 +33,7 @@ use revm::{
     },
     primitives::{hardfork::SpecId, Address, Bytes, TxKind, B256, U256},
     state::AccountInfo,
-    DatabaseCommit, ExecuteCommitEvm, ExecuteEvm, InspectCommitEvm, MainBuilder, SystemCallEvm,
+    ExecuteCommitEvm, ExecuteEvm, InspectCommitEvm, MainBuilder, SystemCallEvm,
 };
 use shm_opcodes::{hooked_context, FrameHook, HookedContext, HookedJournal, TxOutcome};
 
@@ -58,7 +47,7 @@ const CALLER_BALANCE: u64 = 1_000_000_000_000_000_000;
 const NOBODY: Address = Address::with_last_byte(0xEE);
 /// The identity precompile.
 const IDENTITY: Address = Address::with_last_byte(0x04);
-/// Loading this account fails in [`FailingDb`].
+/// Loading this account fails in [`Failing`].
 const FAIL: Address = Address::with_last_byte(0xFA);
 
 const STORE_OK: Address = Address::with_last_byte(0xA1);
@@ -147,11 +136,9 @@ fn create(init_code: &[u8]) -> TxEnv {
 }
 
 fn at_nonce(tx: &TxEnv, current_nonce: u64) -> TxEnv {
-    let nonce = current_nonce + tx.nonce;
-    TxEnv {
-        nonce,
-        ..tx.clone()
-    }
+    let mut tx = tx.clone();
+    tx.nonce += current_nonce;
+    tx
 }
 
 /// One hook call. Checkpoints get ids in the order they are opened.
@@ -163,30 +150,22 @@ enum Event {
     End(TxOutcome),
 }
 
-/// The recording hook: a stack of open checkpoint ids plus an event log.
+/// The recording hook: a stack of open checkpoint ids plus an event log. It
+/// panics on misuse, so with its own stack every checkpoint is settled exactly
+/// once, innermost first, and none is open at a transaction end.
 #[derive(Clone, Debug, Default)]
 struct Recorder {
     next_id: u32,
     open: Vec<u32>,
-    max_depth: usize,
     events: Vec<Event>,
-    violations: Vec<String>,
 }
 
 impl Recorder {
-    fn depth(&self) -> usize {
-        self.open.len()
-    }
-
-    fn settle(&mut self, revert: bool) {
-        match self.open.pop() {
-            Some(id) if revert => self.events.push(Event::Revert(id)),
-            Some(id) => self.events.push(Event::Commit(id)),
-            None => self.violations.push(format!(
-                "settle with nothing open after {:?}",
-                self.events.last()
-            )),
-        }
+    fn settle(&mut self, settled: fn(u32) -> Event) {
+        let last = self.events.last();
+        let id = self.open.pop();
+        let id = id.unwrap_or_else(|| panic!("settle with nothing open after {last:?}"));
+        self.events.push(settled(id));
     }
 
     /// The log of each transaction in the compact string form.
@@ -211,37 +190,22 @@ impl FrameHook for Recorder {
         let id = self.next_id;
         self.next_id += 1;
         self.open.push(id);
-        self.max_depth = self.max_depth.max(self.open.len());
         self.events.push(Event::Open(id));
     }
 
     fn checkpoint_commit(&mut self) {
-        self.settle(false);
+        self.settle(Event::Commit);
     }
 
     fn checkpoint_revert(&mut self) {
-        self.settle(true);
+        self.settle(Event::Revert);
     }
 
     fn transaction_end(&mut self, outcome: TxOutcome) {
-        if !self.open.is_empty() {
-            self.violations
-                .push(format!("transaction ended with {} open", self.open.len()));
-        }
+        let open = self.open.len();
+        assert_eq!(open, 0, "transaction ended with {open} open");
         self.events.push(Event::End(outcome));
     }
-}
-
-/// Asserts that the recorder saw no misuse, which with its own stack means
-/// that every checkpoint was settled exactly once, innermost first, and none
-/// was open at a transaction end; and that the log ends with a transaction end.
-fn assert_well_paired(hook: &Recorder) {
-    assert!(hook.violations.is_empty(), "{:?}", hook.violations);
-    assert!(
-        matches!(hook.events.last(), Some(Event::End(_))),
-        "{:?}",
-        hook.events
-    );
 }
 
 /// The context every test EVM runs in.
@@ -256,14 +220,14 @@ struct FrameSeen {
     checkpoint: Option<u32>,
 }
 
-/// Inspector that checks the hook against revm, frame by frame.
+/// Inspector that checks the hook against revm, frame by frame (it panics on
+/// a mismatch).
 #[derive(Debug, Default)]
 struct FrameCheck {
     /// Per started frame: the id its checkpoint would get, and the log length.
     started: Vec<(u32, usize)>,
     frames: Vec<FrameSeen>,
     steps: usize,
-    mismatches: Vec<String>,
 }
 
 impl FrameCheck {
@@ -280,54 +244,46 @@ impl FrameCheck {
         result: InstructionResult,
         expect_checkpoint: bool,
     ) {
-        let Some((id, log_len)) = self.started.pop() else {
-            self.mismatches
-                .push("frame ended that never started".into());
-            return;
-        };
+        let (id, log_len) = self.started.pop().expect("frame ended that never started");
         let hook = ctx.journaled_state.hook();
         let new_events = &hook.events[log_len..];
         let opened = new_events.contains(&Event::Open(id));
-        if opened != expect_checkpoint {
-            self.mismatches.push(format!(
-                "{result:?}: revm took a checkpoint: {expect_checkpoint}, hook saw one: {opened}"
-            ));
-        }
+        // Whether revm took a checkpoint, against whether the hook saw one.
+        assert_eq!(expect_checkpoint, opened, "{result:?}");
         if opened {
             let settled = if result.is_ok() {
                 Event::Commit(id)
             } else {
                 Event::Revert(id)
             };
-            if new_events.last() != Some(&settled) {
-                self.mismatches.push(format!(
-                    "{result:?}: expected {settled:?} last, hook log {new_events:?}"
-                ));
-            }
+            assert_eq!(
+                new_events.last(),
+                Some(&settled),
+                "{result:?}: {new_events:?}"
+            );
         }
-        self.check_depth(ctx, "frame end");
+        check_depth(ctx, "frame end");
         self.frames.push(FrameSeen {
             create,
             result,
             checkpoint: opened.then_some(id),
         });
     }
+}
 
-    fn check_depth<DB: Database>(&mut self, ctx: &Ctx<DB>, at: &str) {
-        let hook_depth = ctx.journaled_state.hook().depth();
-        let revm_depth = ctx.journaled_state.depth();
-        if hook_depth != revm_depth {
-            self.mismatches.push(format!(
-                "{at}: hook depth {hook_depth}, revm depth {revm_depth}"
-            ));
-        }
-    }
+fn check_depth<DB: Database>(ctx: &Ctx<DB>, at: &str) {
+    let hook_depth = ctx.journaled_state.hook().open.len();
+    assert_eq!(
+        hook_depth,
+        ctx.journaled_state.depth(),
+        "{at}: hook against revm"
+    );
 }
 
 impl<DB: Database> Inspector<Ctx<DB>, EthInterpreter> for FrameCheck {
     fn step(&mut self, _: &mut Interpreter, ctx: &mut Ctx<DB>) {
         self.steps += 1;
-        self.check_depth(ctx, "step");
+        check_depth(ctx, "step");
     }
 
     fn call(&mut self, ctx: &mut Ctx<DB>, _: &mut CallInputs) -> Option<CallOutcome> {
@@ -363,7 +319,7 @@ fn hooked<DB: Database, H: FrameHook + Default>(db: DB, hook: H) -> HookedContex
     ctx
 }
 
-fn caller_nonce(db: &InMemoryDB) -> u64 {
+fn caller_nonce<E>(db: &CacheDB<E>) -> u64 {
     db.cache
         .accounts
         .get(&CALLER)
@@ -413,22 +369,16 @@ impl std::io::Write for SharedBuf {
     }
 }
 
-/// The database as a sorted, comparable dump.
-fn dump(db: &InMemoryDB) -> Vec<String> {
-    let mut out = Vec::new();
-    for (address, account) in &db.cache.accounts {
-        let info = &account.info;
-        let fields = (
-            &account.account_state,
-            info.balance,
-            info.nonce,
-            info.code_hash,
-        );
-        let storage: BTreeMap<_, _> = account.storage.iter().collect();
-        out.push(format!("{address} {fields:?} {storage:?}"));
-    }
-    out.sort();
-    out
+/// The accounts of the database, comparable (`AccountInfo` compares balance,
+/// nonce and code hash).
+fn dump(db: &InMemoryDB) -> BTreeMap<&Address, impl PartialEq + Debug + '_> {
+    let accounts = db.cache.accounts.iter();
+    accounts
+        .map(|(address, a)| {
+            let storage = BTreeMap::from_iter(&a.storage);
+            (address, (&a.account_state, &a.info, storage))
+        })
+        .collect()
 }
 
 /// The stock journal and `HookedJournal<_, ()>` agree on every result and on
@@ -469,11 +419,8 @@ fn check(txs: &[TxEnv], expected: &[&str]) -> (InMemoryDB, Vec<Outcome>, FrameCh
     let (traced, _) = run(txs, TracerEip3155::new(Box::new(buf.clone())), true);
     let trace = String::from_utf8(buf.0.lock().expect("not poisoned").clone()).expect("utf-8");
 
-    for run in [&plain, &inspected, &traced] {
-        assert_well_paired(&run.hook);
-    }
-    assert!(frames.mismatches.is_empty(), "{:#?}", frames.mismatches);
     assert!(frames.started.is_empty(), "frames left unfinished");
+    // Each log ends with its transaction's end, as every expected one does.
     assert_eq!(plain.hook.per_tx(), expected, "hook log");
     for other in [&inspected, &traced] {
         assert_eq!(plain.hook.events, other.hook.events);
@@ -516,32 +463,13 @@ fn check_ok(tx: TxEnv, log: &str) -> (InMemoryDB, FrameCheck) {
     (db, frames)
 }
 
+/// A failed inner call reverts its frame only; the outer frame goes on.
 #[test]
-fn plain_call_succeeds() {
-    let (db, frames) = check_ok(call(STORE_OK, Bytes::new()), "()()C");
-    assert_eq!(slot(&db, STORE_OK, 0), U256::from(1));
-    assert_eq!(frames.frames.len(), 1);
-    assert_eq!(frames.frames[0].checkpoint, Some(1));
-}
-
-#[test]
-fn inner_calls_that_succeed_commit() {
-    // A precompile, and an account without code.
-    for (target, result) in [
-        (IDENTITY, InstructionResult::Return),
-        (NOBODY, InstructionResult::Stop),
-    ] {
-        let (db, frames) = check_ok(call(PROXY, proxy_call(target, 0, GAS)), "()(())C");
-        assert_eq!(slot(&db, PROXY, 1), U256::from(1), "{target}");
-        assert_eq!(frames.frames[0].result, result, "{target}");
-    }
-    // An account without code as the transaction's own target.
-    check_ok(call(NOBODY, Bytes::new()), "()()C");
-}
-
-#[test]
-fn inner_call_failures_revert_and_outer_continues() {
+fn inner_calls_commit_or_revert() {
     for (target, value, gas, why) in [
+        (IDENTITY, 0, GAS, InstructionResult::Return),
+        // An account without code.
+        (NOBODY, 0, GAS, InstructionResult::Stop),
         (REVERTER, 0, GAS, InstructionResult::Revert),
         (INVALID, 0, 100_000, InstructionResult::InvalidFEOpcode),
         (LOOP, 0, 100_000, InstructionResult::OutOfGas),
@@ -550,14 +478,13 @@ fn inner_call_failures_revert_and_outer_continues() {
         // Identity costs 15 gas; one is not enough.
         (IDENTITY, 0, 1, InstructionResult::PrecompileOOG),
     ] {
-        let (db, frames) = check_ok(call(PROXY, proxy_call(target, value, gas)), "()((!)C");
-        // The inner frame's SSTORE is gone, the outer frame's stayed.
+        let ok = why.is_ok();
+        let log = if ok { "()(())C" } else { "()((!)C" };
+        let (db, frames) = check_ok(call(PROXY, proxy_call(target, value, gas)), log);
+        // A failed inner frame's SSTORE is undone; the outer frame's stays.
         assert_eq!(slot(&db, target, 0), U256::ZERO, "{why:?}");
-        assert_eq!(
-            slot(&db, PROXY, 1),
-            U256::ZERO,
-            "{why:?}: CALL reported failure"
-        );
+        let success = U256::from(u8::from(ok));
+        assert_eq!(slot(&db, PROXY, 1), success, "{why:?}: CALL's result");
         assert_eq!(slot(&db, PROXY, 0), U256::from(0xff), "{why:?}");
         assert_eq!(frames.frames[0].result, why);
     }
@@ -574,22 +501,11 @@ fn factory_create(factory: Address, init: &[u8]) -> (TxEnv, Address) {
     (call(factory, init.to_vec().into()), created)
 }
 
+/// A failed CREATE reverts the create frame only.
 #[test]
-fn create_and_create2_succeed() {
-    for factory in [FACTORY, FACTORY2] {
-        let (tx, created) = factory_create(factory, INIT_OK);
-        let (db, frames) = check_ok(tx, "()(())C");
-        let address = U256::from_be_slice(created.as_slice());
-        assert_eq!(slot(&db, factory, 0), address);
-        assert_eq!(slot(&db, created, 0), U256::from(7));
-        assert_eq!(code(&db, created), Some(Bytes::from_static(&[0x00])));
-        assert!(frames.frames[0].create);
-    }
-}
-
-#[test]
-fn create_failures_revert_the_create_frame_only() {
-    let cases: [(&[u8], InstructionResult); 3] = [
+fn create_and_create2_commit_or_revert() {
+    let cases: [(&[u8], InstructionResult); 4] = [
+        (INIT_OK, InstructionResult::Return),
         (INIT_REVERT, InstructionResult::Revert),
         // Both of these return successfully from the init code; `return_create`
         // then reverts the checkpoint.
@@ -598,46 +514,37 @@ fn create_failures_revert_the_create_frame_only() {
     ];
     for factory in [FACTORY, FACTORY2] {
         for (init, why) in cases {
+            let ok = why == InstructionResult::Return;
             let (tx, created) = factory_create(factory, init);
-            let (db, frames) = check_ok(tx, "()((!)C");
+            let (db, frames) = check_ok(tx, if ok { "()(())C" } else { "()((!)C" });
+            let pushed = if ok {
+                U256::from_be_slice(created.as_slice())
+            } else {
+                U256::ZERO
+            };
+            assert_eq!(slot(&db, factory, 0), pushed, "{why:?}: CREATE's push");
             assert_eq!(
-                slot(&db, factory, 0),
-                U256::ZERO,
-                "{why:?}: CREATE pushed 0"
+                slot(&db, created, 0),
+                U256::from(7 * u8::from(ok)),
+                "{why:?}"
             );
-            assert_eq!(slot(&db, created, 0), U256::ZERO, "{why:?}: SSTORE undone");
-            assert_eq!(code(&db, created), None, "{why:?}");
+            let runtime = ok.then(|| Bytes::from_static(&[0x00]));
+            assert_eq!(code(&db, created), runtime, "{why:?}");
+            assert!(frames.frames[0].create);
             assert_eq!(frames.frames[0].result, why);
         }
     }
 }
 
 #[test]
-fn create2_collision_takes_no_checkpoint() {
-    let (tx, created) = factory_create(FACTORY2, INIT_OK);
-    // The second CREATE2 hits the account the first one made: revm opens and
-    // reverts a checkpoint inside `create_account_checkpoint`, which the hook
-    // must not see.
-    let (db, outcomes, frames) = check(&[tx.clone(), tx], &["()(())C", "()()C"]);
-    assert!(outcomes.iter().all(success));
-    assert_eq!(
-        slot(&db, FACTORY2, 0),
-        U256::ZERO,
-        "second CREATE2 pushed 0"
-    );
-    assert_eq!(code(&db, created), Some(Bytes::from_static(&[0x00])));
-    let collision = frames
-        .frames
-        .iter()
-        .find(|f| f.create && f.checkpoint.is_none());
-    assert_eq!(
-        collision.map(|f| f.result),
-        Some(InstructionResult::CreateCollision)
-    );
-}
+fn top_level_calls_and_creates() {
+    let (db, frames) = check_ok(call(STORE_OK, Bytes::new()), "()()C");
+    assert_eq!(slot(&db, STORE_OK, 0), U256::from(1));
+    assert_eq!(frames.frames.len(), 1);
+    assert_eq!(frames.frames[0].checkpoint, Some(1));
+    // An account without code as the transaction's own target.
+    check_ok(call(NOBODY, Bytes::new()), "()()C");
 
-#[test]
-fn top_level_create_success_and_failure() {
     let created = CALLER.create(0);
     let (db, _) = check_ok(create(INIT_OK), "()()C");
     assert_eq!(slot(&db, created, 0), U256::from(7));
@@ -645,6 +552,12 @@ fn top_level_create_success_and_failure() {
     let (db, outcomes, _) = check(&[create(INIT_EF)], &["()(!C"]);
     assert!(!success(&outcomes[0]));
     assert_eq!(code(&db, created), None);
+
+    let (db, outcomes, _) = check(&[call(REVERTER, Bytes::new())], &["()(!C"]);
+    assert!(matches!(outcomes[0], Ok(ExecutionResult::Revert { .. })));
+    assert_eq!(slot(&db, REVERTER, 0), U256::ZERO);
+    // The transaction still counts: nonce bumped.
+    assert_eq!(caller_nonce(&db), 1);
 }
 
 #[test]
@@ -655,64 +568,35 @@ fn recursion_to_the_depth_limit() {
         gas_limit: 100_000_000_000,
         ..call(RECURSE, Bytes::new())
     };
-    // Frames at depths 0..=1024 each take a checkpoint; the CALL from depth
-    // 1024 is refused before any checkpoint.
-    let frames_with_checkpoint = 1025;
-    let expected = format!(
-        "(){}{}C",
-        "(".repeat(frames_with_checkpoint),
-        ")".repeat(frames_with_checkpoint)
-    );
-    let (_, frames) = check_ok(tx.clone(), &expected);
-    assert_eq!(frames.frames.len(), frames_with_checkpoint + 1);
+    // Frames at depths 0..=1024 each take a checkpoint (the log shows the hook
+    // 1025 deep); the CALL from depth 1024 is refused before any checkpoint.
+    let (opened, settled) = ("(".repeat(1025), ")".repeat(1025));
+    let (_, frames) = check_ok(tx, &format!("(){opened}{settled}C"));
+    assert_eq!(frames.frames.len(), 1026);
     assert_eq!(frames.frames[0].result, InstructionResult::CallTooDeep);
     assert_eq!(frames.frames[0].checkpoint, None);
-    assert_eq!(
-        run(&[tx], NoOpInspector, false).0.hook.max_depth,
-        frames_with_checkpoint
-    );
 }
 
+/// Invalid transactions are discarded, even first and back to back. The
+/// second CREATE2 hits the account the first one made: revm opens and reverts
+/// a checkpoint inside `create_account_checkpoint`, which the hook must not see.
 #[test]
-fn invalid_transactions_are_discarded() {
-    let nonce_too_high = TxEnv {
-        nonce: 5,
+fn many_transactions_in_one_evm() {
+    let (tx_create2, created) = factory_create(FACTORY2, INIT_OK);
+    let nonce = |nonce| TxEnv {
+        nonce,
         ..call(STORE_OK, Bytes::new())
     };
     let too_much_value = TxEnv {
         value: U256::from(CALLER_BALANCE + 1),
         ..call(STORE_OK, Bytes::new())
     };
-    let (db, outcomes, _) = check(
-        &[nonce_too_high, too_much_value, call(STORE_OK, Bytes::new())],
-        &["D", "D", "()()C"],
-    );
-    assert!(outcomes[0].as_ref().unwrap_err().contains("NonceTooHigh"));
-    let error = outcomes[1].as_ref().unwrap_err();
-    assert!(error.contains("LackOfFundForMaxFee"), "{error}");
-    assert!(success(&outcomes[2]));
-    assert_eq!(caller_nonce(&db), 1, "only the valid transaction counts");
-}
-
-#[test]
-fn whole_transaction_reverts_at_top_level() {
-    let (db, outcomes, _) = check(&[call(REVERTER, Bytes::new())], &["()(!C"]);
-    assert!(matches!(outcomes[0], Ok(ExecutionResult::Revert { .. })));
-    assert_eq!(slot(&db, REVERTER, 0), U256::ZERO);
-    // The transaction still counts: nonce bumped.
-    assert_eq!(caller_nonce(&db), 1);
-}
-
-#[test]
-fn many_transactions_in_one_evm() {
-    let (tx_create2, _) = factory_create(FACTORY2, INIT_OK);
     let txs = [
+        nonce(5),
+        too_much_value,
         call(STORE_OK, Bytes::new()),
         call(PROXY, proxy_call(REVERTER, 0, GAS)),
-        TxEnv {
-            nonce: 9,
-            ..call(STORE_OK, Bytes::new())
-        },
+        nonce(9),
         tx_create2.clone(),
         call(REVERTER, Bytes::new()),
         tx_create2,
@@ -720,11 +604,20 @@ fn many_transactions_in_one_evm() {
         create(INIT_TOO_LARGE),
     ];
     let logs = [
-        "()()C", "()((!)C", "D", "()(())C", "()(!C", "()()C", "()((!)C", "()(!C",
+        "D", "D", "()()C", "()((!)C", "D", "()(())C", "()(!C", "()()C", "()((!)C", "()(!C",
     ];
-    let (db, outcomes, _) = check(&txs, &logs);
-    assert_eq!(outcomes.len(), txs.len());
-    assert_eq!(caller_nonce(&db), 7);
+    let (db, outcomes, frames) = check(&txs, &logs);
+    assert!(outcomes[0].as_ref().unwrap_err().contains("NonceTooHigh"));
+    let error = outcomes[1].as_ref().unwrap_err();
+    assert!(error.contains("LackOfFundForMaxFee"), "{error}");
+    assert!([2, 5, 7].iter().all(|&i| success(&outcomes[i])));
+    assert_eq!(caller_nonce(&db), 7, "only the valid transactions count");
+    let collision = frames.frames.iter().find(|f| f.checkpoint.is_none());
+    let collision = collision.map(|f| (f.create, f.result));
+    assert_eq!(collision, Some((true, InstructionResult::CreateCollision)));
+    let pushed = slot(&db, FACTORY2, 0);
+    assert_eq!(pushed, U256::ZERO, "the second CREATE2 pushed 0");
+    assert_eq!(code(&db, created), Some(Bytes::from_static(&[0x00])));
 }
 
 #[test]
@@ -734,47 +627,31 @@ fn system_call_goes_through_the_hook() {
     assert!(result.is_success());
     let hook = evm.ctx.journaled_state.hook();
     assert_eq!(hook.per_tx(), ["()()C"]);
-    assert!(hook.violations.is_empty());
     // The system call's checkpoint is the one `run_system_call` opens.
     let state = evm.finalize();
     let stored = state[&STORE_OK].storage[&U256::ZERO].present_value;
     assert_eq!(stored, U256::from(1));
 }
 
-/// [`world`], except that loading [`FAIL`] fails.
+/// Under [`world`]'s accounts (`CacheDB<Failing>`): loading [`FAIL`] fails,
+/// every other account is empty.
 #[derive(Debug)]
-struct FailingDb(InMemoryDB);
+struct Failing;
 
-impl Database for FailingDb {
+impl DatabaseRef for Failing {
     type Error = ErasedError;
-
-    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, ErasedError> {
-        if address == FAIL {
-            return Err(ErasedError::new(io::Error::other("database unavailable")));
-        }
-        self.0.basic(address).map_err(|never| match never {})
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, ErasedError> {
+        let unavailable = || ErasedError::new(io::Error::other("database unavailable"));
+        (address != FAIL).then_some(None).ok_or_else(unavailable)
     }
-
-    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, ErasedError> {
-        self.0
-            .code_by_hash(code_hash)
-            .map_err(|never| match never {})
+    fn code_by_hash_ref(&self, _: B256) -> Result<Bytecode, ErasedError> {
+        Ok(Bytecode::default())
     }
-
-    fn storage(&mut self, address: Address, index: U256) -> Result<U256, ErasedError> {
-        self.0
-            .storage(address, index)
-            .map_err(|never| match never {})
+    fn storage_ref(&self, _: Address, _: U256) -> Result<U256, ErasedError> {
+        Ok(U256::ZERO)
     }
-
-    fn block_hash(&mut self, number: u64) -> Result<B256, ErasedError> {
-        self.0.block_hash(number).map_err(|never| match never {})
-    }
-}
-
-impl DatabaseCommit for FailingDb {
-    fn commit(&mut self, changes: revm::state::EvmState) {
-        self.0.commit(changes)
+    fn block_hash_ref(&self, _: u64) -> Result<B256, ErasedError> {
+        Ok(B256::ZERO)
     }
 }
 
@@ -783,91 +660,114 @@ fn database_error_mid_transaction_discards_with_checkpoints_open() {
     // PROXY -> CALL_FAIL -> FAIL: loading FAIL fails inside CALL_FAIL, which
     // halts; the error surfaces while PROXY's frame is still open.
     let tx = call(PROXY, proxy_call(CALL_FAIL, 0, GAS));
+    let failing = || CacheDB {
+        cache: world().cache,
+        db: Failing,
+    };
 
-    let mut evm = hooked(FailingDb(world()), Recorder::default()).build_mainnet();
-    let err = evm.transact_commit(tx.clone()).unwrap_err();
-    assert!(
-        format!("{err:?}").contains("database unavailable"),
-        "{err:?}"
-    );
+    let mut evm = hooked(failing(), Recorder::default()).build_mainnet();
+    let err = format!("{:?}", evm.transact_commit(tx.clone()).unwrap_err());
+    assert!(err.contains("database unavailable"), "{err}");
     let hook = evm.ctx.journaled_state.hook().clone();
-    assert_well_paired(&hook);
     assert_eq!(hook.per_tx(), ["()((!!D"]);
     // Nothing of the transaction reached the database.
-    assert_eq!(caller_nonce(&evm.ctx.journaled_state.db().0), 0);
+    assert_eq!(caller_nonce(evm.ctx.journaled_state.db()), 0);
     assert_eq!(evm.ctx.journaled_state.depth(), 0);
 
-    let mut evm = hooked(FailingDb(world()), Recorder::default())
-        .build_mainnet_with_inspector(FrameCheck::default());
+    let mut evm =
+        hooked(failing(), Recorder::default()).build_mainnet_with_inspector(FrameCheck::default());
     assert!(evm.inspect_tx_commit(tx).is_err());
     assert_eq!(evm.ctx.journaled_state.hook().events, hook.events);
-    let mismatches = &evm.inspector.mismatches;
-    assert!(mismatches.is_empty(), "{mismatches:?}");
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    Checkpoint,
-    Commit,
-    Revert,
-    CommitTx,
-    DiscardTx,
-    Finalize,
+/// A journal driven by hand rather than by revm.
+fn hand_journal() -> HookedJournal<EmptyDB, Recorder> {
+    let mut journal = HookedJournal::new_with_hook(EmptyDB::default(), Recorder::default());
+    journal.set_spec_id(SPEC);
+    journal
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Drives `j` by one step: `(` checkpoint, `)` commit, `!` revert the last
+/// checkpoint taken (or a default one when none is), `C` / `D` commit / discard
+/// the transaction, `F` finalize, `X` clear. `taken` holds what is open.
+fn drive(j: &mut HookedJournal<EmptyDB, Recorder>, taken: &mut Vec<JournalCheckpoint>, op: char) {
+    if op == '(' {
+        return taken.push(j.checkpoint());
+    }
+    let last = taken.pop().unwrap_or_default();
+    match op {
+        ')' => j.checkpoint_commit(),
+        '!' => j.checkpoint_revert(last),
+        'C' => j.commit_tx(),
+        'D' => j.discard_tx(),
+        'F' => drop(j.finalize()),
+        _ => j.clear(),
+    }
+    if "CDFX".contains(op) {
+        taken.clear();
+    }
+}
+
+/// Each script must leave the hook log given, with nothing open; then the hook
+/// can be taken out of the journal, or split from it.
+#[test]
+fn a_journal_driven_by_hand() {
+    for (script, log) in [
+        // Nested checkpoints are reported in order.
+        ("((!()!C", "((!()!C"),
+        // Settles without an open checkpoint are not reported.
+        (")!", ""),
+        // A discard reverts what is open, innermost first; it may be
+        // repeated, and each one is reported.
+        ("(()(DD", "(()(!!DD"),
+        ("((C", "(())C"),
+        // `finalize` ends only a transaction left open; `clear` goes
+        // through `finalize`.
+        ("F(F(X", "()C()C"),
+    ] {
+        let (mut j, mut taken) = (hand_journal(), Vec::new());
+        script.chars().for_each(|op| drive(&mut j, &mut taken, op));
+        assert_eq!(j.hook().per_tx().concat(), log, "{script}");
+        assert_eq!((j.depth(), j.open_checkpoints()), (0, 0), "{script}");
+        assert_eq!(std::mem::take(j.hook_mut()).per_tx().concat(), log);
+        j.checkpoint();
+        let (inner, hook) = j.into_parts();
+        assert_eq!((hook.per_tx(), inner.depth), (vec!["(".into()], 1));
+    }
+}
+
+/// The ops of [`drive`] but `X`, weighted.
+fn op() -> impl Strategy<Value = char> {
     prop_oneof![
-        4 => Just(Op::Checkpoint),
-        3 => Just(Op::Commit),
-        3 => Just(Op::Revert),
-        1 => Just(Op::CommitTx),
-        1 => Just(Op::DiscardTx),
-        1 => Just(Op::Finalize),
+        4 => Just('('),
+        3 => Just(')'),
+        3 => Just('!'),
+        1 => Just('C'),
+        1 => Just('D'),
+        1 => Just('F'),
     ]
 }
 
 proptest! {
+    /// Any sequence of ops: the hook still sees well-paired, LIFO checkpoints,
+    /// at revm's journal depth, and one transaction end per `commit_tx` /
+    /// `discard_tx` and per `finalize` with checkpoints open.
     #[test]
     fn hook_depth_tracks_revm_depth(ops in prop::collection::vec(op(), 0..200)) {
-        let mut journal = HookedJournal::new_with_hook(EmptyDB::default(), Recorder::default());
-        journal.set_spec_id(SPEC);
-        let mut taken: Vec<JournalCheckpoint> = Vec::new();
-        let mut expected_ends = Vec::new();
+        let (mut journal, mut taken, mut expected_ends) = (hand_journal(), Vec::new(), Vec::new());
         for op in ops {
             match op {
-                Op::Checkpoint => taken.push(journal.checkpoint()),
-                Op::Commit => {
-                    taken.pop();
-                    journal.checkpoint_commit();
-                }
-                Op::Revert => {
-                    let checkpoint = taken.pop().unwrap_or_default();
-                    journal.checkpoint_revert(checkpoint);
-                }
-                Op::CommitTx => {
-                    taken.clear();
-                    journal.commit_tx();
-                    expected_ends.push(TxOutcome::Committed);
-                }
-                Op::DiscardTx => {
-                    taken.clear();
-                    journal.discard_tx();
-                    expected_ends.push(TxOutcome::Discarded);
-                }
-                Op::Finalize => {
-                    if !taken.is_empty() {
-                        expected_ends.push(TxOutcome::Committed);
-                    }
-                    taken.clear();
-                    let _ = journal.finalize();
-                }
+                'C' => expected_ends.push(TxOutcome::Committed),
+                'D' => expected_ends.push(TxOutcome::Discarded),
+                'F' if !taken.is_empty() => expected_ends.push(TxOutcome::Committed),
+                _ => {}
             }
-            prop_assert_eq!(journal.hook().depth(), journal.depth());
+            drive(&mut journal, &mut taken, op);
+            prop_assert_eq!(journal.hook().open.len(), journal.depth());
             prop_assert_eq!(journal.open_checkpoints(), journal.depth());
             prop_assert_eq!(taken.len(), journal.depth());
         }
         let hook = journal.hook();
-        prop_assert!(hook.violations.is_empty(), "{:?}", hook.violations);
         let ends: Vec<_> = hook.events.iter().filter_map(|event| match event {
             Event::End(outcome) => Some(*outcome),
             _ => None,

@@ -10,16 +10,16 @@ use shm_region::RegistryConfig;
 
 const MIB: u64 = 1 << 20;
 
-/// Configuration of a [`SharedMemoryManager`](crate::SharedMemoryManager).
-///
-/// Start from a preset (also by name with [`str::parse`]) and change fields
-/// as needed.
+/// Configuration of a [`SharedMemoryManager`](crate::SharedMemoryManager):
+/// start from a preset (also by name with [`str::parse`]) and change fields.
 ///
 /// | preset | level | regions | max region | COW | mapping | IPC | GC | pools 64B/4K/64K/1M |
 /// |--------|-------|---------|------------|-----|---------|-----|----|---------------------|
 /// | `production` | Strict | 1024 | 64 MiB | on | on | on | every 5 s or > 512 MiB, eager | 1024/256/64/16 |
 /// | `development` | Basic | 256 | 16 MiB | on | off | off | every 10 s or > 128 MiB | 256/64/16/4 |
 /// | `testing` | None | 32 | 1 MiB | off | off | off | off | 64/16/4/1 |
+///
+/// All three wait 50 ms for a lock (6 ns per gas) and bound a journal at 256 MiB.
 ///
 /// ```
 /// use shm_manager::SharedMemoryConfig;
@@ -40,30 +40,24 @@ pub struct SharedMemoryConfig {
     /// Most regions alive at once (all owners together).
     pub max_regions: usize,
     /// Most persistent regions alive at once; the other slots are kept for
-    /// transaction-scoped regions (spec §4), so filling the persistent slots
-    /// locks nobody out of ALLOC.
+    /// transaction-scoped regions (spec §4).
     pub max_persistent_regions: usize,
     /// Largest size of one region in bytes, growth included.
     pub max_region_size: u64,
-    /// Copy-on-write mappings; when off, a copy-on-write mapping maps
-    /// read-write instead (spec §9).
+    /// Copy-on-write mappings; when off they map read-write instead (spec §9).
     pub enable_cow: bool,
-    /// File-backed regions: with a [`namespace`](Self::namespace) named, every
-    /// region lives in a memory-mapped file under it, and persistent regions
-    /// survive the process. Without a namespace the flag has no effect: a
-    /// namespace is shared state and must be chosen, never defaulted. See
-    /// `docs/ipc.md`.
+    /// File-backed regions: with a [`namespace`](Self::namespace) named (never
+    /// defaulted: it is shared state), every region lives in a memory-mapped
+    /// file under it and persistent regions survive the process (`docs/ipc.md`).
     pub enable_memory_mapping: bool,
-    /// Sharing a mapped namespace with other processes at once (regions are
-    /// then locked across processes); off: the first manager claims it for
-    /// its process alone.
+    /// Sharing a mapped namespace with other processes (regions are then
+    /// locked across processes); off: the first manager claims it alone.
     pub enable_ipc: bool,
     /// The namespace (a directory name: letters, digits, `-`, `_`, `.`) of
     /// mapped regions; `None`: the heap pool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Where namespaces live; `None`: `/dev/shm` (or the temporary directory
-    /// where there is no `/dev/shm`).
+    /// Where namespaces live; `None`: `/dev/shm` (else the temporary directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace_root: Option<std::path::PathBuf>,
     /// Group access to mapped namespaces (`2770`, files `0660`) instead of
@@ -88,8 +82,7 @@ pub struct SharedMemoryConfig {
     #[serde(rename = "lock_wait_ms", serialize_with = "serialize_millis")]
     pub lock_wait: Duration,
     /// One wait is also bounded by the waiting frame's gas, at this many
-    /// nanoseconds per gas: no more wall time per gas than the slowest mainnet
-    /// opcode loop (≈ 6.5 ns/gas, `docs/gas.md`).
+    /// nanoseconds per gas (the slowest mainnet opcode loop: ≈ 6.5, `docs/gas.md`).
     pub lock_wait_ns_per_gas: u64,
     /// Most bytes one transaction's revert journal may hold (saved and
     /// copy-on-write pages); a write that needs more halts with "journal full".
@@ -104,15 +97,6 @@ fn serialize_level<S: Serializer>(level: &SecurityLevel, s: S) -> Result<S::Ok, 
 fn serialize_millis<S: Serializer>(wait: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(wait.as_secs_f64() * 1e3)
 }
-
-/// The default bounded wait for a region lock.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_millis(50);
-
-/// The default wall time one gas pays for while waiting for a lock.
-pub const DEFAULT_WAIT_NS_PER_GAS: u64 = 6;
-
-/// The default most bytes one transaction's journal may hold: 256 MiB.
-pub const DEFAULT_MAX_JOURNAL_BYTES: u64 = 256 * MIB;
 
 impl SharedMemoryConfig {
     /// The `production` preset (see the type's table).
@@ -165,9 +149,9 @@ impl SharedMemoryConfig {
             eager_cleanup: false,
             pool_blocks: [64, 16, 4, 1],
             large_alloc_limit: 4 * MIB,
-            lock_wait: DEFAULT_LOCK_WAIT,
-            lock_wait_ns_per_gas: DEFAULT_WAIT_NS_PER_GAS,
-            max_journal_bytes: DEFAULT_MAX_JOURNAL_BYTES,
+            lock_wait: Duration::from_millis(50),
+            lock_wait_ns_per_gas: 6,
+            max_journal_bytes: 256 * MIB,
             namespace: None,
             namespace_root: None,
             namespace_group_access: false,
@@ -183,8 +167,7 @@ impl SharedMemoryConfig {
         }
     }
 
-    /// The same config with its regions in the mapped namespace `name`,
-    /// shared with other processes (mapping and IPC on).
+    /// The same config with its regions in the mapped namespace `name` (mapping and IPC on).
     ///
     /// ```
     /// use shm_manager::SharedMemoryConfig;
@@ -228,8 +211,7 @@ impl SharedMemoryConfig {
         }
     }
 
-    /// How long one wait of a frame with `gas` left may last, within the
-    /// transaction's `remaining` budget.
+    /// How long one wait of a frame with `gas` left may last, within `remaining`.
     pub fn wait_for_gas(&self, gas: u64, remaining: Duration) -> Duration {
         Duration::from_nanos(gas.saturating_mul(self.lock_wait_ns_per_gas)).min(remaining)
     }
@@ -297,60 +279,47 @@ impl FromStr for SharedMemoryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn presets_match_spec_table() {
-        let p = SharedMemoryConfig::production();
-        assert_eq!(
-            (p.security_level, p.max_regions, p.max_region_size),
-            (SecurityLevel::Strict, 1024, 64 << 20)
-        );
-        assert!(p.enable_cow && p.enable_memory_mapping && p.enable_ipc && p.eager_cleanup);
-        assert_eq!((p.gc_interval_ms, p.gc_threshold_mb), (5_000, 512));
-        assert_eq!(p.pool_blocks, [1024, 256, 64, 16]);
-
-        let d = SharedMemoryConfig::development();
-        assert_eq!(
-            (d.security_level, d.max_regions, d.max_region_size),
-            (SecurityLevel::Basic, 256, 16 << 20)
-        );
-        assert!(d.enable_cow && !d.enable_memory_mapping && !d.enable_ipc && !d.eager_cleanup);
-        assert_eq!((d.gc_interval_ms, d.gc_threshold_mb), (10_000, 128));
-        assert_eq!(d.pool_blocks, [256, 64, 16, 4]);
-
-        let t = SharedMemoryConfig::testing();
-        assert_eq!(
-            (t.security_level, t.max_regions, t.max_region_size),
-            (SecurityLevel::None, 32, 1 << 20)
-        );
-        assert!(!t.enable_cow && !t.enable_memory_mapping && !t.enable_ipc && !t.eager_cleanup);
-        assert_eq!((t.gc_interval(), t.gc_threshold_bytes()), (None, None));
-        assert_eq!(t.pool_blocks, [64, 16, 4, 1]);
-
-        for preset in [p, d, t] {
-            assert!(preset.enabled);
-            assert_eq!(preset.lock_wait, Duration::from_millis(50));
-            assert_eq!(preset.validate(), Ok(()));
+    fn presets_match_spec_table_serialize_every_knob_and_imply_the_rest() {
+        let common = json!({"enabled": true, "lock_wait_ms": 50.0, "lock_wait_ns_per_gas": 6,
+            "max_journal_bytes": 256 << 20});
+        let table = [
+            json!({"name": "production", "security_level": "strict", "max_regions": 1024,
+                "max_region_size": 64 << 20, "enable_cow": true, "enable_memory_mapping": true,
+                "enable_ipc": true, "eager_cleanup": true, "gc_interval_ms": 5_000,
+                "gc_threshold_mb": 512, "pool_blocks": [1024, 256, 64, 16]}),
+            json!({"name": "development", "security_level": "basic", "max_regions": 256,
+                "max_region_size": 16 << 20, "enable_cow": true, "enable_memory_mapping": false,
+                "enable_ipc": false, "eager_cleanup": false, "gc_interval_ms": 10_000,
+                "gc_threshold_mb": 128, "pool_blocks": [256, 64, 16, 4],
+                "max_persistent_regions": 192}),
+            json!({"name": "testing", "security_level": "none", "max_regions": 32,
+                "max_region_size": 1 << 20, "enable_cow": false, "enable_memory_mapping": false,
+                "enable_ipc": false, "eager_cleanup": false, "gc_interval_ms": 0,
+                "gc_threshold_mb": 0, "pool_blocks": [64, 16, 4, 1]}),
+        ];
+        for expected in table {
+            let name = expected["name"].as_str().unwrap();
+            // By name, ASCII case ignored.
+            let config: SharedMemoryConfig = name.to_uppercase().parse().unwrap();
+            assert_eq!(config.validate(), Ok(()), "{name}");
+            let json = serde_json::to_value(&config).unwrap();
+            assert_eq!(json.as_object().unwrap().len(), 16, "{name}");
+            let pairs = [&expected, &common].map(|o| o.as_object().unwrap());
+            for (key, value) in pairs.into_iter().flatten().filter(|(k, _)| *k != "name") {
+                assert_eq!(&json[key], value, "{name}.{key}");
+            }
         }
-    }
-
-    #[test]
-    fn parses_names_and_rejects_others() {
-        assert_eq!(
-            "Production".parse::<SharedMemoryConfig>(),
-            Ok(SharedMemoryConfig::production())
-        );
-        assert_eq!(
-            "testing".parse::<SharedMemoryConfig>(),
-            Ok(SharedMemoryConfig::testing())
-        );
+        let t = SharedMemoryConfig::testing();
+        assert_eq!((t.gc_interval(), t.gc_threshold_bytes()), (None, None));
         let err = "mainnet".parse::<SharedMemoryConfig>().unwrap_err();
         assert!(err.to_string().contains("`mainnet`"));
-    }
 
-    #[test]
-    fn derived_configs() {
+        // What the production preset implies for the pool and the registry.
         let mut c = SharedMemoryConfig::production();
+        assert_eq!("Production".parse(), Ok(c.clone()));
         let pool = c.pool_config();
         assert_eq!(pool.blocks_per_class, [1024, 256, 64, 16]);
         assert!(!pool.zero_on_return);
@@ -359,25 +328,9 @@ mod tests {
         assert!(c.pool_config().zero_on_return);
         assert_eq!(c.registry_config().max_regions, 1024);
         assert_eq!(c.gc_threshold_bytes(), Some(512 << 20));
-        assert_eq!(
-            SharedMemoryConfig::disabled()
-                .pool_config()
-                .blocks_per_class,
-            [0; 4]
-        );
+        let disabled = SharedMemoryConfig::disabled().pool_config();
+        assert_eq!(disabled.blocks_per_class, [0; 4]);
         c.large_alloc_limit = 1 << 20;
         assert!(c.validate().is_err());
-    }
-
-    #[test]
-    fn serializes_every_knob() {
-        let json = serde_json::to_value(SharedMemoryConfig::development()).unwrap();
-        assert_eq!(json["security_level"], "basic");
-        assert_eq!(json["lock_wait_ms"], 50.0);
-        assert_eq!(json["pool_blocks"], serde_json::json!([256, 64, 16, 4]));
-        assert_eq!(json["max_persistent_regions"], 192);
-        assert_eq!(json["lock_wait_ns_per_gas"], 6);
-        assert_eq!(json["max_journal_bytes"], 256 << 20);
-        assert_eq!(json.as_object().unwrap().len(), 16);
     }
 }

@@ -8,11 +8,9 @@ use shm_region::RegionError;
 
 use crate::RegionBusy;
 
-/// Why the manager refused a request; nothing in the manager panics on input.
-///
-/// Errors of the lower crates are flattened into the variants the spec names,
-/// so a caller matches on one enum; [`ShmError::halt_cause`] gives the cause an
-/// opcode reports for it.
+/// Why the manager refused a request (it never panics on input), with the
+/// lower crates' errors flattened into the variants the spec names;
+/// [`ShmError::halt_cause`] gives the cause an opcode reports for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShmError {
     /// The manager's config has `enabled == false`.
@@ -256,51 +254,36 @@ impl From<RegionBusy> for ShmError {
 mod tests {
     use super::*;
     use shm_primitives::Address;
+    use ShmError as E;
 
     #[test]
-    fn lower_errors_flatten_to_named_variants() {
-        let (h, context) = (RegionHandle::new(2, 3).unwrap(), Address::repeat_byte(7));
+    fn lower_errors_flatten_to_named_variants_and_halt_causes() {
+        let (handle, context) = (RegionHandle::new(2, 3).unwrap(), Address::repeat_byte(7));
         let (class, capacity) = (SizeClass::K4, 2);
         let exhausted = RegionError::Pool(PoolError::PoolExhausted { class, capacity });
-        assert_eq!(
-            ShmError::from(exhausted),
-            ShmError::PoolExhausted { class, capacity }
-        );
-        assert_eq!(
-            ShmError::from(RegionError::TooManyRegions { limit: 4 }),
-            ShmError::TooManySharedRegions { limit: 4 }
-        );
-        assert_eq!(
-            ShmError::from(AccessDenied::NotOwner { context, handle: h }),
-            ShmError::NotOwner { handle: h, context }
-        );
+        assert_eq!(E::from(exhausted), E::PoolExhausted { class, capacity });
+        let too_many = E::from(RegionError::TooManyRegions { limit: 4 });
+        assert_eq!(too_many, E::TooManySharedRegions { limit: 4 });
+        let not_owner = E::from(AccessDenied::NotOwner { context, handle });
+        assert_eq!(not_owner, E::NotOwner { handle, context });
         let other = RegionError::PageOutOfRange(9);
-        assert_eq!(ShmError::from(other.clone()), ShmError::Region(other));
+        assert_eq!(E::from(other.clone()), E::Region(other));
         let other = PoolError::SystemAllocFailed { bytes: 1 };
-        assert_eq!(ShmError::from(other.clone()), ShmError::Pool(other));
-    }
+        assert_eq!(E::from(other.clone()), E::Pool(other));
 
-    #[test]
-    fn halt_causes_cover_every_access_refusal() {
-        let h = RegionHandle::new(1, 1).unwrap();
-        let context = Address::ZERO;
-        for denied in [
-            ShmError::NoReadPermission { handle: h, context },
-            ShmError::NoWritePermission { handle: h, context },
-            ShmError::ReadOnlyMapping { handle: h, context },
-            ShmError::NotAllowedToFree { handle: h, context },
-            ShmError::NotOwner { handle: h, context },
+        let denied = Some(HaltCause::PermissionDenied);
+        let (no_mapping, busy) = (Some(HaltCause::NoMapping), Some(HaltCause::RegionBusy));
+        for (error, cause) in [
+            (E::NoReadPermission { handle, context }, denied),
+            (E::NoWritePermission { handle, context }, denied),
+            (E::ReadOnlyMapping { handle, context }, denied),
+            (E::NotAllowedToFree { handle, context }, denied),
+            (E::NotOwner { handle, context }, denied),
+            (E::MappingNotFound { handle, context }, no_mapping),
+            (E::RegionBusy { handle }, busy),
+            (E::SharedMemoryDisabled, None),
         ] {
-            assert_eq!(denied.halt_cause(), Some(HaltCause::PermissionDenied));
+            assert_eq!(error.halt_cause(), cause, "{error}");
         }
-        assert_eq!(
-            ShmError::MappingNotFound { handle: h, context }.halt_cause(),
-            Some(HaltCause::NoMapping)
-        );
-        assert_eq!(
-            ShmError::RegionBusy { handle: h }.halt_cause(),
-            Some(HaltCause::RegionBusy)
-        );
-        assert_eq!(ShmError::SharedMemoryDisabled.halt_cause(), None);
     }
 }

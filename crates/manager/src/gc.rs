@@ -12,9 +12,6 @@ use crate::{GcReport, LockMode, MemoryStats, SharedMemoryManager, ShmError};
 
 impl SharedMemoryManager {
     /// Region memory, pool occupancy and copy-on-write pages, now.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`].
     pub fn get_memory_stats(&self) -> Result<MemoryStats, ShmError> {
         self.ensure_enabled()?;
         let infos = self.registry.infos();
@@ -25,11 +22,7 @@ impl SharedMemoryManager {
                 block_bytes: class.bytes(),
                 capacity: c.capacity,
                 allocated: c.allocated,
-                utilization: if c.capacity == 0 {
-                    0.0
-                } else {
-                    (c.allocated as f64 / c.capacity as f64).min(1.0)
-                },
+                utilization: (c.allocated as f64 / c.capacity.max(1) as f64).min(1.0),
             }
         });
         Ok(MemoryStats {
@@ -50,19 +43,15 @@ impl SharedMemoryManager {
 
     /// Frees every unreferenced region (see the type's docs) and compacts the
     /// pools. Waits for creations in progress and for another collection.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`].
     pub fn garbage_collect(&self) -> Result<GcReport, ShmError> {
         self.ensure_enabled()?;
         Ok(self.collect(self.gc_gate.close()))
     }
 
-    /// Runs [`garbage_collect`](Self::garbage_collect) if it is due: when
-    /// `gc_interval_ms` has passed since the last collection, or when region
-    /// memory is above `gc_threshold_mb` and has changed since the last one.
-    /// Skips (`None`) when not due, or when another collection or a creation
-    /// is in progress (the next transaction end tries again).
+    /// Runs [`garbage_collect`](Self::garbage_collect) if due: `gc_interval_ms`
+    /// after the last run, or with region memory above `gc_threshold_mb` and
+    /// changed since. Skips (`None`) when not due or while another collection
+    /// or a creation runs (the next transaction end tries again).
     pub fn maybe_collect(&self) -> Option<GcReport> {
         if !self.config.enabled {
             return None;
@@ -85,14 +74,9 @@ impl SharedMemoryManager {
 
     fn collect(&self, _gate: ClosedGate<'_>) -> GcReport {
         let start = Instant::now();
-        let mut regions_freed = Vec::new();
-        let mut bytes_freed = 0;
-        for handle in self.registry.handles() {
-            if let Some(size) = self.free_if_unreferenced(handle) {
-                regions_freed.push(handle);
-                bytes_freed += size;
-            }
-        }
+        let free = |handle| Some((handle, self.free_if_unreferenced(handle)?));
+        let (regions_freed, sizes): (Vec<_>, Vec<u64>) =
+            self.registry.handles().into_iter().filter_map(free).unzip();
         let pool_bytes_compacted = self.registry.pool().compact();
         let duration = start.elapsed();
         self.metrics
@@ -103,7 +87,7 @@ impl SharedMemoryManager {
             .store(self.metrics.snapshot().memory_bytes, Relaxed);
         GcReport {
             regions_freed,
-            bytes_freed,
+            bytes_freed: sizes.iter().sum(),
             pool_bytes_compacted,
             duration,
         }
@@ -124,16 +108,11 @@ impl SharedMemoryManager {
         let _lock = self
             .host_lock(handle, LockMode::Exclusive, Duration::ZERO)
             .ok()?;
-        let size = {
-            let guard = self.registry.lock_read(handle).ok()?;
-            let meta = guard.meta();
-            if meta.options().persistent || meta.ref_count() > 0 {
-                return None;
-            }
-            guard.size()
-        };
-        self.registry.free(handle).ok()?;
-        self.metrics.record_region_destroyed(handle, size);
-        Some(size)
+        let guard = self.registry.lock_read(handle).ok()?;
+        if guard.meta().options().persistent || guard.meta().ref_count() > 0 {
+            return None;
+        }
+        drop(guard);
+        self.free_counted(handle).ok()
     }
 }

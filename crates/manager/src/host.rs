@@ -1,5 +1,4 @@
-//! The host API (spec §10): what a node does to regions from Rust, outside
-//! any transaction and not journalled.
+//! The host API (spec §10): outside any transaction and not journalled.
 
 use shm_pool::Block;
 use shm_primitives::{Address, ContextId, MapOptions, Permissions, RegionHandle, RegionOptions};
@@ -8,10 +7,9 @@ use shm_region::{Grant, RegionInfo, RegionSpec};
 use crate::manager::HostLock;
 use crate::{LockMode, SharedMemoryManager, ShmError};
 
-/// The context that owns regions made through the host API unless a
-/// [`RegionRequest`] names another owner: the zero address, where no contract
-/// runs. At Strict and up only the owner frees, so bytecode can never free a
-/// host region; at Basic a host [`Grant`] with the right to free lets it.
+/// The owner of host-made regions unless a [`RegionRequest`] names another:
+/// the zero address, where no contract runs, so at Strict and up (only the
+/// owner frees) bytecode never frees a host region; at Basic a [`Grant`] may.
 pub const HOST_CONTEXT: ContextId = Address::ZERO;
 
 /// What to create through [`SharedMemoryManager::create_region`].
@@ -65,12 +63,6 @@ impl RegionRequest {
         self
     }
 
-    /// Sets the owner's rights.
-    pub fn permissions(mut self, permissions: Permissions) -> Self {
-        self.permissions = permissions;
-        self
-    }
-
     /// Sets the options.
     pub fn options(mut self, options: RegionOptions) -> Self {
         self.options = options;
@@ -97,19 +89,17 @@ impl SharedMemoryManager {
         permissions: Permissions,
         options: RegionOptions,
     ) -> Result<RegionHandle, ShmError> {
-        self.create_region(
-            RegionRequest::new(size)
-                .named(name)
-                .permissions(permissions)
-                .options(options),
-        )
+        self.create_region(RegionRequest {
+            permissions,
+            options,
+            ..RegionRequest::new(size).named(name)
+        })
     }
 
     /// Creates a region as `request` says, holding one host reference.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], [`ShmError::NameTaken`], limit and
-    /// pool refusals.
+    /// [`ShmError::NameTaken`], limit and pool refusals.
     pub fn create_region(&self, request: RegionRequest) -> Result<RegionHandle, ShmError> {
         let spec = RegionSpec {
             name: request.name,
@@ -124,12 +114,9 @@ impl SharedMemoryManager {
         })
     }
 
-    /// Gives `context` a mapping of the region with `options` (replacing any it
-    /// had), as [`effective_map_options`](Self::effective_map_options) adjusts
-    /// them. No permission check; the mapping never widens the context's rights.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    /// Gives `context` a mapping of the region with `options` (replacing any),
+    /// as [`effective_map_options`](Self::effective_map_options) adjusts them.
+    /// No permission check; a mapping never widens the context's rights.
     pub fn map_shared_region(
         &self,
         handle: RegionHandle,
@@ -149,7 +136,6 @@ impl SharedMemoryManager {
     /// unreferenced is freed at once.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors,
     /// [`ShmError::MappingNotFound`].
     pub fn unmap_shared_region(
         &self,
@@ -169,7 +155,6 @@ impl SharedMemoryManager {
     /// returns how many came from the region.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors,
     /// [`ShmError::OffsetOverflow`], [`ShmError::RegionBusy`].
     pub fn read_region(
         &self,
@@ -187,7 +172,6 @@ impl SharedMemoryManager {
     /// region auto-grows. Returns how many bytes were written.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors,
     /// [`ShmError::OffsetOverflow`], [`ShmError::RegionBusy`].
     pub fn write_region(
         &self,
@@ -209,9 +193,6 @@ impl SharedMemoryManager {
     }
 
     /// Grants `context` rights on the region; returns the grant it replaces.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors.
     pub fn grant(
         &self,
         handle: RegionHandle,
@@ -223,9 +204,6 @@ impl SharedMemoryManager {
     }
 
     /// Withdraws the grant of `context`; returns it.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors.
     pub fn revoke(
         &self,
         handle: RegionHandle,
@@ -235,23 +213,15 @@ impl SharedMemoryManager {
         Ok(self.registry.lock_write(handle)?.revoke(context))
     }
 
-    /// Takes another host reference on the region; returns the host
-    /// references held.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    /// Takes another host reference on the region; returns how many are held.
     pub fn retain_region(&self, handle: RegionHandle) -> Result<u32, ShmError> {
         self.ensure_enabled()?;
         let _gate = self.gc_gate.open();
         Ok(self.registry.lock_write(handle)?.add_host_ref())
     }
 
-    /// Drops one host reference (never below zero); returns the host
-    /// references left. With `eager_cleanup` a region left unreferenced is
-    /// freed at once.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors.
+    /// Drops one host reference (never below zero); returns how many are left.
+    /// With `eager_cleanup` a region left unreferenced is freed at once.
     pub fn release_region(&self, handle: RegionHandle) -> Result<u32, ShmError> {
         self.ensure_enabled()?;
         let left = self.registry.lock_write(handle)?.drop_host_ref();
@@ -265,29 +235,19 @@ impl SharedMemoryManager {
     /// name another region.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors,
     /// [`ShmError::RegionBusy`].
     pub fn free_region(&self, handle: RegionHandle) -> Result<(), ShmError> {
         let _lock = self.host_resolve(handle, LockMode::Exclusive)?;
-        let size = self.registry.lock_read(handle)?.size();
-        self.registry.free(handle)?;
-        self.metrics.record_region_destroyed(handle, size);
-        Ok(())
+        self.free_counted(handle).map(drop)
     }
 
     /// A snapshot of the region: metadata, block capacity, last access.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], handle errors.
     pub fn region_info(&self, handle: RegionHandle) -> Result<RegionInfo, ShmError> {
         self.ensure_enabled()?;
         Ok(self.registry.info(handle)?)
     }
 
     /// Snapshots of every live region, by slot index.
-    ///
-    /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`].
     pub fn list_regions(&self) -> Result<Vec<RegionInfo>, ShmError> {
         self.ensure_enabled()?;
         Ok(self.registry.infos())
@@ -296,18 +256,17 @@ impl SharedMemoryManager {
     /// The handle of the live region called `name`.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], [`ShmError::NameNotFound`].
+    /// [`ShmError::NameNotFound`].
     pub fn find_region(&self, name: &str) -> Result<RegionHandle, ShmError> {
         self.ensure_enabled()?;
         Ok(self.registry.lookup(name)?)
     }
 
-    /// An all-zero block of at least `size` bytes straight from the pool; it
-    /// goes back with [`deallocate_to_pool`](Self::deallocate_to_pool) or when
-    /// dropped.
+    /// An all-zero block of at least `size` bytes from the pool, returned by
+    /// [`deallocate_to_pool`](Self::deallocate_to_pool) or when dropped.
     ///
     /// # Errors
-    /// [`ShmError::SharedMemoryDisabled`], pool refusals.
+    /// Pool refusals.
     pub fn allocate_from_pool(&self, size: usize) -> Result<Block, ShmError> {
         self.ensure_enabled()?;
         Ok(self.registry.pool().allocate(size)?)
@@ -322,8 +281,7 @@ impl SharedMemoryManager {
         self.ensure_enabled()
     }
 
-    /// Takes `handle`'s two-phase lock for one host call, as a transaction
-    /// resolves a handle: liveness is judged once the lock is held.
+    /// Takes `handle`'s lock for one host call; liveness is judged once held.
     fn host_resolve(&self, handle: RegionHandle, mode: LockMode) -> Result<HostLock<'_>, ShmError> {
         self.check_handle(handle)?;
         let lock = self.host_lock(handle, mode, self.config.lock_wait)?;

@@ -1,10 +1,9 @@
 //! The shared-memory manager: the facade a node embeds (spec §10).
 //!
 //! [`SharedMemoryManager`] ties the region registry, pool, permission checks
-//! and metrics together and adds [`SharedMemoryConfig`] and its presets, the
-//! host API, garbage collection, [`MemoryStats`], and for the transaction
-//! layer (the opcodes) [`TxRegions`], over the two-phase locks of
-//! [`RegionLockTable`] (spec §6). It has no EVM dependency.
+//! and metrics together with [`SharedMemoryConfig`] presets, the host API,
+//! garbage collection, [`MemoryStats`], and for the opcodes [`TxRegions`] over
+//! the two-phase locks of [`RegionLockTable`] (spec §6). No EVM dependency.
 //!
 //! ```
 //! use shm_manager::{SharedMemoryConfig, SharedMemoryManager, ShmError};
@@ -20,7 +19,6 @@
 //! assert_eq!(off.find_region("log"), Err(ShmError::SharedMemoryDisabled));
 //! # Ok::<(), ShmError>(())
 //! ```
-#![warn(missing_docs)]
 // Only `TxRegions::read` and `TxRegions::write_saved` have unsafe code.
 #![deny(unsafe_code)]
 
@@ -35,10 +33,7 @@ mod mapped;
 mod stats;
 mod transaction;
 
-pub use config::{
-    ParsePresetError, SharedMemoryConfig, DEFAULT_LOCK_WAIT, DEFAULT_MAX_JOURNAL_BYTES,
-    DEFAULT_WAIT_NS_PER_GAS,
-};
+pub use config::{ParsePresetError, SharedMemoryConfig};
 pub use error::ShmError;
 pub use host::{RegionRequest, HOST_CONTEXT};
 pub use locks::{CrossLock, CrossProcessLock, LockMode, RegionBusy, RegionLockTable, TxId};

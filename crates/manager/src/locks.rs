@@ -6,7 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use shm_primitives::RegionHandle;
 
@@ -48,9 +48,8 @@ pub enum LockMode {
 /// A lock shared with other processes (a mapped namespace), held for a
 /// region while any transaction of this process holds it, in either mode.
 pub trait CrossProcessLock: Send + Sync {
-    /// Takes the region's lock, waiting at most `wait`, when a transaction of
-    /// this process newly holds the region ([`CrossLock::Held`] at once if
-    /// this process holds it already).
+    /// Takes the region's lock within `wait` when a transaction of this process
+    /// newly holds it ([`CrossLock::Held`] at once if this process holds it).
     fn lock(&self, handle: RegionHandle, wait: Duration) -> CrossLock;
     /// Publishes what this process wrote and releases the region's lock, when
     /// no transaction of this process holds it any more. Runs outside the
@@ -65,9 +64,8 @@ pub enum CrossLock {
     Held,
     /// Another process kept it past the wait: the request fails as busy.
     Busy,
-    /// Another process freed the region and the implementation dropped it
-    /// from this registry: granted, and the caller's check after locking
-    /// finds the handle freed.
+    /// Another process freed the region, now dropped from this registry:
+    /// granted, and the caller's check after locking finds the handle freed.
     Gone,
 }
 
@@ -104,25 +102,22 @@ impl Holders {
         }
     }
 
-    /// Removes `tx`; returns whether it held the lock and whether nobody does now.
-    fn remove(&mut self, tx: TxId) -> (bool, bool) {
+    /// Removes `tx`; returns whether nobody holds the lock now (`None`: `tx`
+    /// did not hold it).
+    fn remove(&mut self, tx: TxId) -> Option<bool> {
         match self {
-            Holders::Exclusive(t) => {
-                let held = *t == tx;
-                (held, held)
-            }
+            Holders::Exclusive(t) => (*t == tx).then_some(true),
             Holders::Shared(first, rest) => {
                 if *first == tx {
                     let Some(other) = rest.pop() else {
-                        return (true, true);
+                        return Some(true);
                     };
                     *first = other;
-                } else if let Some(at) = rest.iter().position(|t| *t == tx) {
-                    rest.swap_remove(at);
                 } else {
-                    return (false, false);
+                    let at = rest.iter().position(|t| *t == tx)?;
+                    rest.swap_remove(at);
                 }
-                (true, false)
+                Some(false)
             }
         }
     }
@@ -164,8 +159,8 @@ struct ShardState {
     unlocking: Vec<RegionHandle>,
 }
 
-/// One shard, on cache lines of its own (128 bytes: x86 prefetches lines in
-/// pairs): adjacent shards sharing a mutex's line ran at 0.38× of one thread.
+/// On cache lines of its own (128 bytes: x86 prefetches lines in pairs):
+/// adjacent shards sharing a mutex's line ran at 0.38× of one thread.
 #[derive(Default)]
 #[repr(align(128))]
 struct Shard {
@@ -180,17 +175,13 @@ const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 const SHARDS: usize = 16;
 
 /// Per-region locks held by transactions until they end (strict two-phase
-/// locking, spec §6).
+/// locking, spec §6), sharded by region index.
 ///
 /// Locks are re-entrant per transaction, and a shared lock is upgraded to
 /// exclusive when its transaction is the only holder. A request waits at most
-/// the given duration and then fails with [`RegionBusy`]: transactions that
-/// wait for each other both come back within their bounds, so there is no
-/// deadlock, only a busy halt. There is no fairness: a steady stream of
-/// readers can keep a writer waiting until its bound.
-///
-/// Sharded by region index: an uncontended acquire is one mutex lock and one
-/// map insert.
+/// the given duration and then fails with [`RegionBusy`], so transactions
+/// waiting for each other end in a busy halt, never a deadlock. There is no
+/// fairness: a stream of readers can keep a writer waiting until its bound.
 ///
 /// ```
 /// use std::time::Duration;
@@ -209,25 +200,17 @@ const SHARDS: usize = 16;
 /// assert_eq!(locks.mode_held(region, t1), Some(LockMode::Exclusive));
 /// # Ok::<(), shm_manager::RegionBusy>(())
 /// ```
+#[derive(Default)]
 pub struct RegionLockTable {
     shards: [Shard; SHARDS],
     /// Taken after the local lock, released when the last local holder goes.
     cross_process: Option<Arc<dyn CrossProcessLock>>,
 }
 
-impl Default for RegionLockTable {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl RegionLockTable {
     /// A table where nothing is locked.
     pub fn new() -> Self {
-        Self {
-            shards: std::array::from_fn(|_| Shard::default()),
-            cross_process: None,
-        }
+        Self::default()
     }
 
     /// A table that also holds `lock` for every region a transaction of this
@@ -301,7 +284,10 @@ impl RegionLockTable {
             if Instant::now() >= deadline {
                 return Err(busy(start.elapsed()));
             }
-            wait_for_release(shard, &mut state, deadline);
+            state.waiters += 1;
+            // A spurious or unrelated wake-up only makes us re-check.
+            let _ = shard.released.wait_until(&mut state, deadline);
+            state.waiters -= 1;
             if try_grant(&mut state, handle, tx, mode) {
                 return Ok(());
             }
@@ -321,38 +307,30 @@ impl RegionLockTable {
         for handle in handles {
             let shard = self.shard(handle);
             let mut state = shard.state.lock();
-            let Some(holders) = state.held.get_mut(&handle) else {
+            let Some(now_free) = state.held.get_mut(&handle).and_then(|h| h.remove(tx)) else {
                 continue;
             };
-            let (held, now_free) = holders.remove(tx);
             if now_free {
                 state.held.remove(&handle);
             }
-            released += usize::from(held);
-            // No new local holder is granted the region until its
-            // cross-process unlock, run after the mutex is released, returns.
-            if now_free && self.cross_process.is_some() {
-                state.unlocking.push(handle);
-                drop(state);
-                self.finish_unlock(shard, handle);
-            } else if held {
-                notify(shard, &state);
+            released += 1;
+            match &self.cross_process {
+                // No new local holder is granted the region until its
+                // cross-process unlock, run outside the mutex, returns.
+                Some(cross) if now_free => {
+                    state.unlocking.push(handle);
+                    drop(state);
+                    cross.unlock(handle);
+                    let mut state = shard.state.lock();
+                    if let Some(at) = state.unlocking.iter().position(|h| *h == handle) {
+                        state.unlocking.swap_remove(at);
+                    }
+                    notify(shard, &state);
+                }
+                _ => notify(shard, &state),
             }
         }
         released
-    }
-
-    /// Runs the cross-process unlock of `handle` (outside the shard mutex),
-    /// then lets local requests for it through.
-    fn finish_unlock(&self, shard: &Shard, handle: RegionHandle) {
-        if let Some(cross) = &self.cross_process {
-            cross.unlock(handle);
-        }
-        let mut state = shard.state.lock();
-        if let Some(at) = state.unlocking.iter().position(|h| *h == handle) {
-            state.unlocking.swap_remove(at);
-        }
-        notify(shard, &state);
     }
 
     /// Releases every lock `tx` holds (a scan of the locked regions, which
@@ -397,33 +375,20 @@ fn try_grant(state: &mut ShardState, handle: RegionHandle, tx: TxId, mode: LockM
         state.held.insert(handle, holders);
         return true;
     };
-    match (holders.holds(tx), mode) {
-        (Some(LockMode::Exclusive), _) | (Some(LockMode::Shared), LockMode::Shared) => true,
-        (Some(LockMode::Shared), LockMode::Exclusive) => {
-            // Upgrade only when this transaction is the only reader.
-            if matches!(holders, Holders::Shared(_, rest) if rest.is_empty()) {
-                *holders = Holders::Exclusive(tx);
-                true
-            } else {
-                false
-            }
-        }
-        (None, LockMode::Shared) => match holders {
-            Holders::Shared(_, rest) => {
-                rest.push(tx);
-                true
-            }
-            Holders::Exclusive(_) => false,
-        },
-        (None, LockMode::Exclusive) => false,
+    let held = holders.holds(tx);
+    if held.is_some_and(|held| held >= mode) {
+        return true;
     }
-}
-
-fn wait_for_release(shard: &Shard, state: &mut MutexGuard<'_, ShardState>, deadline: Instant) {
-    state.waiters += 1;
-    // A spurious or unrelated wake-up only makes the caller re-check.
-    let _ = shard.released.wait_until(state, deadline);
-    state.waiters -= 1;
+    let Holders::Shared(_, rest) = holders else {
+        return false;
+    };
+    match held {
+        // Upgrade only when this transaction is the only reader.
+        Some(_) if rest.is_empty() => *holders = Holders::Exclusive(tx),
+        None if mode == LockMode::Shared => rest.push(tx),
+        _ => return false,
+    }
+    true
 }
 
 fn notify(shard: &Shard, state: &ShardState) {
@@ -451,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn reentrant_and_modes() {
+    fn modes_reentrance_and_release() {
         let locks = RegionLockTable::new();
         take(&locks, 1, 1, Exclusive).unwrap();
         // Re-entrant in both modes once exclusive.
@@ -467,11 +432,8 @@ mod tests {
         assert!(is_locked(&locks, 17));
         assert_eq!(locks.release_transaction(TxId(2)), 1);
         assert!(locks.locked_regions().is_empty());
-    }
 
-    #[test]
-    fn shared_readers_release_one_by_one() {
-        let locks = RegionLockTable::new();
+        // Readers release one by one before an upgrade is granted.
         for tx in 1..=3 {
             take(&locks, 5, tx, Shared).unwrap();
         }
@@ -488,21 +450,17 @@ mod tests {
 
     #[test]
     fn huge_wait_does_not_overflow() {
-        let locks = Arc::new(RegionLockTable::new());
-        locks
-            .acquire(h(1), TxId(1), Exclusive, Duration::MAX)
-            .unwrap();
-        let releaser = {
-            let locks = Arc::clone(&locks);
-            std::thread::spawn(move || {
+        let locks = RegionLockTable::new();
+        let take_forever = |tx| locks.acquire(h(1), TxId(tx), Exclusive, Duration::MAX);
+        take_forever(1).unwrap();
+        std::thread::scope(|s| {
+            let releaser = s.spawn(|| {
                 std::thread::sleep(Duration::from_millis(20));
                 locks.release_transaction(TxId(1))
-            })
-        };
-        locks
-            .acquire(h(1), TxId(2), Exclusive, Duration::MAX)
-            .unwrap();
-        assert_eq!(releaser.join().unwrap(), 1);
+            });
+            take_forever(2).unwrap();
+            assert_eq!(releaser.join().unwrap(), 1);
+        });
     }
 
     #[test]
@@ -512,15 +470,18 @@ mod tests {
         assert!(TxId(TxId::HOST_BIT).is_host() && !TxId(1).is_host());
     }
 
-    /// Records the cross-process calls; refuses `lock` for region 9.
+    /// Records the cross-process calls (refusing `lock` for region 9) and, as a
+    /// slow unlock (a commit in another process's file) would, whether the
+    /// region is still locked and whether another transaction gets it then.
     #[derive(Default)]
-    struct Recorder {
-        calls: Mutex<Vec<(&'static str, u32)>>,
+    struct Probe {
+        table: std::sync::OnceLock<std::sync::Weak<RegionLockTable>>,
+        calls: Mutex<Vec<String>>,
     }
 
-    impl CrossProcessLock for Recorder {
+    impl CrossProcessLock for Probe {
         fn lock(&self, handle: RegionHandle, _wait: Duration) -> CrossLock {
-            self.calls.lock().push(("lock", handle.index()));
+            self.calls.lock().push(format!("lock {}", handle.index()));
             if handle.index() == 9 {
                 CrossLock::Busy
             } else {
@@ -528,85 +489,44 @@ mod tests {
             }
         }
         fn unlock(&self, handle: RegionHandle) {
-            self.calls.lock().push(("unlock", handle.index()));
+            let table = self.table.get().unwrap().upgrade().unwrap();
+            // Both would deadlock if the shard mutex were still held.
+            let locked = table.locked_regions().contains(&handle);
+            let granted = take(&table, handle.index(), 99, Exclusive).is_ok();
+            let call = format!("unlock {} {locked}/{granted}", handle.index());
+            self.calls.lock().push(call);
         }
     }
 
     #[test]
     fn cross_process_lock_follows_the_first_and_last_local_holder() {
-        let recorder = Arc::new(Recorder::default());
-        let locks = RegionLockTable::with_cross_process(recorder.clone());
-        take(&locks, 1, 1, Shared).unwrap();
-        take(&locks, 1, 1, Exclusive).unwrap(); // upgrade: held already
-        take(&locks, 2, 1, Shared).unwrap();
-        take(&locks, 2, 2, Shared).unwrap(); // the second reader locks too (re-entrant below)
-        assert_eq!(locks.release_all(TxId(1), [h(2)]), 1); // tx 2 still reads region 2
-        assert_eq!(locks.release_transaction(TxId(1)), 1);
-        assert_eq!(locks.release_transaction(TxId(2)), 1);
-        // A refusal leaves nothing held and reports busy.
-        let busy = take(&locks, 9, 3, Exclusive).unwrap_err();
-        assert_eq!((busy.handle, busy.tx), (h(9), TxId(3)));
-        assert!(!is_locked(&locks, 9));
-        assert_eq!(
-            *recorder.calls.lock(),
-            vec![
-                ("lock", 1),
-                ("lock", 2),
-                ("lock", 2),
-                ("unlock", 1),
-                ("unlock", 2),
-                ("lock", 9),
-                ("unlock", 9),
-            ]
-        );
-    }
-
-    /// Looks at the table from inside `unlock`, as a slow unlock (a commit in
-    /// another process's file) would find it.
-    #[derive(Default)]
-    struct Inspector {
-        table: std::sync::OnceLock<std::sync::Weak<RegionLockTable>>,
-        seen: Mutex<Vec<(bool, bool)>>,
-    }
-
-    impl CrossProcessLock for Inspector {
-        fn lock(&self, _handle: RegionHandle, _wait: Duration) -> CrossLock {
-            CrossLock::Held
-        }
-        fn unlock(&self, handle: RegionHandle) {
-            let table = self.table.get().unwrap().upgrade().unwrap();
-            // Both would deadlock if the shard mutex were still held.
-            let locked = table.locked_regions().contains(&handle);
-            let granted = table
-                .acquire(handle, TxId(99), Exclusive, Duration::ZERO)
-                .is_ok();
-            self.seen.lock().push((locked, granted));
-        }
-    }
-
-    #[test]
-    fn cross_process_unlock_runs_outside_the_shard_mutex_and_first() {
-        let inspector = Arc::new(Inspector::default());
-        let table = Arc::new(RegionLockTable::with_cross_process(inspector.clone()));
-        inspector.table.set(Arc::downgrade(&table)).unwrap();
-        take(&table, 1, 1, Exclusive).unwrap();
-        take(&table, 2, 1, Shared).unwrap();
-        let table2 = Arc::clone(&table);
-        let done = std::thread::spawn(move || {
-            table2.release_all(TxId(1), [h(1)]);
-            table2.release_transaction(TxId(1))
+        let probe = Arc::new(Probe::default());
+        let table = Arc::new(RegionLockTable::with_cross_process(probe.clone()));
+        probe.table.set(Arc::downgrade(&table)).unwrap();
+        let (locks, (sent, done)) = (Arc::clone(&table), std::sync::mpsc::channel());
+        // On a thread of its own, so that an unlock under the mutex fails the test.
+        std::thread::spawn(move || {
+            take(&locks, 1, 1, Shared).unwrap();
+            take(&locks, 1, 1, Exclusive).unwrap(); // upgrade: held already
+            take(&locks, 2, 1, Shared).unwrap();
+            take(&locks, 2, 2, Shared).unwrap(); // the second reader locks too (re-entrant below)
+            assert_eq!(locks.release_all(TxId(1), [h(2)]), 1); // tx 2 still reads region 2
+            assert_eq!(locks.release_transaction(TxId(1)), 1);
+            assert_eq!(locks.release_transaction(TxId(2)), 1);
+            sent.send(take(&locks, 9, 3, Exclusive)).unwrap();
         });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done.is_finished() {
-            assert!(
-                Instant::now() < deadline,
-                "unlock deadlocked under the shard mutex"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(done.join().unwrap(), 1);
-        // Unlocked, and nobody was granted the region before the unlock returned.
-        assert_eq!(*inspector.seen.lock(), vec![(false, false), (false, false)]);
+        let refused = done.recv_timeout(Duration::from_secs(10));
+        let busy = refused
+            .expect("unlock deadlocked under the shard mutex")
+            .unwrap_err();
+        // A refusal leaves nothing held and reports busy.
+        assert_eq!((busy.handle, busy.tx), (h(9), TxId(3)));
+        assert!(!is_locked(&table, 9));
+        // Every unlock ran after the region left the table and before anyone
+        // else was granted it.
+        let calls = "lock 1, lock 2, lock 2, unlock 1 false/false, unlock 2 false/false, \
+            lock 9, unlock 9 false/false";
+        assert_eq!(probe.calls.lock().join(", "), calls);
         take(&table, 1, 99, Exclusive).unwrap();
     }
 }

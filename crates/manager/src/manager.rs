@@ -5,39 +5,35 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shm_mapped::MappedRegion;
 use shm_metrics::{Metrics, MetricsRecorder};
 use shm_pool::BlockPool;
 use shm_primitives::{MapOptions, RegionHandle};
 use shm_region::{Liveness, RegionRegistry, RegionSpec};
 
-use shm_mapped::MappedRegion;
-
 use crate::gate::GcGate;
-use crate::mapped::{MappedBacking, Refreshed};
+use crate::mapped::MappedBacking;
 use crate::{LockMode, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
 
 /// The shared-memory subsystem of one node (spec §10). It lives in an `Arc`;
 /// the transaction layer reaches regions only through
 /// [`begin_transaction`](Self::begin_transaction)'s [`TxRegions`](crate::TxRegions).
-///
-/// # Host API
+/// Every call fails with [`ShmError::SharedMemoryDisabled`] when shared memory
+/// is off, and with a handle error ([`ShmError::InvalidRegionHandle`],
+/// [`ShmError::RegionFreed`]) given a bad handle; each lists only its others.
 ///
 /// Host calls are privileged and not journalled (spec §6): they check handles
 /// and bounds but no permissions. Each data call (read, write, free) takes the
-/// region's two-phase lock as a one-call transaction, so a host write never
-/// lands between a transaction's write and its revert: it waits up to
-/// `lock_wait`, then fails with [`ShmError::RegionBusy`]. Mapping, grants and
-/// references do not wait for transactions. Host regions start with one host
-/// reference, the creator's ([`release_region`](Self::release_region) drops it).
+/// region's two-phase lock as a one-call transaction, waiting up to
+/// `lock_wait` (then [`ShmError::RegionBusy`]), so a host write never lands
+/// between a transaction's write and its revert. Mapping, grants and references
+/// do not wait. Host regions start with the creator's host reference.
 ///
-/// # Garbage collection
-///
-/// A region is *unreferenced* when it is live, not persistent, its
-/// [`ref_count`](shm_region::RegionMeta::ref_count) (mappings plus host
-/// references) is zero, and no transaction holds its lock.
-/// [`garbage_collect`](Self::garbage_collect) frees every unreferenced region
-/// and compacts the pools; [`maybe_collect`](Self::maybe_collect) runs it when
-/// due; with `eager_cleanup` a host unmap or release frees at once.
+/// [`garbage_collect`](Self::garbage_collect) frees every *unreferenced* region
+/// (live, not persistent, no lock holder, a zero
+/// [`ref_count`](shm_region::RegionMeta::ref_count): mappings plus host
+/// references) and compacts the pools; [`maybe_collect`](Self::maybe_collect)
+/// runs it when due; with `eager_cleanup` a host unmap or release frees at once.
 ///
 /// ```
 /// use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
@@ -67,7 +63,7 @@ use crate::{LockMode, RegionLockTable, SharedMemoryConfig, ShmError, TxId};
 pub struct SharedMemoryManager {
     pub(crate) config: SharedMemoryConfig,
     pub(crate) registry: Arc<RegionRegistry>,
-    mapped: Option<Arc<MappedBacking>>,
+    pub(crate) mapped: Option<Arc<MappedBacking>>,
     pub(crate) locks: RegionLockTable,
     pub(crate) metrics: Arc<MetricsRecorder>,
     pub(crate) next_tx: AtomicU64,
@@ -188,8 +184,8 @@ impl SharedMemoryManager {
     }
 
     /// A `production` manager over the mapped namespace `namespace` under
-    /// `/dev/shm`: it attaches every persistent region left there, with the
-    /// same handles, names and bytes.
+    /// `/dev/shm`, with every persistent region left there (same handles,
+    /// names and bytes).
     ///
     /// ```
     /// use shm_manager::{SharedMemoryConfig, SharedMemoryManager};
@@ -233,17 +229,15 @@ impl SharedMemoryManager {
     }
 
     /// Checks `handle` before its lock is taken: a region freed for good is
-    /// refused at once; one this process does not know is looked for in the
-    /// mapped namespace.
+    /// refused; one this process does not know is looked for in the namespace.
     pub(crate) fn check_handle(&self, handle: RegionHandle) -> Result<(), ShmError> {
         self.ensure_enabled()?;
         match self.registry.liveness(handle) {
             Liveness::Live | Liveness::PendingFree => Ok(()),
             Liveness::Freed => Err(ShmError::RegionFreed(handle)),
-            Liveness::Invalid => match self.mapped.as_ref().map(|m| m.refresh(handle)) {
-                Some(Refreshed::Known) => Ok(()),
-                Some(Refreshed::Busy) => Err(ShmError::RegionBusy { handle }),
-                Some(Refreshed::Unknown) | None => Err(ShmError::InvalidRegionHandle(handle)),
+            Liveness::Invalid => match &self.mapped {
+                Some(mapped) => mapped.refresh(handle),
+                None => Err(ShmError::InvalidRegionHandle(handle)),
             },
         }
     }
@@ -268,12 +262,17 @@ impl SharedMemoryManager {
         Ok(handle)
     }
 
+    /// Frees `handle` for good and counts it in the metrics; returns its size.
+    pub(crate) fn free_counted(&self, handle: RegionHandle) -> Result<u64, ShmError> {
+        let size = self.registry.lock_read(handle)?.size();
+        self.registry.free(handle)?;
+        self.metrics.record_region_destroyed(handle, size);
+        Ok(size)
+    }
+
     pub(crate) fn ensure_enabled(&self) -> Result<(), ShmError> {
-        if self.config.enabled {
-            Ok(())
-        } else {
-            Err(ShmError::SharedMemoryDisabled)
-        }
+        let enabled = self.config.enabled.then_some(());
+        enabled.ok_or(ShmError::SharedMemoryDisabled)
     }
 
     /// Takes `handle`'s two-phase lock for one host call, waiting at most `wait`.
@@ -293,8 +292,8 @@ impl SharedMemoryManager {
     }
 }
 
-/// A fresh host-call id, unique in the process. Each thread takes ids from a
-/// block of its own, so threads do not bump a common counter.
+/// A fresh host-call id, unique in the process, from a block of the thread's
+/// own so that threads do not bump a common counter.
 fn host_call_id() -> TxId {
     const BLOCK: u64 = 1 << 16;
     static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
@@ -350,16 +349,14 @@ mod tests {
         // More ids per thread than one block holds, so every thread takes
         // a second block while the others take theirs.
         let per_thread = (1 << 16) + 10;
-        let ids: Vec<Vec<_>> = std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..4)
-                .map(|_| scope.spawn(move || (0..per_thread).map(|_| host_call_id()).collect()))
-                .collect();
+        let take_ids = || (0..per_thread).map(|_| host_call_id()).collect::<Vec<_>>();
+        let all: HashSet<_> = std::thread::scope(|scope| {
+            let threads = [(); 4].map(|_| scope.spawn(take_ids));
             threads
                 .into_iter()
-                .map(|t| t.join().unwrap_or_else(|_| panic!("thread panicked")))
+                .flat_map(|t| t.join().unwrap())
                 .collect()
         });
-        let all: HashSet<_> = ids.iter().flatten().copied().collect();
         assert_eq!(all.len(), 4 * per_thread);
         assert!(all.iter().all(|id| id.is_host()));
     }

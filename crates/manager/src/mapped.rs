@@ -1,16 +1,17 @@
-//! Regions in a mapped namespace (`shm-mapped`): creation under handles every
-//! attached process agrees on, attaching what other processes left, and the
-//! cross-process lock. What other processes did is noticed when this process
-//! newly takes a region's lock or meets a handle it does not know.
+//! Regions in a mapped namespace (`shm-mapped`), shared with other processes:
+//! what they did is noticed when this process newly takes a region's lock or
+//! meets a handle it does not know.
 
 use std::collections::HashMap;
+use std::io::ErrorKind::NotFound;
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use shm_mapped::{
-    process_alive, region_file_name, Access, MappedError, MappedRegion, Namespace, RegionHeader,
+    default_root, process_alive, region_file_name, Access, MappedError, MappedRegion, Namespace,
+    RegionHeader,
 };
 use shm_metrics::MetricsRecorder;
 use shm_primitives::{RegionHandle, SecurityLevel};
@@ -21,18 +22,6 @@ use crate::{CrossLock, CrossProcessLock, SharedMemoryConfig, ShmError};
 /// The longest wait for a region's lock when attaching (a writer in another
 /// process may be finishing a transaction).
 const ATTACH_WAIT: Duration = Duration::from_millis(200);
-
-/// What [`MappedBacking::refresh`] learnt about an unknown handle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refreshed {
-    /// The registry knows it now (attached, or marked freed).
-    Known,
-    /// Its slot still holds an older region this process cannot let go of
-    /// yet: transient, answered like a busy lock.
-    Busy,
-    /// The namespace never issued it.
-    Unknown,
-}
 
 /// Dead entries of the mapping table are dropped once it holds this many
 /// (and then at twice what is left): amortised O(1) per region made.
@@ -75,18 +64,14 @@ impl From<MappedError> for ShmError {
 }
 
 impl MappedBacking {
-    /// Opens and claims the namespace of `config` and attaches every
-    /// persistent region in it.
+    /// Opens and claims `config`'s namespace, attaching its persistent regions.
     pub(crate) fn open(
         config: &SharedMemoryConfig,
         registry: Arc<RegionRegistry>,
         metrics: Arc<MetricsRecorder>,
     ) -> Result<Arc<Self>, ShmError> {
         let name = config.namespace.as_deref().unwrap_or_default();
-        let root = config
-            .namespace_root
-            .clone()
-            .unwrap_or_else(shm_mapped::default_root);
+        let root = config.namespace_root.clone().unwrap_or_else(default_root);
         let access = if config.namespace_group_access {
             Access::Group
         } else {
@@ -116,19 +101,13 @@ impl MappedBacking {
         Ok(backing)
     }
 
-    /// Attaches one region file: persistent regions join the registry under
-    /// their handle; a transaction-scoped file of a dead process is removed.
-    /// Returns the handle attached, if any.
+    /// Attaches one persistent region file under its handle (returned), or
+    /// removes a transaction-scoped file of a dead process.
     fn attach_file(&self, path: &Path) -> Result<Option<RegionHandle>, ShmError> {
         let region = match MappedRegion::open(path) {
-            Ok(region) => region,
             // Freed by another process since the directory was listed.
-            Err(MappedError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(e.into()),
+            Err(MappedError::Io { source, .. }) if source.kind() == NotFound => return Ok(None),
+            opened => opened?,
         };
         let header = region.header().clone();
         if !header.options.persistent {
@@ -142,20 +121,17 @@ impl MappedBacking {
             return Ok(None);
         }
         // Marked in use: `evm shm rm` leaves it alone while this process
-        // lives. Taking the lock rolls back a transaction whose writer died. If
-        // a live process holds it, attach anyway: the size word only changes
-        // at commit, and whoever takes the lock next recovers and checks.
+        // lives. Taking the lock rolls back a transaction whose writer died; a
+        // live holder is no obstacle: the size word only changes at commit,
+        // and whoever takes the lock next recovers and checks.
         region.mark_in_use()?;
         let size = match region.lock(self.attach_wait) {
             Ok(_) => {
-                let checked = if self.checksummed || header.checksummed {
-                    region.verify_checksum()
-                } else {
-                    Ok(())
-                };
+                let verify = self.checksummed || header.checksummed;
+                let checked = verify.then(|| region.verify_checksum());
                 let size = region.size();
                 region.unlock(None)?;
-                checked?;
+                checked.unwrap_or(Ok(()))?;
                 size
             }
             Err(MappedError::LockTimeout { .. }) => region.size(),
@@ -178,41 +154,37 @@ impl MappedBacking {
         Ok(Some(header.handle))
     }
 
-    /// Learns what other processes did to the index of `handle`, unknown
-    /// here: a region they made is attached; the one this process still maps
-    /// there is dropped if they freed it; an issued handle whose region is
-    /// gone is marked freed here too, so it halts as freed everywhere.
-    pub(crate) fn refresh(&self, handle: RegionHandle) -> Refreshed {
+    /// Learns what other processes did at the index of `handle`, unknown here
+    /// (a stale mapping of this process there is dropped first): `Ok` once a
+    /// region they made is attached, or an issued handle whose region is gone
+    /// is marked freed (so it halts as freed everywhere); [`ShmError::RegionBusy`]
+    /// while an older region this process cannot let go of yet holds the slot;
+    /// invalid when the namespace never issued it.
+    pub(crate) fn refresh(&self, handle: RegionHandle) -> Result<(), ShmError> {
+        let unknown = || Err(ShmError::InvalidRegionHandle(handle));
         let _one_at_a_time = self.refreshing.lock();
         // Another thread met the same handle first.
-        if matches!(
-            self.registry.check(handle),
-            Ok(()) | Err(RegionError::RegionFreed(_))
-        ) {
-            return Refreshed::Known;
+        if let Ok(()) | Err(RegionError::RegionFreed(_)) = self.registry.check(handle) {
+            return Ok(());
         }
         let (occupied, issued) = self.registry.slot_use(handle.index());
         // The namespace issued it after anything this process saw at its index.
         let issued_since = || handle.generation() > issued && self.ns.was_issued(handle);
         if occupied {
             // What this process maps at that index may be stale.
-            let stale = self
-                .registry
-                .handles()
-                .into_iter()
-                .find(|h| h.index() == handle.index())
-                .and_then(|h| self.region(h).map(|r| (h, r)))
-                .filter(|(_, r)| r.freed());
-            if let Some((old, region)) = stale {
-                self.forget(old, &region);
+            let same_index = |h: &RegionHandle| h.index() == handle.index();
+            if let Some(old) = self.registry.handles().into_iter().find(same_index) {
+                if let Some(region) = self.region(old).filter(|r| r.freed()) {
+                    self.forget(old, &region);
+                }
             }
             if self.registry.slot_use(handle.index()).0 {
                 // An older region still holds the slot here while the
                 // namespace issued a newer one: not invalid, only not ready.
                 return if issued_since() {
-                    Refreshed::Busy
+                    Err(ShmError::RegionBusy { handle })
                 } else {
-                    Refreshed::Unknown
+                    unknown()
                 };
             }
         }
@@ -226,25 +198,24 @@ impl MappedBacking {
                 if let Ok(info) = self.registry.info(handle) {
                     self.metrics.record_region_created(handle, info.meta.size());
                 }
-                return Refreshed::Known;
+                return Ok(());
             }
             if !file.freed() {
                 // Another live process's transaction-scoped region, or a file
                 // that could not be attached: not this process's to use.
-                return Refreshed::Unknown;
+                return unknown();
             }
         }
         // Issued here once, and its file is gone, another region's, or
         // marked freed by its last holder: it was freed.
         if issued_since() && self.mark_freed(handle) {
-            return Refreshed::Known;
+            return Ok(());
         }
-        Refreshed::Unknown
+        unknown()
     }
 
-    /// Remembers `region`'s mapping under `handle`, and every so often drops
-    /// the entries of regions that are gone (each dead `Weak` keeps an
-    /// allocation alive).
+    /// Remembers `region`'s mapping under `handle`, every so often dropping
+    /// dead entries (each dead `Weak` keeps an allocation alive).
     fn remember(&self, handle: RegionHandle, region: &Arc<MappedRegion>) {
         let mut regions = self.regions.lock();
         regions.by_handle.insert(handle, Arc::downgrade(region));
@@ -254,8 +225,7 @@ impl MappedBacking {
         }
     }
 
-    /// Drops a region another process freed from this process's registry,
-    /// leaving the files alone.
+    /// Drops a region another process freed from this registry, not its files.
     fn forget(&self, handle: RegionHandle, region: &MappedRegion) {
         region.set_keep(true);
         self.regions.lock().by_handle.remove(&handle);
@@ -265,8 +235,7 @@ impl MappedBacking {
         }
     }
 
-    /// Makes the registry know `handle` as freed (a placeholder region placed
-    /// under it and freed at once).
+    /// Marks `handle` freed in the registry (a placeholder made and freed).
     fn mark_freed(&self, handle: RegionHandle) -> bool {
         let Ok(block) = self.registry.pool().allocate(1) else {
             return false;
@@ -280,16 +249,12 @@ impl MappedBacking {
             && self.registry.free(handle).is_ok()
     }
 
-    /// Creates `spec`'s region as a file under a handle fresh in the whole
-    /// namespace and places it in the registry.
+    /// Creates `spec`'s region as a file, under a namespace-wide fresh handle.
     pub(crate) fn create(&self, spec: RegionSpec) -> Result<RegionHandle, ShmError> {
         if spec.size == 0 {
             return Err(ShmError::ZeroSize);
         }
-        let max_size = spec
-            .max_size
-            .unwrap_or(self.max_region_size)
-            .min(self.max_region_size);
+        let max_size = self.max_region_size.min(spec.max_size.unwrap_or(u64::MAX));
         if spec.size > max_size {
             return Err(ShmError::RegionTooLarge {
                 requested: spec.size,
@@ -339,11 +304,8 @@ impl MappedBacking {
 
     /// The mapped file behind `handle`, if this process maps it.
     pub(crate) fn region(&self, handle: RegionHandle) -> Option<Arc<MappedRegion>> {
-        self.regions
-            .lock()
-            .by_handle
-            .get(&handle)
-            .and_then(Weak::upgrade)
+        let regions = self.regions.lock();
+        regions.by_handle.get(&handle).and_then(Weak::upgrade)
     }
 
     /// The manager is dropped: persistent regions keep their files.
@@ -364,17 +326,14 @@ impl CrossProcessLock for MappedBacking {
             return CrossLock::Held; // not a file of ours (already freed): nothing to share
         };
         let fresh = !region.is_locked();
-        match region.lock(wait) {
-            Ok(_) => {}
+        if let Err(e) = region.lock(wait) {
             // Another process freed it: so does this one.
-            Err(MappedError::Freed { .. }) => {
+            if matches!(e, MappedError::Freed { .. }) {
                 self.forget(handle, &region);
                 return CrossLock::Gone;
             }
-            Err(e) => {
-                tracing::warn!(target: "shm::mapped", %e, "cross-process lock not taken");
-                return CrossLock::Busy;
-            }
+            tracing::warn!(target: "shm::mapped", %e, "cross-process lock not taken");
+            return CrossLock::Busy;
         }
         if fresh {
             // Another process may have resized the region since.
@@ -401,12 +360,8 @@ impl CrossProcessLock for MappedBacking {
             // once the lock is free.
             region.mark_freed();
         }
-        let size = self
-            .registry
-            .try_lock_read_for(handle, Duration::ZERO)
-            .ok()
-            .flatten()
-            .map(|guard| guard.size());
+        let guard = self.registry.try_lock_read_for(handle, Duration::ZERO);
+        let size = guard.ok().flatten().map(|guard| guard.size());
         if let Err(e) = region.unlock(size) {
             tracing::warn!(target: "shm::mapped", %e, "commit failed: the next lock holder rolls back");
         }
@@ -416,10 +371,7 @@ impl CrossProcessLock for MappedBacking {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shm_pool::BlockPool;
 
-    /// The table of mappings holds what lives plus a bounded slack, however
-    /// many regions were made and freed.
     #[test]
     fn the_mapping_table_does_not_grow_with_regions_made() {
         let root = tempfile::tempdir().unwrap();
@@ -427,19 +379,14 @@ mod tests {
             namespace_root: Some(root.path().to_path_buf()),
             ..SharedMemoryConfig::testing().with_namespace("prune")
         };
-        let registry = Arc::new(RegionRegistry::new(
-            BlockPool::new(config.pool_config()),
-            config.registry_config(),
-        ));
-        let backing =
-            MappedBacking::open(&config, registry.clone(), Arc::new(MetricsRecorder::new()))
-                .unwrap();
+        let manager = crate::SharedMemoryManager::new(config).unwrap();
         for _ in 0..1_000 {
-            let handle = backing
-                .create(RegionSpec::new(64, shm_primitives::Address::ZERO))
+            let handle = manager
+                .create_region(crate::RegionRequest::new(64))
                 .unwrap();
-            registry.free(handle).unwrap();
+            manager.free_region(handle).unwrap();
         }
+        let backing = manager.mapped.as_ref().unwrap();
         let kept = backing.regions.lock().by_handle.len();
         assert!(kept < 2 * MIN_PRUNE, "{kept} entries for no live region");
     }

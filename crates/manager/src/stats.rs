@@ -59,18 +59,13 @@ impl MemoryStats {
 
     /// Prometheus text for the figures the metrics recorder does not keep.
     pub(crate) fn write_prometheus(&self, out: &mut String) {
+        // Each gauge's name, then its help text.
         let gauges = [
-            ("region_bytes", "Sum of the sizes of the live regions."),
-            ("cow_pages", "Private copy-on-write pages held."),
-            (
-                "pool_fragmentation_ratio",
-                "Internal fragmentation of handed-out pool blocks.",
-            ),
-            (
-                "pool_reserved_bytes",
-                "Bytes the pool holds from the system.",
-            ),
-            ("pending_frees", "Regions freed but not yet final."),
+            "region_bytes Sum of the sizes of the live regions.",
+            "cow_pages Private copy-on-write pages held.",
+            "pool_fragmentation_ratio Internal fragmentation of handed-out pool blocks.",
+            "pool_reserved_bytes Bytes the pool holds from the system.",
+            "pending_frees Regions freed but not yet final.",
         ];
         let values = [
             self.total_bytes as f64,
@@ -79,7 +74,8 @@ impl MemoryStats {
             self.pool_reserved_bytes as f64,
             self.pending_frees as f64,
         ];
-        for ((name, help), value) in gauges.into_iter().zip(values) {
+        for (gauge, value) in gauges.into_iter().zip(values) {
+            let (name, help) = gauge.split_once(' ').unwrap_or_default();
             let _ = writeln!(out, "# HELP shm_{name} {help}");
             let _ = writeln!(out, "# TYPE shm_{name} gauge");
             let _ = writeln!(out, "shm_{name} {value}");

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_access::AccessDenied;
 use shm_journal::{Page, RegionOps};
 use shm_primitives::{
     AccessKind, ContextId, MapOptions, RegionHandle, RegionOptions, WritePlan, PAGE_SIZE,
@@ -14,8 +13,8 @@ use shm_region::{PageObserver, RawRegionBytes, RegionSpec, WriteOutcome};
 
 use crate::{LockMode, SharedMemoryManager, ShmError, TxId};
 
-/// What a transaction means to do with a region: it decides the lock mode
-/// and the permission checked (spec §6, §7).
+/// What a transaction means to do with a region: it decides the lock mode and
+/// the permission checked (spec §6, §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Intent {
     /// SHARED_READ: held shared, read rights (and a mapping at Strict).
@@ -29,10 +28,9 @@ pub enum Intent {
     Free,
 }
 
-/// What an access needs of a region its transaction holds, resolved by
-/// [`TxRegions::resolve`]. Good until the transaction frees, remaps, grows or
-/// reverts the region, or the host changes its grants or mappings (then
-/// [`ShmError::StaleResolution`]).
+/// A region its transaction holds, as [`TxRegions::resolve`] found it: good
+/// until the transaction frees, remaps, grows or reverts it, or the host
+/// changes its grants or mappings ([`ShmError::StaleResolution`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resolved {
     /// The region.
@@ -51,21 +49,17 @@ pub struct Resolved {
     /// Whether the context's writes go to its private copy-on-write view.
     pub copy_on_write: bool,
     access_version: u64,
-    /// The live bytes at resolution, to access without the slot lock while
-    /// `stamp` says nothing moved them (heap-backed regions only: a mapped
-    /// file can change under another process's lock).
+    /// The live bytes, used without the slot lock while `stamp` is current
+    /// (heap-backed only: a mapped file can change under another process's lock).
     raw: Option<RawRegionBytes>,
     /// The resolving `TxRegions`' stamp at resolution.
     stamp: u64,
 }
 
-/// One transaction's door to the regions: it resolves handles, reads and
-/// writes the regions it holds, creates and frees for the transaction, and
-/// applies the revert journal's undo ([`RegionOps`]).
-///
-/// Locks are held until [`release`](Self::release) (strict two-phase
-/// locking), or until the `TxRegions` is dropped (a panic unwinding through
-/// the EVM), so no region stays locked for good.
+/// One transaction's access to regions: resolving, reading, writing, creating
+/// and freeing, and the revert journal's undo ([`RegionOps`]). Its locks are
+/// held until [`release`](Self::release), or drop (a panic unwinding the EVM).
+/// A call given a bad handle fails with a handle error.
 ///
 /// ```
 /// use std::time::Duration;
@@ -85,16 +79,16 @@ pub struct Resolved {
 /// tx.release();
 /// # Ok::<(), shm_manager::ShmError>(())
 /// ```
+#[derive(Debug)]
 pub struct TxRegions {
     manager: Arc<SharedMemoryManager>,
     id: TxId,
     released: bool,
-    /// Drawn afresh from [`STAMPS`] whenever this transaction may move, shrink
-    /// or release a region's bytes (growth, a free, a size restore, the
-    /// release of its locks): a [`Resolved`] with the current stamp still
-    /// holds the region's lock and its raw bytes. A `Cell` also makes
-    /// `TxRegions` `!Sync`, so no other thread can grow a region through it
-    /// during a raw read.
+    /// Drawn afresh whenever this transaction may move, shrink or release a
+    /// region's bytes (growth, a free, a size restore, releasing its locks): a
+    /// [`Resolved`] with the current stamp still holds the region's lock and
+    /// its raw bytes. The `Cell` makes `TxRegions` `!Sync`, so no other
+    /// thread can grow a region through it during a raw read.
     stamp: Cell<u64>,
 }
 
@@ -106,8 +100,7 @@ fn next_stamp() -> u64 {
 }
 
 impl SharedMemoryManager {
-    /// Begins a transaction's use of regions; ids are drawn 1, 2, 3, … in
-    /// call order.
+    /// Begins a transaction; ids are drawn 1, 2, 3, … in call order.
     pub fn begin_transaction(self: &Arc<Self>) -> TxRegions {
         TxRegions {
             manager: Arc::clone(self),
@@ -140,13 +133,10 @@ impl TxRegions {
     }
 
     /// Resolves `handle` for `context` and `intent` in spec §5's order:
-    /// handle, lock (waiting at most `wait`), mapping, permission. Liveness is
-    /// judged once the lock is held, so a free another transaction may still
-    /// undo is waited for. `tx_mapping`, the transaction's own mapping for
-    /// `context`, wins over the host's.
+    /// handle, lock (waiting at most `wait`), liveness, mapping (`tx_mapping`,
+    /// the transaction's own, wins over the host's), permission.
     ///
     /// # Errors
-    /// [`ShmError::InvalidRegionHandle`], [`ShmError::RegionFreed`],
     /// [`ShmError::RegionBusy`], a permission refusal (counted in the metrics,
     /// logged at Paranoid), [`ShmError::SharedMemoryDisabled`].
     pub fn resolve(
@@ -161,11 +151,8 @@ impl TxRegions {
         self.resolve_timed(handle, context, intent, tx_mapping, wait, &mut waited)
     }
 
-    /// As [`resolve`](Self::resolve), also adding to `waited` how long it
-    /// waited for the lock.
-    ///
-    /// # Errors
-    /// As [`resolve`](Self::resolve).
+    /// As [`resolve`](Self::resolve) (with its errors), also adding to
+    /// `waited` how long it waited for the lock.
     pub fn resolve_timed(
         &mut self,
         handle: RegionHandle,
@@ -175,56 +162,49 @@ impl TxRegions {
         wait: Duration,
         waited: &mut Duration,
     ) -> Result<Resolved, ShmError> {
-        let manager = &*self.manager;
+        let (manager, registry) = (&*self.manager, &self.manager.registry);
         manager.check_handle(handle)?;
+        // A write through a copy-on-write mapping never changes the region.
+        let host_mapping = || registry.lock_read(handle).ok()?.meta().mapping(context);
+        let cow_write = || self.copy_on_write(tx_mapping.or_else(host_mapping));
         let mut mode = match intent {
+            Intent::Write if cow_write() => LockMode::Shared,
             Intent::Read | Intent::Map => LockMode::Shared,
-            Intent::Free => LockMode::Exclusive,
-            // A write through a copy-on-write mapping never changes the region.
-            Intent::Write => {
-                let host = manager
-                    .registry
-                    .lock_read(handle)
-                    .ok()
-                    .and_then(|g| g.meta().mapping(context));
-                if self.copy_on_write(tx_mapping.or(host)) {
-                    LockMode::Shared
-                } else {
-                    LockMode::Exclusive
-                }
-            }
+            Intent::Write | Intent::Free => LockMode::Exclusive,
         };
         loop {
-            self.lock(handle, mode, wait, waited)?;
-            // Alive once we hold it? (Another transaction's free is now final
-            // or undone.)
+            // Held already in this mode or exclusively: no clock, no wait.
+            if self.holds(handle).is_none_or(|held| held < mode) {
+                let start = Instant::now();
+                let result = manager.locks.acquire(handle, self.id, mode, wait);
+                *waited += start.elapsed();
+                result?;
+            }
+            // Liveness once held: another transaction's free is final or undone.
             let guard = manager.registry.lock_read(handle)?;
             let meta = guard.meta();
             let mapping = tx_mapping.or(meta.mapping(context));
             let copy_on_write = self.copy_on_write(mapping);
             if intent == Intent::Write && !copy_on_write && mode == LockMode::Shared {
-                // The host changed the mapping while we waited: take it
-                // exclusively after all.
+                // The host changed the mapping while we waited.
                 mode = LockMode::Exclusive;
                 continue;
             }
             let level = manager.config.security_level;
-            // Read rights suffice for a copy-on-write write (spec §5).
-            let kind = if intent == Intent::Write && !copy_on_write {
-                AccessKind::Write
-            } else {
-                AccessKind::Read
-            };
+            let check =
+                |kind| shm_access::check_access_with_mapping(level, meta, context, kind, mapping);
             let verdict = match intent {
-                Intent::Read | Intent::Write => {
-                    shm_access::check_access_with_mapping(level, meta, context, kind, mapping)
-                }
+                // Read rights suffice for a copy-on-write write (spec §5).
+                Intent::Write if !copy_on_write => check(AccessKind::Write),
+                Intent::Read | Intent::Write => check(AccessKind::Read),
                 Intent::Map => shm_access::check_map(level, meta, context),
                 Intent::Free => shm_access::check_access(level, meta, context, AccessKind::Free),
             };
             if let Err(denied) = verdict {
                 drop(guard);
-                return Err(self.denied(denied));
+                let metrics = &manager.metrics;
+                metrics.record_access_denied(denied.handle(), denied.context());
+                return Err(denied.into());
             }
             let mut resolved = Resolved {
                 handle,
@@ -246,9 +226,8 @@ impl TxRegions {
                 return Ok(resolved);
             }
             // An exclusive writer also writes without the slot lock; the
-            // capture raises the block's dirty mark, which needs the slot's
-            // write lock once. Meanwhile the host may change grants (the
-            // access version shows it).
+            // capture raises the block's dirty mark under the slot's write
+            // lock, meanwhile the host may change grants (the version shows it).
             drop(guard);
             let mut guard = manager.registry.lock_write(handle)?;
             if guard.access_version() != resolved.access_version {
@@ -261,32 +240,6 @@ impl TxRegions {
 
     fn copy_on_write(&self, mapping: Option<MapOptions>) -> bool {
         self.manager.config.enable_cow && mapping.is_some_and(MapOptions::copy_on_write)
-    }
-
-    fn lock(
-        &self,
-        handle: RegionHandle,
-        mode: LockMode,
-        wait: Duration,
-        waited: &mut Duration,
-    ) -> Result<(), ShmError> {
-        let locks = &self.manager.locks;
-        // Held already in this mode or exclusively: no clock, no wait.
-        let held = locks.mode_held(handle, self.id);
-        if held.is_some_and(|held| held >= mode) {
-            return Ok(());
-        }
-        let start = Instant::now();
-        let result = locks.acquire(handle, self.id, mode, wait);
-        *waited += start.elapsed();
-        Ok(result?)
-    }
-
-    fn denied(&self, denied: AccessDenied) -> ShmError {
-        self.manager
-            .metrics
-            .record_access_denied(denied.handle(), denied.context());
-        denied.into()
     }
 
     /// Reads at `offset` into `buf` from a region this transaction resolved
@@ -340,9 +293,6 @@ impl TxRegions {
 
     /// Copies page `page` of a region this transaction holds into `out`
     /// (zero past the end): what a copy-on-write fault copies.
-    ///
-    /// # Errors
-    /// Handle errors.
     pub fn read_page(
         &self,
         handle: RegionHandle,
@@ -370,10 +320,8 @@ impl TxRegions {
         self.write_with(region, plan, data, Some(observer))
     }
 
-    /// As [`write`](Self::write), for pages the journal already saved.
-    ///
-    /// # Errors
-    /// As [`write`](Self::write).
+    /// As [`write`](Self::write) (with its errors), for pages the journal
+    /// already saved.
     #[inline]
     #[allow(unsafe_code)]
     pub fn write_saved(
@@ -435,8 +383,8 @@ impl TxRegions {
         Ok(outcome)
     }
 
-    /// Creates a region for this transaction (SHARED_ALLOC below the
-    /// journal), locked exclusively before any collection can see it.
+    /// Creates a region for this transaction (SHARED_ALLOC below the journal),
+    /// locked exclusively before any collection can see it.
     ///
     /// # Errors
     /// Limit, pool and mapped-namespace refusals.
@@ -451,9 +399,6 @@ impl TxRegions {
     /// Begins freeing a region this transaction holds exclusively: its handle
     /// stops working at once; the rest stays until the free is made final
     /// ([`RegionOps::finish_free`]) or undone. Returns its size.
-    ///
-    /// # Errors
-    /// Handle errors.
     pub fn begin_free(&self, handle: RegionHandle) -> Result<u64, ShmError> {
         self.restamp();
         let registry = &self.manager.registry;
@@ -464,19 +409,8 @@ impl TxRegions {
 
     /// Frees the transaction-scoped regions the transaction made, at its end.
     pub fn free_scoped(&mut self, regions: &[(RegionHandle, u64)]) {
-        for &(handle, _) in regions {
-            self.free_now(handle);
-        }
-    }
-
-    fn free_now(&self, handle: RegionHandle) {
-        self.restamp();
-        let manager = &*self.manager;
-        let Ok(size) = manager.registry.lock_read(handle).map(|guard| guard.size()) else {
-            return;
-        };
-        if manager.registry.free(handle).is_ok() {
-            manager.metrics.record_region_destroyed(handle, size);
+        for &(handle, size) in regions {
+            self.free_created(handle, size);
         }
     }
 
@@ -493,8 +427,7 @@ impl TxRegions {
         metrics.record_cow_faults(counts.cow_faults);
     }
 
-    /// Moves the copy-on-write page gauge by what the transaction made and
-    /// dropped (never below 0).
+    /// Moves the copy-on-write page gauge by the pages made and dropped (never below 0).
     pub fn record_cow_pages(&self, made: u64, dropped: u64) {
         if made > 0 || dropped > 0 {
             let pages = &self.manager.cow_pages;
@@ -504,13 +437,12 @@ impl TxRegions {
         }
     }
 
-    /// Whether this transaction holds `handle` (in any mode).
+    /// The mode in which this transaction holds `handle`, if it does.
     pub fn holds(&self, handle: RegionHandle) -> Option<LockMode> {
         self.manager.locks.mode_held(handle, self.id)
     }
 
-    /// Releases every lock the transaction holds and runs a garbage collection
-    /// if one is due. Returns the locks released.
+    /// Releases every lock (returning how many) and runs a collection if due.
     pub fn release(mut self) -> usize {
         self.release_locks()
     }
@@ -533,17 +465,7 @@ impl Drop for TxRegions {
     }
 }
 
-impl std::fmt::Debug for TxRegions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TxRegions")
-            .field("id", &self.id)
-            .field("released", &self.released)
-            .finish()
-    }
-}
-
-/// Accesses a transaction counted itself, to report once
-/// ([`TxRegions::record_accesses`]).
+/// Accesses a transaction counted, reported once ([`TxRegions::record_accesses`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AccessCounts {
     /// Reads.
@@ -563,8 +485,8 @@ impl RegionOps for TxRegions {
     fn restore_page(&mut self, handle: RegionHandle, page: u64, saved: &Page) {
         let result = self.manager.registry.lock_write(handle);
         if let Err(error) = result.and_then(|mut guard| guard.restore_page(page, saved)) {
-            // Cannot happen while the transaction holds its locks; logged, not
-            // a panic, so a bug never takes a node down.
+            // Not while the transaction holds its locks; logged, not a panic,
+            // so a bug never takes a node down.
             tracing::error!(target: "shm::transaction", %error, %handle, page, "page restore failed");
         }
     }
@@ -582,7 +504,8 @@ impl RegionOps for TxRegions {
     }
 
     fn free_created(&mut self, handle: RegionHandle, _size: u64) {
-        self.free_now(handle);
+        self.restamp();
+        let _ = self.manager.free_counted(handle);
     }
 
     fn cancel_free(&mut self, handle: RegionHandle) {

@@ -207,24 +207,19 @@ impl From<PoolError> for ShmError {
 
 impl From<RegionError> for ShmError {
     fn from(error: RegionError) -> Self {
+        use RegionError as R;
         match error {
-            RegionError::InvalidRegionHandle(h) => Self::InvalidRegionHandle(h),
-            RegionError::RegionFreed(h) => Self::RegionFreed(h),
-            RegionError::TooManyRegions { limit } => Self::TooManySharedRegions { limit },
-            RegionError::TooManyPersistentRegions { limit } => {
-                Self::TooManyPersistentRegions { limit }
-            }
-            RegionError::RegionTooLarge { requested, max } => {
-                Self::RegionTooLarge { requested, max }
-            }
-            RegionError::ZeroSize => Self::ZeroSize,
-            RegionError::NameTaken(name) => Self::NameTaken(name),
-            RegionError::NameNotFound(name) => Self::NameNotFound(name),
-            RegionError::MappingNotFound { handle, context } => {
-                Self::MappingNotFound { handle, context }
-            }
-            RegionError::OffsetOverflow { offset, len } => Self::OffsetOverflow { offset, len },
-            RegionError::Pool(pool) => pool.into(),
+            R::InvalidRegionHandle(h) => Self::InvalidRegionHandle(h),
+            R::RegionFreed(h) => Self::RegionFreed(h),
+            R::TooManyRegions { limit } => Self::TooManySharedRegions { limit },
+            R::TooManyPersistentRegions { limit } => Self::TooManyPersistentRegions { limit },
+            R::RegionTooLarge { requested, max } => Self::RegionTooLarge { requested, max },
+            R::ZeroSize => Self::ZeroSize,
+            R::NameTaken(name) => Self::NameTaken(name),
+            R::NameNotFound(name) => Self::NameNotFound(name),
+            R::MappingNotFound { handle, context } => Self::MappingNotFound { handle, context },
+            R::OffsetOverflow { offset, len } => Self::OffsetOverflow { offset, len },
+            R::Pool(pool) => pool.into(),
             other => Self::Region(other),
         }
     }

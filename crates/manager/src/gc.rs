@@ -53,9 +53,7 @@ impl SharedMemoryManager {
     /// changed since. Skips (`None`) when not due or while another collection
     /// or a creation runs (the next transaction end tries again).
     pub fn maybe_collect(&self) -> Option<GcReport> {
-        if !self.config.enabled {
-            return None;
-        }
+        self.ensure_enabled().ok()?;
         let interval_due = self.config.gc_interval().is_some_and(|interval| {
             let elapsed = self.started.elapsed();
             let last = Duration::from_nanos(self.last_gc_nanos.load(Relaxed));
@@ -68,8 +66,7 @@ impl SharedMemoryManager {
         if !(interval_due || threshold_due) {
             return None;
         }
-        let gate = self.gc_gate.try_close()?;
-        Some(self.collect(gate))
+        Some(self.collect(self.gc_gate.try_close()?))
     }
 
     fn collect(&self, _gate: ClosedGate<'_>) -> GcReport {

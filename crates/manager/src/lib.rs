@@ -42,7 +42,7 @@ pub use stats::{ClassUsage, GcReport, MemoryStats};
 pub use transaction::{AccessCounts, Intent, Resolved, TxRegions};
 
 // The lower crates' types the manager's API takes and returns.
-pub use shm_mapped::{MappedError, MappedRegion, Namespace};
-pub use shm_metrics::{HaltCause, Metrics, MetricsRecorder};
+pub use shm_mapped::{MappedError, MappedRegion};
+pub use shm_metrics::{HaltCause, Metrics};
 pub use shm_pool::{Block, SizeClass};
 pub use shm_region::{Grant, RegionInfo, RegionMeta, RegionSpec, WriteOutcome};

@@ -273,16 +273,15 @@ impl RegionLockTable {
         }
         // Contended: only now read the clock.
         let start = Instant::now();
-        let busy = |waited| RegionBusy {
-            handle,
-            tx,
-            mode,
-            waited,
-        };
         let deadline = start + wait.min(MAX_WAIT);
         loop {
             if Instant::now() >= deadline {
-                return Err(busy(start.elapsed()));
+                return Err(RegionBusy {
+                    handle,
+                    tx,
+                    mode,
+                    waited: start.elapsed(),
+                });
             }
             state.waiters += 1;
             // A spurious or unrelated wake-up only makes us re-check.
@@ -314,20 +313,19 @@ impl RegionLockTable {
                 state.held.remove(&handle);
             }
             released += 1;
-            match &self.cross_process {
-                // No new local holder is granted the region until its
-                // cross-process unlock, run outside the mutex, returns.
-                Some(cross) if now_free => {
-                    state.unlocking.push(handle);
-                    drop(state);
-                    cross.unlock(handle);
-                    let mut state = shard.state.lock();
-                    if let Some(at) = state.unlocking.iter().position(|h| *h == handle) {
-                        state.unlocking.swap_remove(at);
-                    }
-                    notify(shard, &state);
+            // No new local holder is granted the region until its
+            // cross-process unlock, run outside the mutex, returns.
+            if let (Some(cross), true) = (&self.cross_process, now_free) {
+                state.unlocking.push(handle);
+                drop(state);
+                cross.unlock(handle);
+                state = shard.state.lock();
+                if let Some(at) = state.unlocking.iter().position(|h| *h == handle) {
+                    state.unlocking.swap_remove(at);
                 }
-                _ => notify(shard, &state),
+            }
+            if state.waiters > 0 {
+                shard.released.notify_all();
             }
         }
         released
@@ -389,12 +387,6 @@ fn try_grant(state: &mut ShardState, handle: RegionHandle, tx: TxId, mode: LockM
         _ => return false,
     }
     true
-}
-
-fn notify(shard: &Shard, state: &ShardState) {
-    if state.waiters > 0 {
-        shard.released.notify_all();
-    }
 }
 
 #[cfg(test)]

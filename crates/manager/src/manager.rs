@@ -109,9 +109,6 @@ impl SharedMemoryManager {
             Some(backing) => RegionLockTable::with_cross_process(backing.clone()),
             None => RegionLockTable::new(),
         };
-        for info in registry.infos() {
-            metrics.record_region_created(info.meta.handle(), info.meta.size());
-        }
         Ok(Arc::new(Self {
             config,
             registry,
@@ -296,26 +293,24 @@ impl SharedMemoryManager {
 /// own so that threads do not bump a common counter.
 fn host_call_id() -> TxId {
     const BLOCK: u64 = 1 << 16;
-    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+    // Blocks start at multiples of `BLOCK`, none at 0: a multiple in a
+    // thread's cell (its initial 0, or the end of its block) takes a new one.
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(BLOCK);
     thread_local! {
-        /// The next id of this thread's block, and its end.
-        static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        static NEXT: Cell<u64> = const { Cell::new(0) };
     }
-    let new_block = || {
-        let start = NEXT_BLOCK.fetch_add(BLOCK, Relaxed);
-        (start, start + BLOCK)
-    };
+    let new_block = || NEXT_BLOCK.fetch_add(BLOCK, Relaxed);
     // A thread whose thread-locals are being torn down takes a block per call.
-    let id = IDS
-        .try_with(|ids| {
-            let (next, end) = match ids.get() {
-                (next, end) if next < end => (next, end),
-                _ => new_block(),
+    let id = NEXT
+        .try_with(|next| {
+            let id = match next.get() {
+                id if id % BLOCK == 0 => new_block(),
+                id => id,
             };
-            ids.set((next + 1, end));
-            next
+            next.set(id + 1);
+            id
         })
-        .unwrap_or_else(|_| new_block().0);
+        .unwrap_or_else(|_| new_block());
     TxId(TxId::HOST_BIT | id)
 }
 

@@ -149,6 +149,8 @@ impl MappedBacking {
         };
         self.registry
             .create_at(header.handle, spec, region.clone().block())?;
+        self.metrics
+            .record_region_created(header.handle, size.max(1));
         region.set_keep(false);
         self.remember(header.handle, &region);
         Ok(Some(header.handle))
@@ -189,15 +191,9 @@ impl MappedBacking {
             }
         }
         let path = self.ns.dir().join(region_file_name(handle.index()));
-        let file = MappedRegion::open(&path)
-            .ok()
-            .filter(|r| r.header().handle == handle);
-        if let Some(file) = &file {
-            let attached = matches!(self.attach_file(&path), Ok(Some(h)) if h == handle);
-            if attached {
-                if let Ok(info) = self.registry.info(handle) {
-                    self.metrics.record_region_created(handle, info.meta.size());
-                }
+        let file = MappedRegion::open(&path).ok();
+        if let Some(file) = file.filter(|r| r.header().handle == handle) {
+            if matches!(self.attach_file(&path), Ok(Some(h)) if h == handle) {
                 return Ok(());
             }
             if !file.freed() {
@@ -237,15 +233,11 @@ impl MappedBacking {
 
     /// Marks `handle` freed in the registry (a placeholder made and freed).
     fn mark_freed(&self, handle: RegionHandle) -> bool {
-        let Ok(block) = self.registry.pool().allocate(1) else {
-            return false;
-        };
-        let placeholder = RegionSpec {
-            permissions: shm_primitives::Permissions::empty(),
-            max_size: Some(1),
-            ..RegionSpec::new(1, shm_primitives::Address::ZERO)
-        };
-        self.registry.create_at(handle, placeholder, block).is_ok()
+        let placeholder = RegionSpec::new(1, shm_primitives::Address::ZERO)
+            .permissions(shm_primitives::Permissions::empty())
+            .max_size(1);
+        let block = self.registry.pool().allocate(1);
+        block.is_ok_and(|block| self.registry.create_at(handle, placeholder, block).is_ok())
             && self.registry.free(handle).is_ok()
     }
 
@@ -291,10 +283,7 @@ impl MappedBacking {
         region.set_keep(false);
         region.mark_in_use()?;
         let handle = region.header().handle;
-        let spec = RegionSpec {
-            max_size: Some(region.header().max_size),
-            ..spec
-        };
+        let spec = spec.max_size(region.header().max_size);
         // On refusal the region is dropped here, and its file with it.
         self.registry
             .create_at(handle, spec, region.clone().block())?;
@@ -352,10 +341,7 @@ impl CrossProcessLock for MappedBacking {
         let Some(region) = self.region(handle) else {
             return;
         };
-        if matches!(
-            self.registry.check(handle),
-            Err(shm_region::RegionError::RegionFreed(_))
-        ) {
+        if let Err(RegionError::RegionFreed(_)) = self.registry.check(handle) {
             // Freed by this process while locked: others must find it freed
             // once the lock is free.
             region.mark_freed();

@@ -3,6 +3,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use revm::{
     bytecode::Bytecode,
     database_interface::{Database, DatabaseCommit, DatabaseRef},
@@ -31,11 +32,11 @@ use crate::session::Undecided;
 /// ```
 pub struct ShmDb<DB> {
     inner: DB,
-    undecided: Option<Arc<Undecided>>,
+    undecided: Option<Arc<Mutex<Undecided>>>,
 }
 
 impl<DB> ShmDb<DB> {
-    pub(crate) fn new(inner: DB, undecided: Option<Arc<Undecided>>) -> Self {
+    pub(crate) fn new(inner: DB, undecided: Option<Arc<Mutex<Undecided>>>) -> Self {
         Self { inner, undecided }
     }
 
@@ -115,14 +116,14 @@ impl<DB: DatabaseCommit> DatabaseCommit for ShmDb<DB> {
     fn commit(&mut self, changes: AddressMap<Account>) {
         self.inner.commit(changes);
         if let Some(undecided) = &self.undecided {
-            undecided.decide(true);
+            undecided.lock().decide(true);
         }
     }
 
     fn commit_iter(&mut self, changes: &mut dyn Iterator<Item = (Address, Account)>) {
         self.inner.commit_iter(changes);
         if let Some(undecided) = &self.undecided {
-            undecided.decide(true);
+            undecided.lock().decide(true);
         }
     }
 }

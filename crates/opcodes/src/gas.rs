@@ -83,12 +83,8 @@ impl GasSchedule {
         let expansion = self
             .memory_cost(w.saturating_add(added))
             .saturating_sub(self.memory_cost(w));
-        let surcharge = if persistent {
-            self.persistent_word.saturating_mul(added)
-        } else {
-            0
-        };
-        expansion.saturating_add(surcharge)
+        let surcharge = if persistent { self.persistent_word } else { 0 };
+        expansion.saturating_add(surcharge.saturating_mul(added))
     }
 
     /// `g(P)`: the price of `P` page buffers held by the journal.

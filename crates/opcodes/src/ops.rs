@@ -5,7 +5,7 @@
 use revm::interpreter::Gas;
 use shm_manager::{Intent, ShmError, TxRegions};
 use shm_primitives::{
-    region_offset, words, AllocFlags, ContextId, HaltCause, MapOptions, Permissions, RegionHandle,
+    region_offset, words, AllocFlags, ContextId, HaltCause, MapOptions, RegionHandle,
     RegionOptions, WritePlan, PAGE_SIZE, U256,
 };
 use shm_region::{RegionSpec, WriteOutcome};
@@ -104,31 +104,27 @@ impl ActiveSession {
         gas_left: u64,
     ) -> Result<Hit, OpError> {
         let tx_mapping = self.journal.mapping(handle, context);
-        let wait = if self.wait.poisoned {
+        let wait = if self.wait_poisoned {
             std::time::Duration::ZERO
         } else {
             self.manager
                 .config()
-                .wait_for_gas(gas_left, self.wait.remaining)
+                .wait_for_gas(gas_left, self.wait_remaining)
         };
         let mut waited = std::time::Duration::ZERO;
         let result =
             self.tx()
                 .resolve_timed(handle, context, intent, tx_mapping, wait, &mut waited);
-        self.wait.remaining = self.wait.remaining.saturating_sub(waited);
-        match result {
-            Ok(region) => {
-                let warm = self.journal.is_warm(handle);
-                self.table
-                    .insert(Entry::uncached(region, context, intent, warm, tx_mapping));
-                Ok(Hit {
-                    handle,
-                    warm,
-                    tx_mapping,
-                })
-            }
-            Err(error) => Err(self.halt_for(error)),
-        }
+        self.wait_remaining = self.wait_remaining.saturating_sub(waited);
+        let region = result.map_err(|error| self.halt_for(error))?;
+        let warm = self.journal.is_warm(handle);
+        self.table
+            .insert(Entry::uncached(region, context, intent, warm, tx_mapping));
+        Ok(Hit {
+            handle,
+            warm,
+            tx_mapping,
+        })
     }
 
     #[inline]
@@ -186,9 +182,7 @@ impl ActiveSession {
             growth = growth.saturating_add(file_work);
         }
         charge(gas, self.gas.alloc_base.saturating_add(growth))?;
-        let spec = RegionSpec::new(size, context)
-            .permissions(Permissions::read_write())
-            .options(RegionOptions::from(flags));
+        let spec = RegionSpec::new(size, context).options(RegionOptions::from(flags));
         let Ok(handle) = self.tx().create(spec) else {
             gas.erase_cost(growth);
             return Ok(None);

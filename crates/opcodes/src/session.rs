@@ -50,15 +50,10 @@ pub struct ShmSession {
 }
 
 /// Executed transactions' effects that wait for the embedder's decision,
-/// shared between the session and the database wrapper that sees the
-/// embedder commit.
+/// shared (behind a `Mutex`) between the session and the database wrapper
+/// that sees the embedder commit.
 #[derive(Default)]
 pub(crate) struct Undecided {
-    state: Mutex<UndecidedState>,
-}
-
-#[derive(Default)]
-struct UndecidedState {
     /// The lock owner of the undecided transactions (their regions stay
     /// locked until the decision).
     regions: Option<TxRegions>,
@@ -66,36 +61,21 @@ struct UndecidedState {
 }
 
 impl Undecided {
-    /// Whether nothing waits for a decision.
-    pub(crate) fn is_settled(&self) -> bool {
-        self.state.lock().regions.is_none()
-    }
-
     /// The embedder's decision: when it committed (`publish`) every pending
     /// effect becomes final, when it dropped the result every one is undone;
     /// either way the regions are released. Returns whether anything waited.
-    pub(crate) fn decide(&self, publish: bool) -> bool {
-        let mut state = self.state.lock();
-        let Some(mut regions) = state.regions.take() else {
+    pub(crate) fn decide(&mut self, publish: bool) -> bool {
+        let Some(mut regions) = self.regions.take() else {
             return false;
         };
         if publish {
-            state.pending.publish(&mut regions);
+            self.pending.publish(&mut regions);
         } else {
-            state.pending.abandon(&mut regions);
+            self.pending.abandon(&mut regions);
         }
         regions.release();
         true
     }
-}
-
-/// A transaction's budget of waiting for region locks (spec §6, §8).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct WaitBudget {
-    /// What is left of `lock_wait` for the whole transaction.
-    pub(crate) remaining: Duration,
-    /// Set by the first busy halt: the transaction never waits again.
-    pub(crate) poisoned: bool,
 }
 
 /// An active session: the manager, the gas schedule and this transaction's state.
@@ -109,11 +89,14 @@ pub struct ActiveSession {
     pub(crate) journal: TxJournal,
     pub(crate) table: ResolvedTable,
     pub(crate) counts: AccessCounts,
-    pub(crate) wait: WaitBudget,
+    /// What is left of `lock_wait` for the whole transaction (spec §6, §8).
+    pub(crate) wait_remaining: Duration,
+    /// Set by the first busy halt: the transaction never waits again.
+    pub(crate) wait_poisoned: bool,
     /// Private copy-on-write pages last reported to the manager's gauge.
     pub(crate) cow_reported: u64,
     pub(crate) last_halt: Option<HaltCause>,
-    pub(crate) undecided: Arc<Undecided>,
+    pub(crate) undecided: Arc<Mutex<Undecided>>,
     /// This session left effects undecided at its last transaction end.
     has_undecided: bool,
     /// revm handed the state of those transactions out (`finalize`): the next
@@ -124,19 +107,16 @@ pub struct ActiveSession {
 impl ShmSession {
     /// An active session over `manager` with the gas schedule `gas`.
     pub fn new(manager: Arc<SharedMemoryManager>, gas: GasSchedule) -> Self {
-        let wait = WaitBudget {
-            remaining: manager.config().lock_wait,
-            poisoned: false,
-        };
         Self {
             active: Some(Box::new(ActiveSession {
+                wait_remaining: manager.config().lock_wait,
+                wait_poisoned: false,
                 manager,
                 gas,
                 tx: None,
                 journal: TxJournal::default(),
                 table: ResolvedTable::default(),
                 counts: AccessCounts::default(),
-                wait,
                 cow_reported: 0,
                 last_halt: None,
                 undecided: Arc::default(),
@@ -197,7 +177,7 @@ impl ShmSession {
                 && a.journal.depth() == 0
                 && a.journal.is_clean()
                 && a.journal.pages_held() == 0
-                && a.undecided.is_settled()
+                && a.undecided.lock().regions.is_none()
         })
     }
 
@@ -222,7 +202,7 @@ impl ShmSession {
         self.active.as_ref().map_or(0, |a| a.journal.pages_held())
     }
 
-    pub(crate) fn undecided(&self) -> Option<Arc<Undecided>> {
+    pub(crate) fn undecided(&self) -> Option<Arc<Mutex<Undecided>>> {
         self.active.as_ref().map(|a| Arc::clone(&a.undecided))
     }
 }
@@ -293,7 +273,7 @@ impl Drop for ActiveSession {
         if self.tx.is_some() || self.journal.depth() > 0 {
             self.end_transaction(false);
         }
-        self.undecided.decide(false);
+        self.undecided.lock().decide(false);
     }
 }
 
@@ -317,7 +297,7 @@ impl ActiveSession {
         let continues = self.has_undecided && !self.handed_over;
         self.tx.get_or_insert_with(|| {
             continues
-                .then(|| self.undecided.state.lock().regions.take())
+                .then(|| self.undecided.lock().regions.take())
                 .flatten()
                 .unwrap_or_else(|| self.manager.begin_transaction())
         })
@@ -328,7 +308,7 @@ impl ActiveSession {
     fn decide(&mut self, publish: bool) -> bool {
         self.handed_over = false;
         self.has_undecided = false;
-        self.undecided.decide(publish)
+        self.undecided.lock().decide(publish)
     }
 
     fn revert(&mut self) {
@@ -366,13 +346,10 @@ impl ActiveSession {
                 .end_transaction(committed, &mut NoRegions, &mut unused);
             return;
         };
-        self.wait = WaitBudget {
-            remaining: self.manager.config().lock_wait,
-            poisoned: false,
-        };
+        self.wait_remaining = self.manager.config().lock_wait;
+        self.wait_poisoned = false;
         self.table.clear();
-        let undecided = Arc::clone(&self.undecided);
-        let mut state = undecided.state.lock();
+        let mut state = self.undecided.lock();
         let end = self
             .journal
             .end_transaction(committed, &mut tx, &mut state.pending);
@@ -405,7 +382,7 @@ impl ActiveSession {
             ShmError::RegionBusy { .. } => {
                 // Spec §6/§8: after one busy halt the transaction waits no more,
                 // whatever its frames do next.
-                self.wait.poisoned = true;
+                self.wait_poisoned = true;
                 HaltCause::RegionBusy
             }
             other => other.halt_cause().unwrap_or(HaltCause::InvalidHandle),

@@ -165,7 +165,6 @@ impl ResolvedTable {
         if index <= MAX_CACHED_INDEX && self.entries.len() <= index {
             self.entries.resize(index + 1, None);
         }
-        let was_empty = index <= MAX_CACHED_INDEX && self.entries[index].is_none();
         let slot = self
             .slot_mut(index)
             .expect("the entries were resized to the index");
@@ -182,8 +181,7 @@ impl ResolvedTable {
             }
             _ => entry.saved_hint = None,
         }
-        *slot = Some(entry);
-        if was_empty {
+        if slot.replace(entry).is_none() && index <= MAX_CACHED_INDEX {
             self.used.push(index as u32);
         }
     }
@@ -191,9 +189,7 @@ impl ResolvedTable {
     /// Forgets `handle`.
     pub(crate) fn remove(&mut self, handle: RegionHandle) {
         if let Some(slot) = self.slot_mut(handle.index() as usize) {
-            if slot.is_some_and(|e| e.region.handle == handle) {
-                *slot = None;
-            }
+            slot.take_if(|e| e.region.handle == handle);
         }
     }
 

@@ -325,12 +325,9 @@ impl RegionWriteGuard<'_> {
     /// # Errors
     /// [`RegionError::MappingNotFound`].
     pub fn unmap(&mut self, context: ContextId) -> Result<MapOptions, RegionError> {
-        let meta = &mut self.occupant.meta;
-        let handle = meta.handle;
-        let mapping = meta
-            .mappings
-            .remove(&context)
-            .ok_or(RegionError::MappingNotFound { handle, context })?;
+        let handle = self.occupant.meta.handle;
+        let mapping = self.occupant.meta.mappings.remove(&context);
+        let mapping = mapping.ok_or(RegionError::MappingNotFound { handle, context })?;
         self.access_changed();
         Ok(mapping)
     }

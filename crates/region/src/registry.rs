@@ -129,10 +129,7 @@ enum Filled {
 
 /// Stands in for a new region's handle while the region is built outside the
 /// table lock; the real handle replaces it before the region enters its slot.
-const UNASSIGNED: RegionHandle = match RegionHandle::new(1, 1) {
-    Some(handle) => handle,
-    None => panic!("1/1 is a valid handle"),
-};
+const UNASSIGNED: RegionHandle = RegionHandle::new(1, 1).expect("1/1 is a valid handle");
 
 /// The region registry: every region of one manager, addressed by
 /// generation-checked [`RegionHandle`]s.
@@ -269,17 +266,12 @@ impl RegionRegistry {
     /// Takes the lowest free position out of the free list, or a new one past
     /// the positions used so far. Caller holds the table lock.
     fn claim(table: &mut Table) -> Option<u32> {
-        match table.free.first() {
-            Some(position) => {
-                table.free.remove(position);
-                Some(position)
-            }
-            None if table.used < u32::MAX => {
-                table.used += 1;
-                Some(table.used - 1)
-            }
-            None => None,
+        if let Some(position) = table.free.first() {
+            table.free.remove(position);
+            return Some(position);
         }
+        table.used = table.used.checked_add(1)?;
+        Some(table.used - 1)
     }
 
     /// Puts `occupant` in the claimed slot at `at`, at its next generation.

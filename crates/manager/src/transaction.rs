@@ -79,7 +79,6 @@ pub struct Resolved {
 /// tx.release();
 /// # Ok::<(), shm_manager::ShmError>(())
 /// ```
-#[derive(Debug)]
 pub struct TxRegions {
     manager: Arc<SharedMemoryManager>,
     id: TxId,
@@ -456,6 +455,17 @@ impl TxRegions {
         let released = self.manager.locks.release_transaction(self.id);
         self.manager.maybe_collect();
         released
+    }
+}
+
+// By hand: a derived `Debug` would print the manager, whose lock table locks
+// every shard to print itself.
+impl std::fmt::Debug for TxRegions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxRegions")
+            .field("id", &self.id)
+            .field("released", &self.released)
+            .finish()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Real threads: host calls on shared regions, and the two-phase lock table.
 
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -122,6 +123,39 @@ fn woken((result, waited): (Result<(), RegionBusy>, Duration)) {
     assert_eq!(result, Ok(()));
     let in_time = waited < Duration::from_secs(10);
     assert!(in_time, "woken by the release, not the timeout");
+}
+
+#[test]
+fn exclusive_excludes_everyone() {
+    let locks = RegionLockTable::new();
+    let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    thread::scope(|s| {
+        for t in 0..THREADS as u64 {
+            let (locks, inside, most) = (&locks, &inside, &most);
+            s.spawn(move || {
+                for round in 0..100 {
+                    let tx = TxId(t * 1000 + round + 1);
+                    assert_eq!(locks.acquire(A, tx, Exclusive, LONG), Ok(()));
+                    most.fetch_max(inside.fetch_add(1, SeqCst) + 1, SeqCst);
+                    thread::yield_now();
+                    inside.fetch_sub(1, SeqCst);
+                    // Both ways a transaction lets go of its locks.
+                    let released = if round % 2 == 0 {
+                        locks.release_all(tx, [A])
+                    } else {
+                        locks.release_transaction(tx)
+                    };
+                    assert_eq!(released, 1);
+                }
+            });
+        }
+    });
+    assert_eq!(most.load(SeqCst), 1);
+    // And a holder keeps readers out.
+    assert_eq!(locks.acquire(A, TxId(1), Exclusive, Duration::ZERO), Ok(()));
+    assert!(locks
+        .acquire(A, TxId(2), Shared, Duration::from_millis(10))
+        .is_err());
 }
 
 #[test]

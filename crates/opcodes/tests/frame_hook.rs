@@ -736,6 +736,34 @@ fn a_journal_driven_by_hand() {
     }
 }
 
+/// A hook that only writes down what it hears, so it can be handed a journal
+/// with checkpoints open.
+#[derive(Default)]
+struct Heard(String);
+
+impl FrameHook for Heard {
+    fn checkpoint(&mut self) {
+        self.0.push('(');
+    }
+    fn checkpoint_commit(&mut self) {
+        self.0.push(')');
+    }
+    fn checkpoint_revert(&mut self) {
+        self.0.push('!');
+    }
+    fn transaction_end(&mut self, _outcome: TxOutcome) {}
+}
+
+#[test]
+fn open_checkpoints_belong_to_the_journal_not_the_hook() {
+    let mut j = HookedJournal::new_with_hook(EmptyDB::default(), Heard::default());
+    j.checkpoint();
+    let old = std::mem::take(j.hook_mut());
+    assert_eq!((old.0.as_str(), j.open_checkpoints()), ("(", 1));
+    j.checkpoint_commit();
+    assert_eq!((j.hook().0.as_str(), j.open_checkpoints()), (")", 0));
+}
+
 /// The ops of [`drive`] but `X`, weighted.
 fn op() -> impl Strategy<Value = char> {
     prop_oneof![
